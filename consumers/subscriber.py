@@ -1,0 +1,124 @@
+"""A typed subscriber for downstream services, on kafka-python.
+
+Each delivery carries the decoded event, or the reason it could not be decoded, plus its
+position, so a consumer can dead-letter what it cannot use and carry on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.codec import to_json
+from services.common.context import Context
+from services.common.dlq import header_map
+from services.common.errors import Rejected, TongchengError
+
+
+@dataclass
+class Delivery:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+    event: dict[str, Any] | None
+    error: Rejected | None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
+        }
+        if self.headers:
+            out["headers"] = self.headers
+        if self.event is not None:
+            out["event"] = to_json(self.event)
+        else:
+            out["error"] = self.error.as_dict() if self.error else None
+            out["value_hex"] = self.value.hex() if self.value is not None else None
+        return out
+
+
+class Subscriber:
+    """Reads one or more topics of the catalogue (full names or event types) and decodes them."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        topics: list[str],
+        group_id: str | None = None,
+        from_beginning: bool = False,
+        **consumer_config: Any,
+    ) -> None:
+        self.ctx = ctx
+        self.topics = [t if "." in t and t.count(".") >= 3 else ctx.topics.topic(t) for t in topics]
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=ctx.settings.bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            client_id="tongcheng-subscriber",
+            **consumer_config,
+        )
+        if group_id is None:
+            parts = []
+            for topic in self.topics:
+                found = self._consumer.partitions_for_topic(topic)
+                if not found:
+                    self._consumer.close()
+                    raise TongchengError(f"topic {topic} does not exist; run `tongcheng topics apply`")
+                parts += [TopicPartition(topic, p) for p in sorted(found)]
+            self._consumer.assign(parts)
+            if from_beginning:
+                self._consumer.seek_to_beginning(*parts)
+            else:
+                self._consumer.seek_to_end(*parts)
+        else:
+            self._consumer.subscribe(self.topics)
+
+    def decode(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> Delivery:
+        kind = self.ctx.topics.event_type_of(topic)
+        hmap = header_map(headers)
+        try:
+            event = self.ctx.codec.decode(value, kind.schema if kind else None)
+            return Delivery(topic, partition, offset, key, value, hmap, event, None)
+        except Rejected as exc:
+            return Delivery(topic, partition, offset, key, value, hmap, None, exc)
+
+    def poll(self, timeout_ms: int = 500, max_records: int = 500) -> list[Delivery]:
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        out = []
+        for records in batches.values():
+            for r in records:
+                out.append(self.decode(r.topic, r.partition, r.offset, r.key, r.value, r.headers))
+        return out
+
+    def __iter__(self) -> Iterator[Delivery]:
+        while True:
+            yield from self.poll()
+
+    def commit(self) -> None:
+        self._consumer.commit()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def dumps(delivery: Delivery) -> str:
+    return json.dumps(delivery.as_json(), ensure_ascii=False)

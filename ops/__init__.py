@@ -1,0 +1,1 @@
+"""Operations: the local broker and registry, the lag exporter, Prometheus and Grafana files."""

@@ -1,0 +1,371 @@
+"""`tongcheng broker start|stop|status`: one KRaft node (broker+controller) and Apicurio.
+
+The first start fetches Apache Kafka and Apicurio Registry through Maven into the cache
+directory, so later starts work offline. Processes are started in their own sessions and
+recorded by pid; `stop` signals only those pids, and only if they still are our processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.common.errors import TongchengError
+from services.common.settings import Settings
+
+KAFKA_VERSION = "4.1.2"
+APICURIO_VERSION = "3.0.9"  # the newest 3.x line that runs on Java 17
+HERE = Path(__file__).resolve().parent
+Say = Callable[[str], None]
+
+
+class BrokerError(TongchengError):
+    pass
+
+
+@dataclass(frozen=True)
+class Paths:
+    cache: Path
+    data: Path
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.cache / f"apicurio-registry-{APICURIO_VERSION}"
+
+    @property
+    def registry_jar(self) -> Path:
+        return self.registry_dir / f"apicurio-registry-app-{APICURIO_VERSION}-runner.jar"
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.data / "kafka"
+
+    @property
+    def registry_data(self) -> Path:
+        return self.data / "registry"
+
+    def pidfile(self, name: str) -> Path:
+        return self.data / f"{name}.pid"
+
+    def logfile(self, name: str) -> Path:
+        return self.data / f"{name}.log"
+
+
+def paths(settings: Settings) -> Paths:
+    return Paths(settings.cache_dir, settings.data_dir)
+
+
+# --- prerequisites and artifacts -------------------------------------------------------------
+
+
+def require_tools() -> None:
+    java = shutil.which("java")
+    if not java:
+        raise BrokerError(
+            "Java 17 or newer is required to run the local broker: "
+            "install it (Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)', out)
+    if not match or int(match.group(1)) < 17:
+        raise BrokerError(
+            f"Java 17 or newer is required, found: {out.splitlines()[0] if out else 'unknown'}; install openjdk-17"
+        )
+    if not shutil.which("mvn"):
+        raise BrokerError(
+            "Maven is required to fetch Kafka and Apicurio the first time: install it (Debian: apt-get install maven)"
+        )
+
+
+def _mvn(args: list[str], say: Say) -> None:
+    cmd = ["mvn", "-B", "-q", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise BrokerError(f"Maven failed ({' '.join(cmd)}):\n{tail}")
+
+
+def ensure_artifacts(p: Paths, say: Say = print) -> None:
+    """Fetch Kafka's jars and Apicurio's runner once; later calls find them in the cache."""
+    if not any(p.kafka_libs.glob("kafka_2.13-*.jar")):
+        require_tools()
+        say(f"fetching Apache Kafka {KAFKA_VERSION} through Maven (first start only) ...")
+        tmp = p.kafka_libs.with_name("libs.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _mvn(
+            [
+                "-f",
+                str(HERE / "pom.xml"),
+                "dependency:copy-dependencies",
+                f"-Dkafka.version={KAFKA_VERSION}",
+                f"-DoutputDirectory={tmp}",
+            ],
+            say,
+        )
+        tmp.rename(p.kafka_libs)
+    if not p.registry_jar.exists():
+        require_tools()
+        say(f"fetching Apicurio Registry {APICURIO_VERSION} through Maven (first start only) ...")
+        download = p.cache / "downloads"
+        artifact = f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all"
+        _mvn(["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={download}"], say)
+        archive = download / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"
+        tmp = p.registry_dir.with_name(p.registry_dir.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        tmp.rename(p.registry_dir)
+        archive.unlink(missing_ok=True)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _ours(pid: int, marker: str) -> bool:
+    """Is `pid` still the process we started (its command line names our data directory)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return _alive(pid)
+    return marker in cmdline
+
+
+def read_pid(p: Paths, name: str) -> int | None:
+    try:
+        return int(p.pidfile(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _spawn(p: Paths, name: str, cmd: list[str], cwd: Path) -> int:
+    log = open(p.logfile(name), "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    p.pidfile(name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def _kafka_properties(settings: Settings, p: Paths) -> Path:
+    k, c = settings.kafka_port, settings.controller_port
+    props = f"""# written by `tongcheng broker start`
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{c}
+listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}
+advertised.listeners=PLAINTEXT://127.0.0.1:{k}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={p.kafka_data / "logs"}
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+"""
+    path = p.kafka_data / "server.properties"
+    path.write_text(props)
+    return path
+
+
+def _java(heap: str) -> list[str]:
+    return [shutil.which("java") or "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+
+
+def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
+    p.kafka_data.mkdir(parents=True, exist_ok=True)
+    props = _kafka_properties(settings, p)
+    classpath = f"{p.kafka_libs}/*"
+    log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
+    if not (p.kafka_data / "logs" / "meta.properties").exists():
+        cluster_id = str(uuid.uuid4().hex[:22])
+        cmd = [
+            *_java("256m"),
+            log4j,
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _cluster_id(classpath) or cluster_id,
+            "-c",
+            str(props),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+        say(f"formatted KRaft storage in {p.kafka_data / 'logs'}")
+    cmd = [*_java("1g"), log4j, f"-Dkafka.logs.dir={p.kafka_data}", "-cp", classpath, "kafka.Kafka", str(props)]
+    return _spawn(p, "kafka", cmd, p.kafka_data)
+
+
+def _cluster_id(classpath: str) -> str | None:
+    result = subprocess.run(
+        [*_java("128m"), "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return lines[-1].strip() if result.returncode == 0 and lines else None
+
+
+def start_registry(settings: Settings, p: Paths) -> int:
+    p.registry_data.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        *_java("512m"),
+        f"-Dquarkus.http.port={settings.registry_port}",
+        "-Dquarkus.http.host=127.0.0.1",
+        f"-Dapicurio.datasource.url=jdbc:h2:file:{p.registry_data / 'registry'}",
+        "-Dquarkus.log.level=WARN",
+        "-jar",
+        str(p.registry_jar),
+    ]
+    return _spawn(p, "registry", cmd, p.registry_data)
+
+
+def kafka_ready(settings: Settings) -> bool:
+    if not _port_open(settings.kafka_port):
+        return False
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=3000)
+        try:
+            admin.describe_cluster()
+            return True
+        finally:
+            admin.close()
+    except Exception:
+        return False
+
+
+def registry_ready(settings: Settings) -> bool:
+    try:
+        return httpx.get(settings.registry_url + "/subjects", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(name: str, ready: Callable[[], bool], p: Paths, timeout: float, say: Say) -> None:
+    deadline = time.monotonic() + timeout
+    pid = read_pid(p, name)
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if pid is not None and not _alive(pid):
+            tail = "\n".join(p.logfile(name).read_text(errors="replace").splitlines()[-20:])
+            raise BrokerError(f"{name} exited during start-up; the end of {p.logfile(name)}:\n{tail}")
+        time.sleep(0.5)
+    raise BrokerError(f"{name} did not answer within {timeout:.0f}s; see {p.logfile(name)}")
+
+
+def start(settings: Settings, say: Say = print, timeout: float = 120.0) -> None:
+    p = paths(settings)
+    p.data.mkdir(parents=True, exist_ok=True)
+    ensure_artifacts(p, say)
+    marker = str(p.data)
+    for name, port, launch in (
+        ("kafka", settings.kafka_port, lambda: start_kafka(settings, p, say)),
+        ("registry", settings.registry_port, lambda: start_registry(settings, p)),
+    ):
+        pid = read_pid(p, name)
+        if pid and _alive(pid) and _ours(pid, marker):
+            say(f"{name} already running (pid {pid})")
+            continue
+        if _port_open(port):
+            raise BrokerError(
+                f"port {port} on 127.0.0.1 is taken by another process; choose another port "
+                f"(TONGCHENG_{'KAFKA' if name == 'kafka' else 'REGISTRY'}_PORT) or stop it"
+            )
+        pid = launch()
+        say(f"started {name} (pid {pid}), log {p.logfile(name)}")
+    _wait("kafka", lambda: kafka_ready(settings), p, timeout, say)
+    _wait("registry", lambda: registry_ready(settings), p, timeout, say)
+    say(f"kafka    bootstrap {settings.bootstrap}")
+    say(f"registry {settings.registry_url}")
+
+
+def stop(settings: Settings, say: Say = print, timeout: float = 30.0) -> list[int]:
+    """Stop the processes `start` recorded; returns the pids it signalled."""
+    p = paths(settings)
+    stopped = []
+    for name in ("registry", "kafka"):
+        pid = read_pid(p, name)
+        if pid is None:
+            continue
+        if _alive(pid) and _ours(pid, str(p.data)):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                say(f"{name} (pid {pid}) did not stop in {timeout:.0f}s; killed")
+            else:
+                say(f"stopped {name} (pid {pid})")
+            stopped.append(pid)
+        else:
+            say(f"{name}: pid {pid} is not running; clearing its pid file")
+        p.pidfile(name).unlink(missing_ok=True)
+    if not stopped:
+        say("nothing to stop")
+    return stopped
+
+
+def status(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(name, version, endpoint, state) rows."""
+    p = paths(settings)
+    rows = []
+    for name, version, endpoint, ready in (
+        ("kafka", KAFKA_VERSION, settings.bootstrap, lambda: kafka_ready(settings)),
+        ("registry", f"apicurio {APICURIO_VERSION}", settings.registry_url, lambda: registry_ready(settings)),
+    ):
+        pid = read_pid(p, name)
+        if pid and _alive(pid):
+            state = f"pid {pid}, " + ("ready" if ready() else "starting or not answering")
+        elif ready():
+            state = "answering, but not started by this data directory"
+        else:
+            state = "stopped"
+        rows.append((name, version, endpoint, state))
+    return rows

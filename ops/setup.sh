@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Tongcheng needs on a fresh Debian machine: Java 17, Maven, PostgreSQL and
+# Prometheus (promtool) from Debian's packages when missing, then the Python venv in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v promtool >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${need[@]}"
+  # the prometheus package starts a system service we do not use
+  $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version)"
+  $python -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e ".[dev]"
+echo "setup: done ($(.venv/bin/tongcheng --help >/dev/null && echo 'tongcheng command ready'))"

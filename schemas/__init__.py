@@ -1,0 +1,1 @@
+"""Avro schemas of the Tongcheng contract (`avro/*.avsc`) and the one codec that reads them."""

@@ -1,0 +1,410 @@
+"""The one codec of the contract: schema catalogue, Confluent wire format, JSON conversion.
+
+Schemas are parsed once. Event schemas reference shared named types (`tongcheng.v1.Meta`,
+`tongcheng.v1.Subject`, ...) kept in their own files; `SchemaCatalogue` inlines each reference
+at its first use so that every registered schema is self-contained.
+
+Wire format (Confluent): byte 0 = 0, bytes 1-4 = schema id (big-endian), then Avro binary.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import struct
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+import fastavro
+
+from services.common.errors import Reason, Rejected
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
+NAMESPACE = "tongcheng.v1"
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _fullname(name: str, namespace: str | None) -> str:
+    return name if "." in name else f"{namespace or NAMESPACE}.{name}"
+
+
+def _collect_named(schema: Any, namespace: str | None, out: dict[str, dict[str, Any]]) -> None:
+    """Record every named type defined (not merely referenced) inside `schema`."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_named(branch, namespace, out)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "enum", "fixed"):
+            ns = schema.get("namespace", namespace)
+            full = _fullname(schema["name"], ns)
+            out[full] = schema
+            for f in schema.get("fields", []):
+                _collect_named(f["type"], ns, out)
+        elif kind == "array":
+            _collect_named(schema["items"], namespace, out)
+        elif kind == "map":
+            _collect_named(schema["values"], namespace, out)
+        elif isinstance(kind, dict | list):
+            _collect_named(kind, namespace, out)
+
+
+def _inline(schema: Any, namespace: str | None, defs: Mapping[str, dict[str, Any]], seen: set[str]) -> Any:
+    """Copy of `schema` with each named reference replaced by its definition at first use."""
+    if isinstance(schema, str):
+        if schema in PRIMITIVES:
+            return schema
+        full = _fullname(schema, namespace)
+        if full in seen:
+            return full
+        if full not in defs:
+            raise KeyError(f"unknown named type {schema!r}")
+        return _inline(defs[full], namespace, defs, seen)
+    if isinstance(schema, list):
+        return [_inline(b, namespace, defs, seen) for b in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    out = dict(schema)
+    if kind in ("record", "enum", "fixed"):
+        ns = schema.get("namespace", namespace)
+        full = _fullname(schema["name"], ns)
+        seen.add(full)
+        out["name"] = full.rsplit(".", 1)[1]
+        out["namespace"] = full.rsplit(".", 1)[0]
+        if kind == "record":
+            out["fields"] = [{**f, "type": _inline(f["type"], ns, defs, seen)} for f in schema["fields"]]
+    elif kind == "array":
+        out["items"] = _inline(schema["items"], namespace, defs, seen)
+    elif kind == "map":
+        out["values"] = _inline(schema["values"], namespace, defs, seen)
+    elif isinstance(kind, str | list | dict) and kind not in PRIMITIVES:
+        return _inline(kind, namespace, defs, seen) if not schema.get("logicalType") else out
+    return out
+
+
+class SchemaCatalogue:
+    """Every schema of one directory (or of a mapping file name -> text), expanded and parsed once."""
+
+    def __init__(self, sources: Path | Mapping[str, str] = SCHEMA_DIR) -> None:
+        if isinstance(sources, Path):
+            texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(sources.glob("*.avsc"))}
+        else:
+            texts = dict(sources)
+        self._defs: dict[str, dict[str, Any]] = {}
+        self._top: dict[str, dict[str, Any]] = {}
+        for file_name, text in texts.items():
+            try:
+                schema = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{file_name}: not JSON: {exc}") from exc
+            _collect_named(schema, None, self._defs)
+            self._top[file_name.removesuffix(".avsc")] = schema
+        self._expanded: dict[str, dict[str, Any]] = {}
+        self._texts: dict[str, str] = {}
+        self._parsed: dict[str, Any] = {}
+        for name, schema in self._top.items():
+            if schema.get("type") == "record" and any(f["name"] == "meta" for f in schema["fields"]):
+                expanded = _inline(schema, None, self._defs, set())
+                self._expanded[name] = expanded
+                self._texts[name] = json.dumps(expanded, ensure_ascii=False, separators=(",", ":"))
+                self._parsed[name] = fastavro.parse_schema(copy.deepcopy(expanded))
+
+    @property
+    def event_schemas(self) -> list[str]:
+        return sorted(self._expanded)
+
+    def schema(self, name: str) -> dict[str, Any]:
+        return self._expanded[name]
+
+    def text(self, name: str) -> str:
+        return self._texts[name]
+
+    def parsed(self, name: str) -> Any:
+        return self._parsed[name]
+
+
+# --- wire format ---------------------------------------------------------------------------
+
+
+def frame(schema_id: int, payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, schema_id) + payload
+
+
+def unframe(data: bytes | None) -> tuple[int, bytes]:
+    if not data or len(data) < _HEADER.size:
+        raise Rejected(Reason.UNDECODABLE, "value is shorter than the 5-byte Confluent header")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise Rejected(Reason.UNDECODABLE, f"magic byte is {magic}, expected 0 (Confluent wire format)")
+    return schema_id, data[_HEADER.size :]
+
+
+class SchemaSource(Protocol):
+    def register(self, subject: str, schema_text: str) -> int: ...
+
+    def schema_text(self, schema_id: int) -> str: ...
+
+
+class Codec:
+    """Encodes and decodes records in the Confluent wire format against a registry."""
+
+    def __init__(self, catalogue: SchemaCatalogue, registry: SchemaSource) -> None:
+        self.catalogue = catalogue
+        self.registry = registry
+        self._writers: dict[int, Any] = {}
+
+    def schema_id(self, subject: str, schema_name: str) -> int:
+        return self.registry.register(subject, self.catalogue.text(schema_name))
+
+    def encode(self, subject: str, schema_name: str, record: Mapping[str, Any]) -> bytes:
+        schema_id = self.schema_id(subject, schema_name)
+        return frame(schema_id, encode_payload(self.catalogue.parsed(schema_name), record))
+
+    def encode_many(self, subject: str, schema_name: str, records: Iterable[Mapping[str, Any]]) -> list[bytes]:
+        schema_id = self.schema_id(subject, schema_name)
+        parsed = self.catalogue.parsed(schema_name)
+        return [frame(schema_id, encode_payload(parsed, r)) for r in records]
+
+    def _writer(self, schema_id: int) -> Any:
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            try:
+                text = self.registry.schema_text(schema_id)
+            except Exception as exc:
+                raise Rejected(Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not in the registry: {exc}") from exc
+            writer = fastavro.parse_schema(json.loads(text))
+            self._writers[schema_id] = writer
+        return writer
+
+    def decode(self, data: bytes | None, schema_name: str | None = None) -> dict[str, Any]:
+        """Decode one value; with `schema_name`, resolve the writer's schema to that reader schema."""
+        schema_id, payload = unframe(data)
+        writer = self._writer(schema_id)
+        reader = self.catalogue.parsed(schema_name) if schema_name else None
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(payload), writer, reader)
+        except Exception as exc:  # fastavro raises many kinds on corrupt input
+            raise Rejected(Reason.UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {exc}") from exc
+        if not isinstance(record, dict):
+            raise Rejected(Reason.UNDECODABLE, "Avro payload is not a record")
+        meta = record.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("event_id"), uuid.UUID):
+            meta["event_id"] = str(meta["event_id"])
+        return record
+
+
+def encode_payload(parsed_schema: Any, record: Mapping[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed_schema, record)
+    return buf.getvalue()
+
+
+# --- JSON <-> Avro values --------------------------------------------------------------------
+
+
+def _bad(path: str, detail: str) -> Rejected:
+    return Rejected(Reason.SCHEMA_INVALID, f"{path or 'event'}: {detail}", field=path or None)
+
+
+def parse_timestamp(value: Any, path: str = "") -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _bad(path, "timestamp needs a UTC offset")
+        return value
+    if isinstance(value, bool):
+        raise _bad(path, "expected a timestamp")
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(path, f"{value!r} is not an ISO-8601 timestamp") from None
+        if parsed.tzinfo is None:
+            raise _bad(path, f"{value!r} needs a UTC offset, e.g. 2026-11-22T09:30:00+08:00")
+        return parsed
+    raise _bad(path, f"expected a timestamp, got {type(value).__name__}")
+
+
+def _to_date(value: Any, path: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise _bad(path, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    raise _bad(path, f"expected a date (YYYY-MM-DD), got {type(value).__name__}")
+
+
+def _to_decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise _bad(path, 'expected a decimal amount, e.g. "12500.00"')
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise _bad(path, f"{value!r} is not a decimal amount") from None
+    scale, precision = schema.get("scale", 0), schema["precision"]
+    if not amount.is_finite():
+        raise _bad(path, "amount must be finite")
+    quantized = amount.quantize(Decimal(1).scaleb(-scale))
+    if quantized != amount:
+        raise _bad(path, f"{value!r} has more than {scale} decimal places")
+    if len(quantized.as_tuple().digits) > precision:
+        raise _bad(path, f"{value!r} has more than {precision} digits")
+    return quantized
+
+
+def _type_name(schema: Any) -> str:
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, dict):
+        return str(schema.get("logicalType") or schema.get("name") or schema.get("type"))
+    return "union"
+
+
+class JsonConverter:
+    """Turns JSON-shaped input into values fastavro writes, with a field path on every error."""
+
+    def __init__(self, catalogue: SchemaCatalogue) -> None:
+        self.catalogue = catalogue
+
+    def convert(self, schema_name: str, value: Any) -> dict[str, Any]:
+        names: dict[str, Any] = {}
+        result = self._value(self.catalogue.schema(schema_name), value, "", names)
+        assert isinstance(result, dict)
+        return result
+
+    def _value(self, schema: Any, value: Any, path: str, names: dict[str, Any]) -> Any:
+        if isinstance(schema, list):
+            return self._union(schema, value, path, names)
+        if isinstance(schema, str):
+            if schema in PRIMITIVES:
+                return _primitive(schema, value, path)
+            return self._value(names[_fullname(schema, None)], value, path, names)
+        kind = schema["type"]
+        logical = schema.get("logicalType")
+        if logical == "timestamp-millis":
+            return parse_timestamp(value, path)
+        if logical == "date":
+            return _to_date(value, path)
+        if logical == "decimal":
+            return _to_decimal(value, schema, path)
+        if logical == "uuid":
+            if not isinstance(value, str) or not _is_uuid(value):
+                raise _bad(path, f"{value!r} is not a UUID")
+            return value
+        if kind == "record":
+            names[_fullname(schema["name"], schema.get("namespace"))] = schema
+            return self._record(schema, value, path, names)
+        if kind == "enum":
+            names[_fullname(schema["name"], schema.get("namespace"))] = schema
+            if value not in schema["symbols"]:
+                raise _bad(path, f"{value!r} is not one of {', '.join(schema['symbols'])}")
+            return value
+        if kind == "array":
+            if not isinstance(value, list):
+                raise _bad(path, "expected a list")
+            return [self._value(schema["items"], v, f"{path}[{i}]", names) for i, v in enumerate(value)]
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise _bad(path, "expected an object")
+            return {k: self._value(schema["values"], v, f"{path}.{k}", names) for k, v in value.items()}
+        if kind in PRIMITIVES:
+            return _primitive(kind, value, path)
+        return self._value(kind, value, path, names)
+
+    def _record(self, schema: Mapping[str, Any], value: Any, path: str, names: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _bad(path, f"expected an object ({schema['name']})")
+        known = {f["name"] for f in schema["fields"]}
+        extra = sorted(set(value) - known)
+        if extra:
+            where = f"{path}.{extra[0]}" if path else extra[0]
+            raise _bad(where, f"unknown field (known: {', '.join(sorted(known))})")
+        out: dict[str, Any] = {}
+        for f in schema["fields"]:
+            where = f"{path}.{f['name']}" if path else f["name"]
+            if f["name"] in value:
+                out[f["name"]] = self._value(f["type"], value[f["name"]], where, names)
+            elif "default" in f:
+                out[f["name"]] = copy.deepcopy(f["default"])
+            else:
+                raise _bad(where, "required field is missing")
+        return out
+
+    def _union(self, branches: list[Any], value: Any, path: str, names: dict[str, Any]) -> Any:
+        if value is None:
+            if "null" in branches:
+                return None
+            raise _bad(path, "must not be null")
+        errors = []
+        for branch in branches:
+            if branch == "null":
+                continue
+            try:
+                return self._value(branch, value, path, names)
+            except Rejected as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _bad(path, f"matches none of {', '.join(_type_name(b) for b in branches)}")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+_PRIMITIVE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "bytes": lambda v: isinstance(v, bytes | str),
+}
+
+
+def _primitive(kind: str, value: Any, path: str) -> Any:
+    if not _PRIMITIVE_CHECKS[kind](value):
+        raise _bad(path, f"expected {kind}, got {type(value).__name__}")
+    if kind == "bytes" and isinstance(value, str):
+        return value.encode("utf-8")
+    if kind in ("float", "double"):
+        return float(value)
+    return value
+
+
+def to_json(value: Any) -> Any:
+    """Decoded Avro values as plain JSON (timestamps ISO-8601 UTC, dates ISO, money as strings)."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value

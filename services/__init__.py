@@ -1,0 +1,1 @@
+"""Tongcheng's processors, HTTP API and command line."""

@@ -1,0 +1,17 @@
+"""Builds the API process: context, token store, metrics and the read routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.api.app import create_app
+from services.api.tokens import TokenStore
+from services.common.context import build_context
+from services.common.metrics import Metrics
+from services.common.settings import Settings
+
+
+def build_app(settings: Settings) -> FastAPI:
+    ctx = build_context(settings)
+    assert settings.tokens_file is not None
+    return create_app(ctx, TokenStore(settings.tokens_file), Metrics())

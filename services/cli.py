@@ -1,0 +1,357 @@
+"""`tongcheng`: the command line (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from services.common.context import Context, build_context
+from services.common.errors import ConfigError, Reason, Rejected, TongchengError
+from services.common.settings import ENV, Settings
+
+WORKERS = ("credit", "sanctions", "emergency", "supervision")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- broker ----------------------------------------------------------------------------------
+
+
+def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.broker import local
+
+    if args.action == "start":
+        local.start(settings, say)
+    elif args.action == "stop":
+        local.stop(settings, say)
+    else:
+        for name, version, endpoint, state in local.status(settings):
+            say(f"{name:9} {version:16} {endpoint:45} {state}")
+    return 0
+
+
+# --- topics and schemas ----------------------------------------------------------------------
+
+
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from topics import provision
+
+    ctx = build_context(settings)
+    admin = provision.admin_client(settings.bootstrap)
+    try:
+        if args.action == "apply":
+            report = provision.apply(ctx.topics, admin)
+            for line in report.lines():
+                say(line)
+            return 3 if report.drift else 0
+        for name, actual, declared, policy in provision.list_topics(ctx.topics, admin):
+            state = "MISSING" if actual is None else f"{actual} partitions"
+            say(f"{name:42} {state:14} declared {declared}, {policy}")
+        return 0
+    finally:
+        admin.close()
+
+
+def register_schemas(ctx: Context) -> list[tuple[str, int]]:
+    out = []
+    for spec in ctx.topics.specs():
+        if spec.event_type is None or spec.subject is None:
+            continue
+        if ctx.registry.compatibility_or_none(spec.subject) != "FULL_TRANSITIVE":
+            ctx.registry.set_compatibility(spec.subject, "FULL_TRANSITIVE")
+        out.append((spec.subject, ctx.registry.register(spec.subject, ctx.schemas.text(spec.event_type.schema))))
+    return out
+
+
+def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas import compat
+    from schemas.codec import SchemaCatalogue
+
+    if args.action == "register":
+        for subject, schema_id in register_schemas(build_context(settings)):
+            say(f"registered {subject:48} id {schema_id}")
+        return 0
+    current = SchemaCatalogue()
+    checked, breaks = compat.check(current, compat.historical_catalogues())
+    for b in breaks:
+        err(f"BREAK {b}")
+    say(
+        f"{len(current.event_schemas)} schemas, {checked} earlier versions checked, {len(breaks)} breaking "
+        "(FULL_TRANSITIVE)"
+    )
+    return 1 if breaks else 0
+
+
+# --- publish and tail ------------------------------------------------------------------------
+
+
+def _read_events(stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    """One JSON object, a JSON array, or JSON Lines; yields (line number, object or error)."""
+    text = stream.read()
+    stripped = text.strip()
+    if not stripped:
+        return
+    try:
+        whole = json.loads(stripped)
+        if isinstance(whole, list):
+            yield from ((i + 1, obj) for i, obj in enumerate(whole))
+        else:
+            yield 1, whole
+        return
+    except json.JSONDecodeError:
+        pass
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                # keep this line's error and go on with the rest
+                yield number, Rejected(Reason.SCHEMA_INVALID, f"not JSON: {exc.msg} at column {exc.colno}")
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from topics.publisher import Publisher
+
+    city = args.city or settings.city
+    if not city:
+        err(f"publish needs the publishing city: --city CODE or {ENV['city']}")
+        return 2
+    stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    sent, refused = 0, Counter[str]()
+    with stream, Publisher.for_city(settings, city, args.source_system) as pub:
+        for line, obj in _read_events(stream):
+            if isinstance(obj, Rejected):
+                err(f"line {line}: refused: {obj.reason.value}: {obj.detail}")
+                refused[obj.reason.value] += 1
+                continue
+            try:
+                event_id = pub.publish(args.type, obj)
+            except Rejected as exc:
+                err(f"line {line}: refused: {exc.reason.value}: {exc.detail}")
+                refused[exc.reason.value] += 1
+                continue
+            sent += 1
+            say(f"line {line}: published {event_id}")
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(refused.items()))
+    say(f"published {sent}, refused {sum(refused.values())}" + (f" ({reasons})" if reasons else ""))
+    return 1 if refused else 0
+
+
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from consumers.subscriber import Subscriber, dumps
+
+    ctx = build_context(settings)
+    sub = Subscriber(ctx, [args.topic], from_beginning=args.from_beginning)
+    seen = 0
+    idle_since = time.monotonic()
+    try:
+        while args.max is None or seen < args.max:
+            batch = sub.poll(timeout_ms=500)
+            if not batch:
+                if args.idle_timeout and time.monotonic() - idle_since > args.idle_timeout:
+                    break
+                continue
+            idle_since = time.monotonic()
+            for delivery in batch:
+                print(dumps(delivery), flush=True)
+                seen += 1
+                if args.max is not None and seen >= args.max:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+    return 0
+
+
+# --- api and tokens --------------------------------------------------------------------------
+
+
+def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from services.api.tokens import TokenStore
+
+    ctx = build_context(settings)
+    if not ctx.circle.is_member(args.city):
+        err(f"{args.city} is not a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
+        return 2
+    assert settings.tokens_file is not None
+    token = TokenStore(settings.tokens_file).issue(args.city, args.label or "")
+    say(token)
+    err(f"token for city {args.city} stored (hashed) in {settings.tokens_file}; it is shown only once")
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.server import build_app
+
+    app = build_app(settings)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    return 0
+
+
+# --- up --------------------------------------------------------------------------------------
+
+
+def _spawn_child(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    handle = open(log, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *argv],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        handle.close()
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.broker import local
+    from topics import provision
+
+    local.start(settings, say)
+    ctx = build_context(settings)
+    admin = provision.admin_client(settings.bootstrap)
+    try:
+        for line in provision.apply(ctx.topics, admin).lines():
+            say(line)
+    finally:
+        admin.close()
+    say(f"registered {len(register_schemas(ctx))} schema subjects (FULL_TRANSITIVE)")
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name in available_workers():
+        children[name] = _spawn_child(["worker", name], logs / f"worker-{name}.log")
+    children["api"] = _spawn_child(["api"], logs / "api.log")
+    say(f"api      http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs, metrics at /metrics)")
+    for name, child in children.items():
+        say(f"started {name} (pid {child.pid}), log {logs / (name if name == 'api' else 'worker-' + name)}.log")
+    say("up: press Ctrl-C to stop everything")
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    err(f"{name} exited with code {child.returncode}; see its log in {logs}")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        say("stopping ...")
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for name, child in children.items():
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                err(f"{name} did not stop in 30s; killed")
+        local.stop(settings, say)
+    return 0
+
+
+def available_workers() -> list[str]:
+    import importlib.util
+
+    return [w for w in WORKERS if importlib.util.find_spec(f"services.{w}.app") is not None]
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib
+
+    if args.service not in available_workers():
+        err(f"unknown service {args.service!r}; available: {', '.join(available_workers()) or 'none'}")
+        return 2
+    module = importlib.import_module(f"services.{args.service}.app")
+    return int(module.run(settings) or 0)
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tongcheng", description="Tongcheng: the event bus of a metropolitan circle.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors and the API; Ctrl-C stops all")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("broker", help="the local Kafka broker and Apicurio registry")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="provision or list the catalogue's topics")
+    p.add_argument("action", choices=["apply", "list"])
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("schemas", help="check compatibility with git history, or register the schemas")
+    p.add_argument("action", choices=["check", "register"])
+    p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("publish", help="publish events from JSON (one object, an array, or JSON Lines) as a city")
+    p.add_argument("type", help="event type, e.g. credit.record")
+    p.add_argument("file", help="a file, or - for standard input")
+    p.add_argument("--city", help=f"the publishing city's code (default: {ENV['city']})")
+    p.add_argument("--source-system", help="the publishing system's name")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("tail", help="print a topic's events decoded as JSON lines")
+    p.add_argument("topic", help="a topic name or an event type, e.g. credit.record or njmc.credit.record.v1.dlq")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, help="stop after N events")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many seconds without events")
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("worker", help="run one processor")
+    p.add_argument("service", help=f"one of: {', '.join(WORKERS)}")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("api", help="run the HTTP API")
+    p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("tokens", help="issue a city's bearer token for HTTP ingestion")
+    p.add_argument("action", choices=["issue"])
+    p.add_argument("city", help="the city code the token publishes as")
+    p.add_argument("--label", help="a note stored with the hash, e.g. the system it is for")
+    p.set_defaults(func=cmd_tokens)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(settings, args))
+    except (TongchengError, ConfigError) as exc:
+        err(f"tongcheng {args.command}: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

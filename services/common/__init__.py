@@ -1,0 +1,1 @@
+"""Runtime shared by every Tongcheng process: settings, the circle, validation, DLQ, metrics."""

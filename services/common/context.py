@@ -1,0 +1,45 @@
+"""Wiring of one process: the settings plus everything built from them once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from schemas.codec import Codec, SchemaCatalogue
+from schemas.registry import RegistryClient
+from services.common.circle import Circle, load_circle
+from services.common.clock import Clock, SystemClock
+from services.common.settings import Settings
+from services.common.validation import Validator
+from topics.catalog import Catalog
+
+
+@dataclass
+class Context:
+    settings: Settings
+    circle: Circle
+    schemas: SchemaCatalogue
+    topics: Catalog
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def registry(self) -> RegistryClient:
+        return RegistryClient(self.settings.registry_url)
+
+    @cached_property
+    def codec(self) -> Codec:
+        return Codec(self.schemas, self.registry)
+
+    @cached_property
+    def validator(self) -> Validator:
+        return Validator(self.circle, self.schemas, self.clock, self.settings.person_salt)
+
+
+def build_context(settings: Settings, clock: Clock | None = None) -> Context:
+    return Context(
+        settings=settings,
+        circle=load_circle(settings.circle_file, settings.circle),
+        schemas=SchemaCatalogue(),
+        topics=Catalog(settings.topic_prefix, settings.replication_factor, settings.min_insync_replicas),
+        clock=clock or SystemClock(settings.clock_offset_seconds),
+    )

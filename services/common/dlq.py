@@ -1,0 +1,59 @@
+"""Dead-letter plumbing shared by every entry point and processor.
+
+A rejected input goes to `<topic>.dlq` byte for byte, with the headers of DESIGN.md section 4,
+and is counted in `tongcheng_events_rejected_total{topic,reason}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from services.common.errors import Reason
+from services.common.metrics import Metrics
+
+Headers = list[tuple[str, bytes]]
+#: send(topic, key, value, headers) -> anything; must raise or report failures itself.
+SendFn = Callable[[str, bytes | None, bytes | None, Headers], Any]
+MAX_DETAIL = 2000
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def dlq_headers(reason: Reason, detail: str, topic: str, partition: int, offset: int) -> Headers:
+    return [
+        ("error.reason", reason.value.encode()),
+        ("error.detail", detail[:MAX_DETAIL].encode("utf-8", "replace")),
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+
+
+def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
+
+
+class DeadLetters:
+    def __init__(self, send: SendFn, metrics: Metrics, service: str) -> None:
+        self._send = send
+        self._metrics = metrics
+        self._service = service
+
+    def reject(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: Reason,
+        detail: str,
+    ) -> Any:
+        result = self._send(dlq_topic(topic), key, value, dlq_headers(reason, detail, topic, partition, offset))
+        self._metrics.events_rejected.labels(topic=topic, reason=reason.value).inc()
+        self._metrics.events_consumed.labels(service=self._service, topic=topic, outcome="rejected").inc()
+        return result

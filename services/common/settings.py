@@ -1,0 +1,133 @@
+"""One frozen settings object per process, read once at start-up.
+
+Every environment variable Tongcheng reads is named in `ENV` below, and nothing else in the
+code base reads `os.environ`. With no variables set, the embedded setup runs: a local broker
+and registry on 127.0.0.1 and SQLite under the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ConfigError
+
+PREFIX = "TONGCHENG_"
+
+#: setting name -> environment variable
+ENV: dict[str, str] = {
+    "circle": "TONGCHENG_CIRCLE",
+    "circle_file": "TONGCHENG_CIRCLE_FILE",
+    "topic_prefix": "TONGCHENG_TOPIC_PREFIX",
+    "profile": "TONGCHENG_PROFILE",
+    "bootstrap": "TONGCHENG_BOOTSTRAP",
+    "registry_url": "TONGCHENG_REGISTRY_URL",
+    "kafka_port": "TONGCHENG_KAFKA_PORT",
+    "controller_port": "TONGCHENG_CONTROLLER_PORT",
+    "registry_port": "TONGCHENG_REGISTRY_PORT",
+    "data_dir": "TONGCHENG_DATA_DIR",
+    "cache_dir": "TONGCHENG_CACHE_DIR",
+    "database_url": "TONGCHENG_DATABASE_URL",
+    "api_host": "TONGCHENG_API_HOST",
+    "api_port": "TONGCHENG_API_PORT",
+    "metrics_port": "TONGCHENG_METRICS_PORT",
+    "tokens_file": "TONGCHENG_TOKENS_FILE",
+    "city": "TONGCHENG_CITY",
+    "source_system": "TONGCHENG_SOURCE_SYSTEM",
+    "person_salt": "TONGCHENG_PERSON_SALT",
+    "table_store": "TONGCHENG_TABLE_STORE",
+    "feedback_window_days": "TONGCHENG_FEEDBACK_WINDOW_DAYS",
+    "clock_offset_seconds": "TONGCHENG_CLOCK_OFFSET_SECONDS",
+}
+
+DEV_PERSON_SALT = "tongcheng-development-salt"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "tongcheng"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "tongcheng"
+
+
+@dataclass(frozen=True)
+class Settings:
+    circle: str = "njmc"
+    circle_file: Path | None = None
+    topic_prefix: str = ""
+    profile: str = "local"
+    bootstrap: str = ""
+    registry_url: str = ""
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    registry_port: int = 8081
+    data_dir: Path = field(default_factory=_default_data_dir)
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    database_url: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    metrics_port: int = 9400
+    tokens_file: Path | None = None
+    city: str | None = None
+    source_system: str = "tongcheng-cli"
+    person_salt: str = DEV_PERSON_SALT
+    table_store: str = "memory://"
+    feedback_window_days: int = 5
+    clock_offset_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Derived defaults: they follow the ports and directories when those are changed.
+        if not self.topic_prefix:
+            object.__setattr__(self, "topic_prefix", self.circle)
+        if not self.bootstrap:
+            object.__setattr__(self, "bootstrap", f"127.0.0.1:{self.kafka_port}")
+        if not self.registry_url:
+            object.__setattr__(self, "registry_url", f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7")
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'tongcheng.db'}")
+        if self.tokens_file is None:
+            object.__setattr__(self, "tokens_file", self.data_dir / "tokens.json")
+        if self.profile not in ("local", "production"):
+            raise ConfigError(f"{ENV['profile']} must be 'local' or 'production', not {self.profile!r}")
+
+    @property
+    def replication_factor(self) -> int:
+        return 3 if self.profile == "production" else 1
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return 2 if self.profile == "production" else 1
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (the process environment when None)."""
+        env = os.environ if environ is None else environ
+        unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in ENV.values())
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(ENV.values()))}")
+        kwargs: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in ENV.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            kind = str(types[name])
+            try:
+                if "int" in kind and "Path" not in kind:
+                    kwargs[name] = int(raw)
+                elif "float" in kind:
+                    kwargs[name] = float(raw)
+                elif "Path" in kind:
+                    kwargs[name] = Path(raw).expanduser()
+                else:
+                    kwargs[name] = raw
+            except ValueError as exc:
+                raise ConfigError(f"{var}={raw!r}: {exc}") from exc
+        return cls(**kwargs)

@@ -1,0 +1,131 @@
+"""The contract checks shared by every entry point: SDK, CLI, HTTP ingestion and processors.
+
+Each failure raises `Rejected` with a reason from the bounded set and a detail naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas.codec import JsonConverter, SchemaCatalogue
+from services.common.circle import Circle
+from services.common.clock import Clock
+from services.common.errors import Reason, Rejected
+from services.common.identifiers import PERSON_ID_RE, is_uuid, is_valid_id_number, is_valid_uscc, person_subject_id
+from topics.catalog import EVENT_TYPES
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_FUTURE = timedelta(minutes=5)
+CITY_KEYS = {"city", "lead_city", "source_city"}
+CITY_LIST_KEYS = {"participating_cities", "affected_cities", "cities"}
+
+
+def _walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any, Any]]:
+    """Yield (path, key, value, parent) for every field in a nested record."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            where = f"{path}.{key}" if path else key
+            yield where, key, child, value
+            yield from _walk(child, where)
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _walk(child, f"{path}[{i}]")
+
+
+class Validator:
+    def __init__(self, circle: Circle, catalogue: SchemaCatalogue, clock: Clock, person_salt: str) -> None:
+        self.circle = circle
+        self.person_salt = person_salt
+        self.catalogue = catalogue
+        self.clock = clock
+        self._converter = JsonConverter(catalogue)
+
+    def parse_json(self, event_type: str, data: bytes | str) -> dict[str, Any]:
+        """Size check, JSON parse, schema conversion and contract checks of one JSON event."""
+        size = len(data.encode("utf-8") if isinstance(data, str) else data)
+        if size > MAX_PAYLOAD_BYTES:
+            raise Rejected(Reason.PAYLOAD_TOO_LARGE, f"event is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+        try:
+            obj = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Rejected(Reason.SCHEMA_INVALID, f"not JSON: {exc}") from exc
+        return self.from_json(event_type, obj)
+
+    def from_json(self, event_type: str, obj: Any) -> dict[str, Any]:
+        kind = EVENT_TYPES.get(event_type)
+        if kind is None:
+            raise Rejected(Reason.UNKNOWN_SCHEMA, f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+        hash_person_ids(obj, self.person_salt)
+        event = self._converter.convert(kind.schema, obj)
+        self.check(event_type, event)
+        return event
+
+    def check(self, event_type: str, event: dict[str, Any]) -> None:
+        """Contract checks of a schema-valid event (also run on decoded events by processors)."""
+        meta = event["meta"]
+        if meta["event_type"] != event_type:
+            raise Rejected(
+                Reason.WRONG_TOPIC,
+                f"meta.event_type is {meta['event_type']!r}, expected {event_type!r}",
+                "meta.event_type",
+            )
+        if not is_uuid(str(meta["event_id"])):
+            raise Rejected(Reason.SCHEMA_INVALID, "meta.event_id is not a UUID", "meta.event_id")
+        latest = self.clock.now() + MAX_FUTURE
+        for path, key, value, parent in _walk(event):
+            if key in CITY_KEYS and isinstance(value, str):
+                self._city(value, path)
+            elif key in CITY_LIST_KEYS and isinstance(value, list):
+                for i, code in enumerate(value):
+                    self._city(code, f"{path}[{i}]")
+            elif isinstance(value, datetime) and value > latest:
+                raise Rejected(
+                    Reason.FUTURE_TIMESTAMP,
+                    f"{path} is {value.isoformat()}, more than 5 minutes in the future",
+                    path,
+                )
+            elif key == "subject_kind":
+                self._subject(parent, path.rsplit(".", 1)[0] if "." in path else "")
+            elif key == "uscc" and value is not None and not is_valid_uscc(value):
+                raise Rejected(Reason.INVALID_USCC, f"{path}: {value!r} is not a valid USCC (check character)", path)
+
+    def _city(self, code: str, path: str) -> None:
+        if not self.circle.is_member(code):
+            raise Rejected(Reason.UNKNOWN_CITY, f"{path}: {code!r} is not a member city of {self.circle.code}", path)
+
+    @staticmethod
+    def _subject(subject: dict[str, Any], path: str) -> None:
+        sid = subject.get("subject_id", "")
+        where = f"{path}.subject_id" if path else "subject_id"
+        if subject["subject_kind"] == "NATURAL_PERSON":
+            if not PERSON_ID_RE.match(sid):
+                raise Rejected(
+                    Reason.INVALID_SUBJECT_ID,
+                    f"{where}: a natural person is 'P' + 64 lowercase hex (salted SHA-256), never a clear ID number",
+                    where,
+                )
+        elif not is_valid_uscc(sid):
+            raise Rejected(Reason.INVALID_USCC, f"{where}: {sid!r} is not a valid USCC (check character)", where)
+
+
+def hash_person_ids(obj: Any, salt: str, path: str = "") -> None:
+    """Replace each subject's clear `id_number` by its salted subject_id, in place, before anything leaves.
+
+    City systems may send a natural person as {"id_number": ..., "subject_kind": "NATURAL_PERSON"};
+    the number is validated (GB 11643) and hashed here, so it never reaches the bus.
+    """
+    if isinstance(obj, dict):
+        if "id_number" in obj:
+            number = obj.pop("id_number")
+            where = f"{path}.id_number" if path else "id_number"
+            if not isinstance(number, str) or not is_valid_id_number(number):
+                raise Rejected(Reason.INVALID_ID_NUMBER, f"{where}: not a valid 18-character ID number", where)
+            obj["subject_id"] = person_subject_id(number, salt)
+        for key, child in obj.items():
+            hash_person_ids(child, salt, f"{path}.{key}" if path else key)
+    elif isinstance(obj, list):
+        for i, child in enumerate(obj):
+            hash_person_ids(child, salt, f"{path}[{i}]")

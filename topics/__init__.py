@@ -1,0 +1,1 @@
+"""Topic declarations, idempotent provisioning, and the city publisher SDK."""

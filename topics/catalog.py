@@ -1,0 +1,111 @@
+"""The topic catalogue of DESIGN.md section 4, as code.
+
+Names are `<prefix>.<domain>.<event>.v<major>`; the prefix is the circle (`njmc` by default).
+Each event type knows its topic, its Avro schema and where its key comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FOREVER = "-1"
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str  # e.g. "credit.record"; also the topic's <domain>.<event>
+    schema: str  # Avro record name in schemas/avro
+    key_path: tuple[str, ...]  # where the message key is found in the event
+    partitions: int
+    compact: bool = False
+    retention_ms: str = FOREVER
+    derived: bool = False  # written by processors, never by cities
+
+    def key_of(self, event: Mapping[str, Any]) -> str:
+        value: Any = event
+        for part in self.key_path:
+            value = value[part]
+        return str(value)
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    e.name: e
+    for e in (
+        EventType("credit.record", "CreditRecord", ("subject", "subject_id"), 6),
+        EventType("credit.profile", "CreditProfile", ("subject_id",), 6, compact=True, derived=True),
+        EventType("sanction.list", "SanctionEntry", ("subject_id",), 6, compact=True, derived=True),
+        EventType("sanction.feedback", "SanctionFeedback", ("subject_id",), 6),
+        EventType("enforcement.action", "EnforcementAction", ("action_id",), 3),
+        EventType("emergency.notice", "EmergencyNotice", ("incident_id",), 3),
+        EventType("emergency.ack", "EmergencyAck", ("incident_id",), 3),
+        EventType("emergency.dispatch", "EmergencyDispatch", ("incident_id",), 3, derived=True),
+        EventType("project.plan", "ProjectPlan", ("project_id",), 3, compact=True),
+        EventType("project.milestone", "MilestoneReport", ("project_id",), 3),
+        EventType("supervision.alert", "SupervisionAlert", ("ref",), 3, retention_ms=str(365 * DAY_MS), derived=True),
+    )
+}
+
+INPUT_TYPES = [name for name, e in EVENT_TYPES.items() if not e.derived]
+DLQ_RETENTION_MS = str(30 * DAY_MS)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    event_type: EventType | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """Registry subject of the value schema (TopicNameStrategy)."""
+        return f"{self.name}-value" if self.event_type else None
+
+
+class Catalog:
+    """Every topic of one circle, with the replication settings of one profile."""
+
+    def __init__(self, prefix: str = "njmc", replication_factor: int = 1, min_insync_replicas: int = 1) -> None:
+        self.prefix = prefix
+        self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas
+
+    def topic(self, event_type: str) -> str:
+        if event_type not in EVENT_TYPES:
+            raise KeyError(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+        return f"{self.prefix}.{event_type}.v1"
+
+    def dlq(self, event_type_or_topic: str) -> str:
+        base = event_type_or_topic
+        if base in EVENT_TYPES:
+            base = self.topic(base)
+        return f"{base}.dlq"
+
+    def event_type_of(self, topic: str) -> EventType | None:
+        """The event type a topic carries (None for DLQs and foreign topics)."""
+        if not topic.startswith(self.prefix + ".") or not topic.endswith(".v1"):
+            return None
+        return EVENT_TYPES.get(topic[len(self.prefix) + 1 : -3])
+
+    def specs(self) -> list[TopicSpec]:
+        common = {"min.insync.replicas": str(self.min_insync_replicas)}
+        out: list[TopicSpec] = []
+        for e in EVENT_TYPES.values():
+            if e.compact:
+                config = {"cleanup.policy": "compact", **common}
+            else:
+                config = {"cleanup.policy": "delete", "retention.ms": e.retention_ms, "retention.bytes": "-1", **common}
+            out.append(TopicSpec(self.topic(e.name), e.partitions, config, e))
+            out.append(
+                TopicSpec(self.dlq(e.name), 1, {"cleanup.policy": "delete", "retention.ms": DLQ_RETENTION_MS, **common})
+            )
+        return out
+
+    def spec(self, name: str) -> TopicSpec:
+        for s in self.specs():
+            if s.name == name:
+                return s
+        raise KeyError(f"{name} is not in the catalogue")
