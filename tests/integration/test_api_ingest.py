@@ -52,8 +52,11 @@ def test_invalid_event_is_422_naming_field_and_too_large_is_413(api) -> None:  #
     r = client.post("/v1/events/credit.record", json=body, headers=bearer(tokens["320100"]))
     assert r.status_code == 422
     assert (r.json()["reason"], r.json()["field"]) == ("invalid_uscc", "subject.subject_id")
-    r = client.post("/v1/events/credit.record", content=b"x" * (1024 * 1024 + 1),
-                    headers={**bearer(tokens["320100"]), "Content-Type": "application/json"})
+    r = client.post(
+        "/v1/events/credit.record",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={**bearer(tokens["320100"]), "Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/problem+json"
 

@@ -53,9 +53,12 @@ def test_every_input_type_round_trips(ctx: Context) -> None:
         # the JSON a city sent comes back field for field
         body = example(p.event_type)
         echoed = to_json(delivery.event)
-        for field, value in body.items():
-            assert echoed[field] == to_json(JsonConverter(ctx.schemas).convert(
-                EVENT_TYPES[p.event_type].schema, {**body, "meta": echoed["meta"]})[field])
+        for field in body:
+            assert echoed[field] == to_json(
+                JsonConverter(ctx.schemas).convert(EVENT_TYPES[p.event_type].schema, {**body, "meta": echoed["meta"]})[
+                    field
+                ]
+            )
 
 
 BAD = [
@@ -99,7 +102,9 @@ def test_topics_apply_is_idempotent_and_reports_drift(stack: Settings) -> None:
         from kafka.admin import ConfigResource, ConfigResourceType
 
         topic = catalog.topic("credit.record")
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "1000"})], incremental=True)
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "1000"})], incremental=True
+        )
         deadline = time.monotonic() + 10  # the change reaches the broker through the metadata log
         while not (third := provision.apply(catalog, admin)).drift and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -110,11 +115,17 @@ def test_topics_apply_is_idempotent_and_reports_drift(stack: Settings) -> None:
 
 
 def cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "TONGCHENG_TOPIC_PREFIX": settings.topic_prefix,
-           "TONGCHENG_KAFKA_PORT": str(settings.kafka_port), "TONGCHENG_REGISTRY_PORT": str(settings.registry_port),
-           "TONGCHENG_DATA_DIR": str(settings.data_dir)}
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "TONGCHENG_TOPIC_PREFIX": settings.topic_prefix,
+        "TONGCHENG_KAFKA_PORT": str(settings.kafka_port),
+        "TONGCHENG_REGISTRY_PORT": str(settings.registry_port),
+        "TONGCHENG_DATA_DIR": str(settings.data_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_publish_cli_sends_the_good_refuses_the_bad_and_tail_reads_them(ctx: Context) -> None:

@@ -1,0 +1,1 @@
+"""The shared credit platform: one merged credit profile per subject."""

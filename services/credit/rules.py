@@ -1,0 +1,255 @@
+"""Credit rules as pure functions of (state, event, date): actions, activity, grade (DESIGN.md section 5).
+
+State is plain JSON-able data so that it lives in a faust table and its changelog unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ConfigError, Reason, Rejected
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
+CATEGORIES = {
+    "ADMIN_LICENSE",
+    "ADMIN_PENALTY",
+    "SERIOUS_DISHONESTY_LIST",
+    "COURT_JUDGMENT_DEFAULTER",
+    "ABNORMAL_OPERATION",
+    "CREDIT_COMMITMENT",
+    "CREDIT_EVALUATION",
+    "HONOR",
+    "CONTRACT_PERFORMANCE",
+}
+SEVERITIES = ("NONE", "MINOR", "GENERAL", "SERIOUS")
+_DURATION = re.compile(r"^P(\d+)([YM])$")
+MAX_EVENT_IDS = 1000  # per subject: redelivery arrives within this horizon
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise ValueError(day)
+
+
+def _months(duration: str, where: str) -> int:
+    m = _DURATION.match(duration)
+    if not m:
+        raise ConfigError(f"{where}: {duration!r} is not a duration like P3M or P1Y")
+    return int(m.group(1)) * (12 if m.group(2) == "Y" else 1)
+
+
+@dataclass(frozen=True)
+class CreditRules:
+    safety_domains: frozenset[str]
+    safety_minimum_months: int
+    publicity: dict[str, Any]  # category -> months | None | "valid_until" | {severity: months}
+    repair_min_months: int
+    repair_min_safety_months: int
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE) -> CreditRules:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read credit rules: {exc}") from exc
+        try:
+            publicity: dict[str, Any] = {}
+            for category, value in raw["publicity"].items():
+                where = f"{path}: publicity.{category}"
+                if category not in CATEGORIES:
+                    raise ConfigError(f"{where}: unknown category")
+                if isinstance(value, dict):
+                    missing = set(SEVERITIES) - set(value)
+                    if missing:
+                        raise ConfigError(f"{where}: no period for severity {', '.join(sorted(missing))}")
+                    publicity[category] = {s: _months(v, f"{where}.{s}") for s, v in value.items()}
+                elif value is None or value == "valid_until":
+                    publicity[category] = value
+                else:
+                    publicity[category] = _months(value, where)
+            missing = CATEGORIES - set(publicity)
+            if missing:
+                raise ConfigError(f"{path}: publicity has no entry for {', '.join(sorted(missing))}")
+            return cls(
+                safety_domains=frozenset(raw["safety_domains"]),
+                safety_minimum_months=_months(raw["safety_minimum"], f"{path}: safety_minimum"),
+                publicity=publicity,
+                repair_min_months=_months(raw["repair_minimum"]["default"], f"{path}: repair_minimum.default"),
+                repair_min_safety_months=_months(raw["repair_minimum"]["safety"], f"{path}: repair_minimum.safety"),
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{path}: missing key {exc}") from exc
+
+    def active_until(self, record: dict[str, Any]) -> date | None:
+        """Last day of publicity; None while it runs until revoked."""
+        if record.get("publicity_until"):
+            return date.fromisoformat(record["publicity_until"])
+        rule = self.publicity[record["category"]]
+        decided = date.fromisoformat(record["decision_date"])
+        if rule is None:
+            return None
+        if rule == "valid_until":
+            return date.fromisoformat(record["valid_until"]) if record.get("valid_until") else None
+        months = rule[record["severity"]] if isinstance(rule, dict) else rule
+        if record["category"] == "ADMIN_PENALTY" and record.get("domain") in self.safety_domains:
+            months = max(months, self.safety_minimum_months)
+        return add_months(decided, months)
+
+    def is_active(self, record: dict[str, Any], today: date) -> bool:
+        if record["status"] != "ACTIVE":
+            return False
+        until = self.active_until(record)
+        return until is None or today <= until
+
+    def repair_allowed_from(self, record: dict[str, Any]) -> date:
+        months = (
+            self.repair_min_safety_months if record.get("domain") in self.safety_domains else self.repair_min_months
+        )
+        return add_months(date.fromisoformat(record["decision_date"]), months)
+
+
+def new_state(subject: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "subject_id": subject["subject_id"],
+        "subject_kind": subject["subject_kind"],
+        "name": subject["name"],
+        "records": {},
+        "event_ids": [],
+        "revision": 0,
+        "grade": None,
+        "active": [],
+    }
+
+
+def _record_from(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "record_id": event["record_id"],
+        "source_city": event["meta"]["source_city"],
+        "category": event["category"],
+        "polarity": event["polarity"],
+        "severity": event["severity"],
+        "domain": event.get("domain"),
+        "decision_no": event["decision_no"],
+        "decision_date": event["decision_date"].isoformat(),
+        "valid_until": event["valid_until"].isoformat() if event.get("valid_until") else None,
+        "publicity_until": event["publicity_until"].isoformat() if event.get("publicity_until") else None,
+        "status": "ACTIVE",
+    }
+
+
+def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Apply one decoded CreditRecord. Returns (state, applied); applied is False for a duplicate.
+
+    Raises Rejected for an unknown or foreign record, or a repair before its minimum period.
+    """
+    rules = RULES
+    state = state if state is not None else new_state(event["subject"])
+    event_id = event["meta"]["event_id"]
+    if event_id in state["event_ids"]:
+        return state, False
+    record_id, action = event["record_id"], event["action"]
+    known = state["records"].get(record_id)
+    if action == "PUBLISH" and known is not None:
+        return state, False
+    if action != "PUBLISH":
+        if known is None:
+            raise Rejected(
+                Reason.UNKNOWN_RECORD, f"{action} of record {record_id!r}, which was never published", "record_id"
+            )
+        if known["source_city"] != event["meta"]["source_city"]:
+            raise Rejected(
+                Reason.FOREIGN_RECORD,
+                f"record {record_id!r} belongs to city {known['source_city']}; "
+                f"city {event['meta']['source_city']} cannot {action} it",
+                "meta.source_city",
+            )
+        if action == "REPAIR":
+            allowed = rules.repair_allowed_from(known)
+            on = event["meta"]["occurred_at"].date()
+            if on < allowed:
+                raise Rejected(
+                    Reason.REPAIR_TOO_EARLY,
+                    f"record {record_id!r} may be repaired from {allowed}, not {on}",
+                    "meta.occurred_at",
+                )
+    state = {**state, "records": dict(state["records"]), "event_ids": [*state["event_ids"], event_id][-MAX_EVENT_IDS:]}
+    state["name"] = event["subject"]["name"]
+    if action in ("PUBLISH", "AMEND"):
+        state["records"][record_id] = _record_from(event)
+    else:
+        state["records"][record_id] = {**known, "status": "REVOKED" if action == "REVOKE" else "REPAIRED"}  # type: ignore[dict-item]
+    return state, True
+
+
+def grade(active: list[dict[str, Any]]) -> str:
+    negatives = [r for r in active if r["polarity"] == "NEGATIVE"]
+    if any(r["severity"] == "SERIOUS" for r in negatives) or any(
+        r["category"] in ("SERIOUS_DISHONESTY_LIST", "COURT_JUDGMENT_DEFAULTER") for r in active
+    ):
+        return "D"
+    if any(r["severity"] == "GENERAL" for r in negatives) or sum(r["severity"] == "MINOR" for r in negatives) >= 3:
+        return "C"
+    if not negatives and any(r["polarity"] == "POSITIVE" for r in active):
+        return "A"
+    return "B"
+
+
+def evaluate(state: dict[str, Any], today: date) -> tuple[dict[str, Any], bool]:
+    """Recompute the active set and grade as of `today`; returns (state, changed)."""
+    active_ids = sorted(rid for rid, r in state["records"].items() if RULES.is_active(r, today))
+    active = [state["records"][rid] for rid in active_ids]
+    new_grade = grade(active)
+    if active_ids == state["active"] and new_grade == state["grade"]:
+        return state, False
+    return {**state, "active": active_ids, "grade": new_grade, "revision": state["revision"] + 1}, True
+
+
+def profile(state: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+    """The CreditProfile body (without meta) of a subject's state."""
+    active = [state["records"][rid] for rid in state["active"]]
+    negatives = [r for r in active if r["polarity"] == "NEGATIVE"]
+    return {
+        "subject_id": state["subject_id"],
+        "subject_kind": state["subject_kind"],
+        "name": state["name"],
+        "grade": state["grade"],
+        "counts": {
+            "positive": sum(r["polarity"] == "POSITIVE" for r in active),
+            "neutral": sum(r["polarity"] == "NEUTRAL" for r in active),
+            "negative": len(negatives),
+            "minor": sum(r["severity"] == "MINOR" for r in negatives),
+            "general": sum(r["severity"] == "GENERAL" for r in negatives),
+            "serious": sum(r["severity"] == "SERIOUS" for r in negatives),
+        },
+        "cities": sorted({r["source_city"] for r in active}),
+        "active_records": [
+            {
+                "record_id": r["record_id"],
+                "source_city": r["source_city"],
+                "category": r["category"],
+                "polarity": r["polarity"],
+                "severity": r["severity"],
+                "domain": r["domain"],
+                "decision_no": r["decision_no"],
+                "decision_date": date.fromisoformat(r["decision_date"]),
+                "active_until": RULES.active_until(r),
+            }
+            for r in active
+        ],
+        "revision": state["revision"],
+        "as_of": as_of,
+    }
+
+
+RULES = CreditRules.load()
