@@ -33,3 +33,28 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+class FileClock:
+    """A clock another process can move: the time is read from a file (ISO-8601 with offset).
+
+    It lets a test or a drill drive deadlines and expiry of running workers without sleeping.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._value = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        import os
+
+        try:
+            mtime = os.stat(self.path).st_mtime
+            if mtime != self._mtime:
+                with open(self.path, encoding="utf-8") as f:
+                    self._value = datetime.fromisoformat(f.read().strip())
+                self._mtime = mtime
+        except (OSError, ValueError):
+            pass  # keep the last good reading
+        return self._value

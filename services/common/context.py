@@ -8,7 +8,7 @@ from functools import cached_property
 from schemas.codec import Codec, SchemaCatalogue
 from schemas.registry import RegistryClient
 from services.common.circle import Circle, load_circle
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock, FileClock, SystemClock
 from services.common.settings import Settings
 from services.common.validation import Validator
 from topics.catalog import Catalog
@@ -41,5 +41,6 @@ def build_context(settings: Settings, clock: Clock | None = None) -> Context:
         circle=load_circle(settings.circle_file, settings.circle),
         schemas=SchemaCatalogue(),
         topics=Catalog(settings.topic_prefix, settings.replication_factor, settings.min_insync_replicas),
-        clock=clock or SystemClock(settings.clock_offset_seconds),
+        clock=clock
+        or (FileClock(str(settings.clock_file)) if settings.clock_file else SystemClock(settings.clock_offset_seconds)),
     )

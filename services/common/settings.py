@@ -41,6 +41,8 @@ ENV: dict[str, str] = {
     "table_store": "TONGCHENG_TABLE_STORE",
     "feedback_window_days": "TONGCHENG_FEEDBACK_WINDOW_DAYS",
     "clock_offset_seconds": "TONGCHENG_CLOCK_OFFSET_SECONDS",
+    "clock_file": "TONGCHENG_CLOCK_FILE",
+    "sweep_seconds": "TONGCHENG_SWEEP_SECONDS",
 }
 
 DEV_PERSON_SALT = "tongcheng-development-salt"
@@ -78,6 +80,8 @@ class Settings:
     table_store: str = "memory://"
     feedback_window_days: int = 5
     clock_offset_seconds: float = 0.0
+    clock_file: Path | None = None
+    sweep_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         # Derived defaults: they follow the ports and directories when those are changed.

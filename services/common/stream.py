@@ -6,9 +6,10 @@ message, dead-lettered byte for byte with its reason, counted, and the agent car
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import faust
@@ -25,6 +26,8 @@ log = logging.getLogger("tongcheng")
 
 def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     s = ctx.settings
+    datadir = s.data_dir / "faust" / service
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         f"tongcheng-{service}-{s.topic_prefix}",
         broker=f"kafka://{s.bootstrap}",
@@ -38,7 +41,7 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
         topic_allow_declare=True,
         key_serializer="raw",
         value_serializer="raw",
-        datadir=str(s.data_dir / "faust" / service),
+        datadir=str(datadir),
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         **overrides,
@@ -105,6 +108,29 @@ class Processor:
 
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
         await self.topic(topic).send(key=key.encode(), value=value)
+
+
+class JsonTable:
+    """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: bytes) -> Any:
+        raw = self.table.get(key)
+        return json.loads(raw) if raw else None
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.table[key] = json.dumps(value, separators=(",", ":")).encode()
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        for key, raw in list(self.table.items()):
+            if raw:
+                yield key, json.loads(raw)
+
+    def values(self) -> Iterator[Any]:
+        for _, value in self.items():
+            yield value
 
 
 def serve_metrics(metrics: Metrics, port: int) -> None:

@@ -1,0 +1,142 @@
+"""The credit processor: `njmc.credit.record.v1` -> per-subject state -> `njmc.credit.profile.v1`.
+
+Batches of up to 2,000 events are decoded, applied to each subject's state once per batch, and
+each changed subject's profile is written to the table and emitted once. Enforcement actions
+that reach CLOSED are turned into credit records on the input topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from services.common.context import Context, build_context
+from services.common.metrics import Metrics
+from services.common.settings import Settings
+from services.common.stream import JsonTable, Processor, make_app, serve_metrics
+from services.credit import rules
+from services.credit.enforcement import records_from_action
+
+SERVICE = "credit"
+METRICS_OFFSET = 1
+BATCH = 2000
+PROFILE_NS = uuid.UUID("0c8f5d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5")
+log = logging.getLogger("tongcheng.credit")
+
+
+class CreditService:
+    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.app = app or make_app(ctx, SERVICE)
+        self.proc = Processor(ctx, self.app, SERVICE, metrics)
+        partitions = next(s.partitions for s in ctx.topics.specs() if s.name == ctx.topics.topic("credit.record"))
+        # use_partitioner: changelog partition = murmur2(key), the same as the keyed input topic, so the
+        # expiry sweep may update the table outside a stream event.
+        self.subjects = JsonTable(
+            self.app.Table(
+                "subjects", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+            )
+        )
+        self.closed = JsonTable(
+            self.app.Table(
+                "closed-actions", default=None, partitions=3, key_type=bytes, value_type=bytes, use_partitioner=True
+            )
+        )
+        records = self.proc.topic(ctx.topics.topic("credit.record"))
+        actions = self.proc.topic(ctx.topics.topic("enforcement.action"))
+        self.app.agent(records, name="credit-records")(self._records)
+        self.app.agent(actions, name="enforcement-actions")(self._actions)
+        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+        self.app.timer(5.0)(self.refresh_gauges)
+
+    async def _records(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.apply_batch(events)
+
+    async def apply_batch(self, events: list[EventT]) -> None:
+        dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+        async def handle(event: EventT, record: dict[str, Any]) -> str:
+            key = record["subject"]["subject_id"].encode()
+            state = dirty[key][0] if key in dirty else self.subjects.get(key)
+            new, applied = rules.apply(state, record)
+            if not applied:
+                return "duplicate"
+            dirty[key] = (new, record)
+            return "applied"
+
+        await self.proc.each(events, "credit.record", handle)
+        now = self.ctx.clock.now()
+        for key, (state, record) in dirty.items():
+            state, _ = rules.evaluate(state, now.date())
+            self.subjects[key] = state
+            await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
+
+    async def emit_profile(self, state: dict[str, Any], city: str, cause: str | None) -> None:
+        now = self.ctx.clock.now()
+        body = rules.profile(state, now)
+        body["meta"] = {
+            "event_id": str(uuid.uuid5(PROFILE_NS, f"{state['subject_id']}#{state['revision']}")),
+            "event_type": "credit.profile",
+            "source_city": city,
+            "source_system": "tongcheng-credit",
+            "occurred_at": now,
+            "published_at": now,
+            "correlation_id": None,
+            "causation_id": cause,
+        }
+        await self.proc.emit("credit.profile", state["subject_id"], body)
+
+    async def sweep(self) -> None:
+        """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again."""
+        today = self.ctx.clock.now().date()
+        changed = 0
+        for key, state in self.subjects.items():
+            if not state:
+                continue
+            new, did = rules.evaluate(state, today)
+            if did:
+                self.subjects[key] = new
+                city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
+                await self.emit_profile(new, city, None)
+                changed += 1
+        if changed:
+            log.info("expiry sweep: %d profiles changed as of %s", changed, today)
+
+    async def _actions(self, stream: Any) -> None:
+        async for events in stream.take_events(500, within=0.2):
+            await self.proc.each(events, "enforcement.action", self.convert_action)
+
+    async def convert_action(self, event: EventT, action: dict[str, Any]) -> str:
+        if action["status"] != "CLOSED":
+            return "applied"
+        key = action["action_id"].encode()
+        if self.closed.get(key):
+            return "duplicate"
+        self.metrics.enforcement_actions.labels(domain=action["domain"]).inc()
+        for record in records_from_action(action, self.ctx.clock.now()):
+            self.ctx.validator.check("credit.record", record)
+            await self.proc.emit("credit.record", record["subject"]["subject_id"], record)
+        self.closed[key] = {"event_id": action["meta"]["event_id"]}
+        return "applied"
+
+    async def refresh_gauges(self) -> None:
+        grades = Counter(state["grade"] for state in self.subjects.values() if state and state.get("grade"))
+        for grade in ("A", "B", "C", "D"):
+            self.metrics.credit_subjects.labels(grade=grade).set(grades.get(grade, 0))
+
+
+def run(settings: Settings) -> int:
+    ctx = build_context(settings)
+    metrics = Metrics()
+    service = CreditService(ctx, metrics)
+    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
+    worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+    return 0
