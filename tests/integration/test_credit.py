@@ -1,0 +1,239 @@
+"""The credit processor on the real broker: a `tongcheng worker credit` subprocess per module."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from consumers.subscriber import Subscriber
+from services.common.context import Context
+from services.common.settings import ENV, Settings
+from tests.conftest import example
+from tests.integration.conftest import fresh_settings, provisioned
+from topics.publisher import Publisher
+
+METRICS_PORT = 19400
+NOW = datetime.now(UTC)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
+    for name in (
+        "topic_prefix",
+        "kafka_port",
+        "registry_port",
+        "data_dir",
+        "metrics_port",
+        "clock_file",
+        "sweep_seconds",
+    ):
+        env[ENV[name]] = str(getattr(settings, name))
+    return env
+
+
+@pytest.fixture(scope="module")
+def credit(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
+    data = tmp_path_factory.mktemp("credit")
+    clock_file = data / "clock"
+    clock_file.write_text(NOW.isoformat())
+    settings = fresh_settings(stack, data_dir=data, metrics_port=METRICS_PORT, clock_file=clock_file, sweep_seconds=1.0)
+    ctx = provisioned(settings)
+    log = open(data / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "worker", "credit"],
+        env=worker_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield ctx
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def record(subject: str, record_id: str, **changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(example("credit.record"))
+    body["subject"]["subject_id"] = subject
+    body["record_id"] = record_id
+    body.update(changes)
+    return body
+
+
+def uscc(seed: int) -> str:
+    from services.common.identifiers import uscc_check_char
+
+    first = f"91320100MA{seed:07d}"
+    return first + uscc_check_char(first)
+
+
+def profiles(ctx: Context, until: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    """Latest profile per subject, read until `until` holds."""
+    latest: dict[str, dict[str, Any]] = {}
+    sub = Subscriber(ctx, ["credit.profile"], from_beginning=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for d in sub.poll(timeout_ms=300):
+                assert d.event is not None
+                latest[d.event["subject_id"]] = d.event
+            if until(latest):
+                return latest
+    finally:
+        sub.close()
+    raise AssertionError(f"profiles never reached the expected state: {latest}")
+
+
+def dlq(ctx: Context, count: int, timeout: float = 60) -> list[Any]:
+    sub = Subscriber(ctx, [ctx.topics.dlq("credit.record")], from_beginning=True)
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            got += sub.poll(timeout_ms=300)
+    finally:
+        sub.close()
+    return got
+
+
+def metric(name: str, **labels: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT + 1}/metrics").text  # credit serves base + 1
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_three_cities_merge_into_one_profile(credit: Context) -> None:
+    s = uscc(1)
+    for city, body in (
+        ("320100", record(s, "m-1", severity="GENERAL", domain=None)),
+        ("321100", record(s, "m-2", severity="MINOR", domain=None, decision_date=NOW.date().isoformat())),
+        ("340500", record(s, "m-3", category="HONOR", polarity="POSITIVE", severity="NONE", domain=None)),
+    ):
+        with Publisher(credit, city, "test") as pub:
+            pub.publish("credit.record", body)
+    got = profiles(credit, lambda p: s in p and len(p[s]["active_records"]) == 3)[s]
+    assert got["grade"] == "C"
+    assert got["cities"] == ["320100", "321100", "340500"]
+    assert got["counts"] == {"positive": 1, "neutral": 0, "negative": 2, "minor": 1, "general": 1, "serious": 0}
+
+
+def test_revoke_and_repair_change_the_grade(credit: Context) -> None:
+    a, b = uscc(2), uscc(3)
+    with Publisher(credit, "320100", "test") as pub:
+        pub.publish("credit.record", record(a, "r-1", severity="SERIOUS"))
+        pub.publish("credit.record", record(b, "r-2", severity="GENERAL", domain=None, decision_date="2026-05-01"))
+    profiles(credit, lambda p: p.get(a, {}).get("grade") == "D" and p.get(b, {}).get("grade") == "C")
+    with Publisher(credit, "320100", "test") as pub:
+        pub.publish("credit.record", record(a, "r-1", action="REVOKE"))
+        pub.publish(
+            "credit.record",
+            record(b, "r-2", action="REPAIR", severity="GENERAL", domain=None, decision_date="2026-05-01"),
+        )
+    got = profiles(credit, lambda p: p[a]["grade"] == "B" and p[b]["grade"] == "B")
+    assert got[a]["active_records"] == [] and got[b]["active_records"] == []
+
+
+def test_duplicate_delivery_leaves_state_unchanged(credit: Context) -> None:
+    s = uscc(4)
+    with Publisher(credit, "320100", "test") as pub:
+        prepared = pub.prepare("credit.record", record(s, "d-1"))
+        for _ in range(3):  # the same event, redelivered
+            pub.send_prepared(prepared).get(timeout=30)
+        pub.publish("credit.record", record(s, "d-1"))  # a second PUBLISH of a known record_id
+    before = metric(
+        "tongcheng_events_consumed_total",
+        outcome="duplicate",
+        service="credit",
+        topic=credit.topics.topic("credit.record"),
+    )
+    got = profiles(credit, lambda p: s in p)[s]
+    time.sleep(3)
+    got = profiles(credit, lambda p: s in p)[s]
+    assert got["revision"] == 1 and len(got["active_records"]) == 1
+    assert before >= 3
+
+
+def test_bad_inputs_go_to_the_dlq_and_the_good_ones_apply(credit: Context) -> None:
+    s, other = uscc(5), uscc(6)
+    topic = credit.topics.topic("credit.record")
+    with Publisher(credit, "320100", "test") as pub:
+        pub.publish("credit.record", record(s, "b-1", severity="GENERAL", domain=None))
+    raw = KafkaProducer(bootstrap_servers=credit.settings.bootstrap, acks="all")
+    with Publisher(credit, "321100", "test") as pub:
+        good = pub.prepare("credit.record", record(other, "b-2"))
+        bad_uscc = pub.prepare("credit.record", record(s, "b-3"))
+        bad_event = dict(bad_uscc.event)
+        bad_event["subject"] = {**bad_event["subject"], "subject_id": "91320106MA1XY31256"}
+        broken = credit.codec.encode(f"{topic}-value", "CreditRecord", bad_event)
+        foreign = pub.prepare("credit.record", record(s, "b-1", action="REVOKE"))
+        unknown = pub.prepare("credit.record", record(s, "never", action="AMEND"))
+    with Publisher(credit, "320100", "test") as pub:
+        too_early = pub.prepare("credit.record", record(s, "b-1", action="REPAIR"))
+    for key, value in (
+        (s, b"\x07garbage"),
+        (s, broken),
+        (s, foreign.value),
+        (s, unknown.value),
+        (s, too_early.value),
+        (other, good.value),
+    ):
+        raw.send(topic, key=key.encode(), value=value).get(timeout=30)
+    raw.close()
+    got = dlq(credit, 5)
+    reasons = sorted(d.headers["error.reason"] for d in got)
+    assert reasons == ["foreign_record", "invalid_uscc", "repair_too_early", "undecodable", "unknown_record"]
+    for d in got:
+        assert d.headers["source.topic"] == topic and d.headers["error.detail"]
+        assert int(d.headers["source.offset"]) >= 0 and "source.partition" in d.headers
+    assert got[0].value in (b"\x07garbage", broken, foreign.value, unknown.value, too_early.value)
+    latest = profiles(credit, lambda p: other in p and s in p)
+    assert latest[s]["grade"] == "C"  # b-1 still active: the bad ones changed nothing
+    assert metric("tongcheng_events_rejected_total", topic=topic, reason="repair_too_early") == 1
+
+
+def test_enforcement_findings_become_records_exactly_once(credit: Context) -> None:
+    action = example("enforcement.action")
+    action["action_id"] = "JE-TEST-1"
+    target = uscc(7)
+    action["findings"][0]["subject"]["subject_id"] = target
+    action["findings"].append({**action["findings"][0], "decision_no": None, "violation": "warning only"})
+    with Publisher(credit, "320100", "test") as pub:
+        prepared = pub.prepare("enforcement.action", action)
+        pub.send_prepared(prepared).get(timeout=30)
+        pub.send_prepared(prepared).get(timeout=30)  # redelivered
+    got = profiles(credit, lambda p: target in p)[target]
+    time.sleep(3)
+    got = profiles(credit, lambda p: target in p)[target]
+    assert [r["record_id"] for r in got["active_records"]] == ["JE-TEST-1/1"]
+    assert got["grade"] == "C" and got["revision"] == 1
+
+
+def test_expiry_under_the_injected_clock(credit: Context) -> None:
+    s = uscc(8)
+    decided = (NOW - timedelta(days=80)).date().isoformat()  # MINOR: 3 months of publicity
+    with Publisher(credit, "320100", "test") as pub:
+        pub.publish("credit.record", record(s, "e-1", severity="MINOR", domain=None, decision_date=decided))
+    profiles(credit, lambda p: s in p and len(p[s]["active_records"]) == 1)
+    assert credit.settings.clock_file is not None
+    credit.settings.clock_file.write_text((NOW + timedelta(days=20)).isoformat())
+    try:
+        got = profiles(credit, lambda p: p[s]["active_records"] == [])[s]
+    finally:
+        credit.settings.clock_file.write_text(NOW.isoformat())
+    assert got["grade"] == "B" and got["revision"] == 2
