@@ -15,7 +15,6 @@ import socket
 import subprocess
 import tarfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,7 +219,6 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
     classpath = f"{p.kafka_libs}/*"
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
     if not (p.kafka_data / "logs" / "meta.properties").exists():
-        cluster_id = str(uuid.uuid4().hex[:22])
         cmd = [
             *_java("256m"),
             log4j,
@@ -229,7 +227,7 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            _cluster_id(classpath) or cluster_id,
+            _cluster_id(classpath),
             "-c",
             str(props),
         ]
@@ -241,12 +239,14 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
     return _spawn(p, "kafka", cmd, p.kafka_data)
 
 
-def _cluster_id(classpath: str) -> str | None:
+def _cluster_id(classpath: str) -> str:
     result = subprocess.run(
         [*_java("128m"), "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True
     )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    return lines[-1].strip() if result.returncode == 0 and lines else None
+    if result.returncode != 0 or not lines:
+        raise BrokerError(f"kafka-storage random-uuid failed:\n{result.stdout}{result.stderr}")
+    return lines[-1].strip()
 
 
 def start_registry(settings: Settings, p: Paths) -> int:

@@ -20,6 +20,7 @@ from services.common.context import Context
 from services.common.dlq import dlq_headers, dlq_topic
 from services.common.errors import Reason, Rejected
 from services.common.metrics import Metrics
+from topics.catalog import EVENT_TYPES
 
 log = logging.getLogger("tongcheng")
 
@@ -104,8 +105,6 @@ class Processor:
 
     async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
         topic = self.ctx.topics.topic(event_type)
-        from topics.catalog import EVENT_TYPES
-
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
         await self.topic(topic).send(key=key.encode(), value=value)
 
