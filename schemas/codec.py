@@ -192,7 +192,9 @@ class Codec:
         try:
             record = fastavro.schemaless_reader(io.BytesIO(payload), writer, reader)
         except Exception as exc:  # fastavro raises many kinds on corrupt input
-            raise Rejected(Reason.UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {exc}") from exc
+            raise Rejected(
+                Reason.UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {str(exc)[:200]}"
+            ) from exc
         if not isinstance(record, dict):
             raise Rejected(Reason.UNDECODABLE, "Avro payload is not a record")
         meta = record.get("meta")

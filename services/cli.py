@@ -17,7 +17,7 @@ from services.common.context import Context, build_context
 from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
 
-WORKERS = ("credit",)  # the processors in services/<name>/app.py
+WORKERS = ("credit", "readmodel")  # the processors in services/<name>/app.py
 
 
 def say(message: str) -> None:
@@ -205,6 +205,22 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from consumers.db import current_revision, head_revision, make_engine, migrate
+
+    engine = make_engine(settings.database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        if args.action == "upgrade":
+            say(f"read model at migration {migrate(engine)} (head) on {where}")
+            return 0
+        current, head = current_revision(engine), head_revision()
+        say(f"read model on {where}: migration {current or 'none'}, newest {head}")
+        return 0 if current == head else 1
+    finally:
+        engine.dispose()
+
+
 # --- up --------------------------------------------------------------------------------------
 
 
@@ -234,6 +250,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         admin.close()
     say(f"registered {len(register_schemas(ctx))} schema subjects (FULL_TRANSITIVE)")
+    cmd_db(settings, argparse.Namespace(action="upgrade"))
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -330,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="run the HTTP API")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("db", help="the SQL read model: upgrade to the newest migration, or show where it is")
+    p.add_argument("action", choices=["upgrade", "status"])
+    p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("tokens", help="issue a city's bearer token for HTTP ingestion")
     p.add_argument("action", choices=["issue"])

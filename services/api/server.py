@@ -1,10 +1,12 @@
-"""Builds the API process: context, token store, metrics and the read routers."""
+"""Builds the API process: context, token store, metrics, and the read routers on the read model."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from consumers.db import make_engine
 from services.api.app import create_app
+from services.api.reads import read_router
 from services.api.tokens import TokenStore
 from services.common.context import build_context
 from services.common.metrics import Metrics
@@ -14,4 +16,5 @@ from services.common.settings import Settings
 def build_app(settings: Settings) -> FastAPI:
     ctx = build_context(settings)
     assert settings.tokens_file is not None
-    return create_app(ctx, TokenStore(settings.tokens_file), Metrics())
+    engine = make_engine(settings.database_url)
+    return create_app(ctx, TokenStore(settings.tokens_file), Metrics(), routers=[read_router(engine)])

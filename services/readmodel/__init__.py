@@ -1,0 +1,1 @@
+"""The read-model worker: derived topics into SQL tables."""

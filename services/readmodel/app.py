@@ -1,0 +1,59 @@
+"""`tongcheng worker readmodel`: keeps the SQL read model current from the derived topics.
+
+It migrates the database to the newest Alembic revision, then runs the batched SQL sink of
+consumers/sql.py over every projection in consumers/readmodel.py until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from consumers.db import make_engine, migrate
+from consumers.readmodel import PROJECTIONS
+from consumers.sql import SqlSink
+from services.common.context import build_context
+from services.common.metrics import Metrics
+from services.common.settings import Settings
+from services.common.stream import serve_metrics
+
+SERVICE = "readmodel"
+METRICS_OFFSET = 2
+log = logging.getLogger("tongcheng.readmodel")
+
+
+def group_id(settings: Settings) -> str:
+    return f"tongcheng-{SERVICE}-{settings.topic_prefix}"
+
+
+def run(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx = build_context(settings)
+    engine = make_engine(settings.database_url)
+    revision = migrate(engine)
+    log.info("read model at migration %s on %s", revision, engine.url.render_as_string(hide_password=True))
+    metrics = Metrics()
+    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
+    sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group_id(settings), service=SERVICE, metrics=metrics)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    total = 0
+
+    def progress(n: int) -> None:
+        nonlocal total
+        total += n
+        log.info("%d records written to the read model (%d so far)", n, total)
+
+    try:
+        sink.run(lambda: stopping, progress)
+    finally:
+        sink.close()
+        engine.dispose()
+    log.info("stopped after %d records", total)
+    return 0
