@@ -43,6 +43,7 @@ ENV: dict[str, str] = {
     "clock_offset_seconds": "TONGCHENG_CLOCK_OFFSET_SECONDS",
     "clock_file": "TONGCHENG_CLOCK_FILE",
     "sweep_seconds": "TONGCHENG_SWEEP_SECONDS",
+    "group_tag": "TONGCHENG_GROUP_TAG",
 }
 
 DEV_PERSON_SALT = "tongcheng-development-salt"
@@ -82,6 +83,8 @@ class Settings:
     clock_offset_seconds: float = 0.0
     clock_file: Path | None = None
     sweep_seconds: float = 30.0
+    #: appended to consumer groups and table names: a new tag rebuilds state from offset 0
+    group_tag: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults: they follow the ports and directories when those are changed.
@@ -105,6 +108,11 @@ class Settings:
     @property
     def min_insync_replicas(self) -> int:
         return 2 if self.profile == "production" else 1
+
+    def group_id(self, service: str) -> str:
+        """A service's consumer group (and faust app id, which prefixes its table changelogs)."""
+        tag = f"-{self.group_tag}" if self.group_tag else ""
+        return f"tongcheng-{service}-{self.topic_prefix}{tag}"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -30,7 +30,7 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     datadir = s.data_dir / "faust" / service
     datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        f"tongcheng-{service}-{s.topic_prefix}",
+        s.group_id(service),
         broker=f"kafka://{s.bootstrap}",
         store=s.table_store,
         web_enabled=False,
@@ -106,7 +106,13 @@ class Processor:
     async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
-        await self.topic(topic).send(key=key.encode(), value=value)
+        # force: send now rather than attach to the event (attached sends wait for the commit interval);
+        # `flush` after each batch makes every effect durable before the batch's offsets can commit.
+        await self.topic(topic).send(key=key.encode(), value=value, force=True)
+
+    async def flush(self) -> None:
+        """Wait until every send of this batch (outputs, DLQ, table changelogs) is acknowledged."""
+        await self.app.producer.flush()
 
 
 class JsonTable:

@@ -74,9 +74,10 @@ class CreditService:
         await self.proc.each(events, "credit.record", handle)
         now = self.ctx.clock.now()
         for key, (state, record) in dirty.items():
-            state, _ = rules.evaluate(state, now.date())
+            state, _ = rules.evaluate(state, now.date(), bump=False)
             self.subjects[key] = state
             await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
+        await self.proc.flush()
 
     async def emit_profile(self, state: dict[str, Any], city: str, cause: str | None) -> None:
         now = self.ctx.clock.now()
@@ -106,12 +107,14 @@ class CreditService:
                 city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
                 await self.emit_profile(new, city, None)
                 changed += 1
+        await self.proc.flush()
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
 
     async def _actions(self, stream: Any) -> None:
         async for events in stream.take_events(500, within=0.2):
             await self.proc.each(events, "enforcement.action", self.convert_action)
+            await self.proc.flush()
 
     async def convert_action(self, event: EventT, action: dict[str, Any]) -> str:
         if action["status"] != "CLOSED":

@@ -183,7 +183,12 @@ def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> tuple[dict[str
                     f"record {record_id!r} may be repaired from {allowed}, not {on}",
                     "meta.occurred_at",
                 )
-    state = {**state, "records": dict(state["records"]), "event_ids": [*state["event_ids"], event_id][-MAX_EVENT_IDS:]}
+    state = {
+        **state,
+        "records": dict(state["records"]),
+        "event_ids": [*state["event_ids"], event_id][-MAX_EVENT_IDS:],
+        "revision": state["revision"] + 1,
+    }
     state["name"] = event["subject"]["name"]
     if action in ("PUBLISH", "AMEND"):
         state["records"][record_id] = _record_from(event)
@@ -205,14 +210,19 @@ def grade(active: list[dict[str, Any]]) -> str:
     return "B"
 
 
-def evaluate(state: dict[str, Any], today: date) -> tuple[dict[str, Any], bool]:
-    """Recompute the active set and grade as of `today`; returns (state, changed)."""
+def evaluate(state: dict[str, Any], today: date, bump: bool = True) -> tuple[dict[str, Any], bool]:
+    """Recompute the active set and grade as of `today`; returns (state, changed).
+
+    The revision counts changes: one per applied event (see `apply`), and one per change the clock
+    alone causes (an expiry found by the sweep, `bump`). After applying events, call with
+    bump=False, so the revision does not depend on how events were grouped into batches.
+    """
     active_ids = sorted(rid for rid, r in state["records"].items() if RULES.is_active(r, today))
     active = [state["records"][rid] for rid in active_ids]
     new_grade = grade(active)
     if active_ids == state["active"] and new_grade == state["grade"]:
         return state, False
-    return {**state, "active": active_ids, "grade": new_grade, "revision": state["revision"] + 1}, True
+    return {**state, "active": active_ids, "grade": new_grade, "revision": state["revision"] + int(bump)}, True
 
 
 def profile(state: dict[str, Any], as_of: datetime) -> dict[str, Any]:

@@ -22,10 +22,6 @@ METRICS_OFFSET = 2
 log = logging.getLogger("tongcheng.readmodel")
 
 
-def group_id(settings: Settings) -> str:
-    return f"tongcheng-{SERVICE}-{settings.topic_prefix}"
-
-
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_context(settings)
@@ -34,7 +30,8 @@ def run(settings: Settings) -> int:
     log.info("read model at migration %s on %s", revision, engine.url.render_as_string(hide_password=True))
     metrics = Metrics()
     serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
-    sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group_id(settings), service=SERVICE, metrics=metrics)
+    group = settings.group_id(SERVICE)
+    sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
     stopping = False
 
     def _stop(*_: object) -> None:

@@ -155,3 +155,20 @@ def test_broken_rules_file_is_refused(tmp_path: Path, change: Any, message: str)
     path.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match=message):
         rules.CreditRules.load(path)
+
+
+def test_revision_does_not_depend_on_batching() -> None:
+    events = [ev(record_id="r1"), ev(record_id="r2", severity="GENERAL"), ev("REVOKE", record_id="r1")]
+    together = None
+    for e in events:  # one batch: apply all, evaluate once
+        together, _ = rules.apply(together, e)
+    assert together is not None
+    together, _ = rules.evaluate(together, TODAY, bump=False)
+    apart = None
+    for e in events:  # one batch per event
+        apart, _ = rules.apply(apart, e)
+        assert apart is not None
+        apart, _ = rules.evaluate(apart, TODAY, bump=False)
+    assert together == apart and together["revision"] == 3 and together["grade"] == "C"
+    expired, changed = rules.evaluate(together, date(2030, 1, 1))  # the clock alone: one more revision
+    assert changed and expired["revision"] == 4 and expired["active"] == []

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that publish synthetic traffic and print figures."""
