@@ -98,6 +98,11 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'tongcheng.db'}")
         if self.tokens_file is None:
             object.__setattr__(self, "tokens_file", self.data_dir / "tokens.json")
+        if self.table_store not in ("memory://", "rocksdb://"):
+            raise ConfigError(
+                f"{ENV['table_store']} must be memory:// (tables rebuilt from their changelogs at start) "
+                f"or rocksdb:// (tables on disk under the data directory, needs rocksdict), not {self.table_store!r}"
+            )
         if self.profile not in ("local", "production"):
             raise ConfigError(f"{ENV['profile']} must be 'local' or 'production', not {self.profile!r}")
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
 from faust.types import EventT
 from prometheus_client import start_http_server
 
 from services.common.context import Context
 from services.common.dlq import dlq_headers, dlq_topic
-from services.common.errors import Reason, Rejected
+from services.common.errors import ConfigError, Reason, Rejected
 from services.common.metrics import Metrics
 from topics.catalog import EVENT_TYPES
 
@@ -27,6 +31,11 @@ log = logging.getLogger("tongcheng")
 
 def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     s = ctx.settings
+    if s.table_store == "rocksdb://":
+        try:
+            import rocksdict  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("the rocksdb:// table store needs rocksdict: pip install 'tongcheng[rocksdb]'") from exc
     datadir = s.data_dir / "faust" / service
     datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -115,18 +124,39 @@ class Processor:
         await self.app.producer.flush()
 
 
+class _Placement:
+    """Stands in for "the current event" when a table is written outside one (after a batch, in a timer).
+
+    faust's RocksDB store files each write under `current_event().message.partition` and refuses a
+    write without an event, even for `use_partitioner` tables. Our tables are written once per batch
+    and from timers, so each write names the partition the changelog record goes to: murmur2 of the
+    key, as the producer's partitioner computes it. Recovery files changelog records the same way.
+    """
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
 class JsonTable:
     """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.partitions = int(table.partitions)
 
     def get(self, key: bytes) -> Any:
         raw = self.table.get(key)
         return json.loads(raw) if raw else None
 
     def __setitem__(self, key: bytes, value: Any) -> None:
-        self.table[key] = json.dumps(value, separators=(",", ":")).encode()
+        placement = _Placement((murmur2(key) & 0x7FFFFFFF) % self.partitions)
+        token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
+        try:
+            self.table[key] = json.dumps(value, separators=(",", ":")).encode()
+        finally:
+            _current_event.reset(token)
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for key, raw in list(self.table.items()):

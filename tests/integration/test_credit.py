@@ -110,7 +110,16 @@ def dlq(ctx: Context, count: int, timeout: float = 60) -> list[Any]:
 
 
 def metric(name: str, **labels: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT + 1}/metrics").text  # credit serves base + 1
+    """A sample from the worker's metrics endpoint (credit serves base + 1); waits for it to listen."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{METRICS_PORT + 1}/metrics").text
+            break
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():
         if line.startswith(f"{name}{{{want}}}"):
@@ -156,17 +165,14 @@ def test_duplicate_delivery_leaves_state_unchanged(credit: Context) -> None:
         for _ in range(3):  # the same event, redelivered
             pub.send_prepared(prepared).get(timeout=30)
         pub.publish("credit.record", record(s, "d-1"))  # a second PUBLISH of a known record_id
-    before = metric(
-        "tongcheng_events_consumed_total",
-        outcome="duplicate",
-        service="credit",
-        topic=credit.topics.topic("credit.record"),
-    )
     got = profiles(credit, lambda p: s in p)[s]
-    time.sleep(3)
+    labels = {"outcome": "duplicate", "service": "credit", "topic": credit.topics.topic("credit.record")}
+    deadline = time.monotonic() + 30
+    while metric("tongcheng_events_consumed_total", **labels) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert metric("tongcheng_events_consumed_total", **labels) >= 3  # three redeliveries counted, not applied
     got = profiles(credit, lambda p: s in p)[s]
     assert got["revision"] == 1 and len(got["active_records"]) == 1
-    assert before >= 3
 
 
 def test_bad_inputs_go_to_the_dlq_and_the_good_ones_apply(credit: Context) -> None:
