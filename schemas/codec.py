@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
+import fastavro.schema
 
 from services.common.errors import Reason, Rejected
 
@@ -160,6 +161,7 @@ class Codec:
         self.catalogue = catalogue
         self.registry = registry
         self._writers: dict[int, Any] = {}
+        self._readers: dict[tuple[int, str], Any] = {}
 
     def schema_id(self, subject: str, schema_name: str) -> int:
         return self.registry.register(subject, self.catalogue.text(schema_name))
@@ -172,6 +174,17 @@ class Codec:
         schema_id = self.schema_id(subject, schema_name)
         parsed = self.catalogue.parsed(schema_name)
         return [frame(schema_id, encode_payload(parsed, r)) for r in records]
+
+    def _reader(self, schema_id: int, writer: Any, schema_name: str) -> Any:
+        """The reader schema to resolve to, or None when the writer's schema is the same (no resolution)."""
+        key = (schema_id, schema_name)
+        if key not in self._readers:
+            reader = self.catalogue.parsed(schema_name)
+            same = fastavro.schema.to_parsing_canonical_form(writer) == fastavro.schema.to_parsing_canonical_form(
+                reader
+            )
+            self._readers[key] = None if same else reader
+        return self._readers[key]
 
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
@@ -188,7 +201,7 @@ class Codec:
         """Decode one value; with `schema_name`, resolve the writer's schema to that reader schema."""
         schema_id, payload = unframe(data)
         writer = self._writer(schema_id)
-        reader = self.catalogue.parsed(schema_name) if schema_name else None
+        reader = self._reader(schema_id, writer, schema_name) if schema_name else None
         try:
             record = fastavro.schemaless_reader(io.BytesIO(payload), writer, reader)
         except Exception as exc:  # fastavro raises many kinds on corrupt input

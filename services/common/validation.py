@@ -6,7 +6,6 @@ Each failure raises `Rejected` with a reason from the bounded set and a detail n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,16 +22,11 @@ CITY_KEYS = {"city", "lead_city", "source_city"}
 CITY_LIST_KEYS = {"participating_cities", "affected_cities", "cities"}
 
 
-def _walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any, Any]]:
-    """Yield (path, key, value, parent) for every field in a nested record."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            where = f"{path}.{key}" if path else key
-            yield where, key, child, value
-            yield from _walk(child, where)
-    elif isinstance(value, list):
-        for i, child in enumerate(value):
-            yield from _walk(child, f"{path}[{i}]")
+def _render(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
 class Validator:
@@ -74,27 +68,39 @@ class Validator:
             )
         if not is_uuid(str(meta["event_id"])):
             raise Rejected(Reason.SCHEMA_INVALID, "meta.event_id is not a UUID", "meta.event_id")
-        latest = self.clock.now() + MAX_FUTURE
-        for path, key, value, parent in _walk(event):
-            if key in CITY_KEYS and isinstance(value, str):
-                self._city(value, path)
-            elif key in CITY_LIST_KEYS and isinstance(value, list):
-                for i, code in enumerate(value):
-                    self._city(code, f"{path}[{i}]")
-            elif isinstance(value, datetime) and value > latest:
-                raise Rejected(
-                    Reason.FUTURE_TIMESTAMP,
-                    f"{path} is {value.isoformat()}, more than 5 minutes in the future",
-                    path,
-                )
-            elif key == "subject_kind":
-                self._subject(parent, path.rsplit(".", 1)[0] if "." in path else "")
-            elif key == "uscc" and value is not None and not is_valid_uscc(value):
-                raise Rejected(Reason.INVALID_USCC, f"{path}: {value!r} is not a valid USCC (check character)", path)
+        self._node(event, (), self.clock.now() + MAX_FUTURE)
 
-    def _city(self, code: str, path: str) -> None:
+    def _node(self, record: dict[str, Any], path: tuple[str | int, ...], latest: datetime) -> None:
+        """Check one record's fields, then its nested records; paths are rendered only for errors."""
+        for key, value in record.items():
+            if isinstance(value, str):
+                if key in CITY_KEYS:
+                    self._city(value, path + (key,))
+                elif key == "uscc" and not is_valid_uscc(value):
+                    where = _render(path + (key,))
+                    raise Rejected(
+                        Reason.INVALID_USCC, f"{where}: {value!r} is not a valid USCC (check character)", where
+                    )
+            elif isinstance(value, dict):
+                self._node(value, path + (key,), latest)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if key in CITY_LIST_KEYS and isinstance(item, str):
+                        self._city(item, path + (key, i))
+                    elif isinstance(item, dict):
+                        self._node(item, path + (key, i), latest)
+            elif isinstance(value, datetime) and value > latest:
+                where = _render(path + (key,))
+                raise Rejected(
+                    Reason.FUTURE_TIMESTAMP, f"{where} is {value.isoformat()}, more than 5 minutes in the future", where
+                )
+        if "subject_kind" in record:
+            self._subject(record, _render(path))
+
+    def _city(self, code: str, path: tuple[str | int, ...]) -> None:
         if not self.circle.is_member(code):
-            raise Rejected(Reason.UNKNOWN_CITY, f"{path}: {code!r} is not a member city of {self.circle.code}", path)
+            where = _render(path)
+            raise Rejected(Reason.UNKNOWN_CITY, f"{where}: {code!r} is not a member city of {self.circle.code}", where)
 
     @staticmethod
     def _subject(subject: dict[str, Any], path: str) -> None:

@@ -18,7 +18,7 @@ from faust.types import EventT
 from services.common.context import Context, build_context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, serve_metrics
+from services.common.stream import JsonTable, Processor, make_app, quiet_clients, serve_metrics
 from services.credit import rules
 from services.credit.enforcement import records_from_action
 
@@ -41,12 +41,14 @@ class CreditService:
         self.subjects = JsonTable(
             self.app.Table(
                 "subjects", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
-            )
+            ),
+            self.proc.outputs,
         )
         self.closed = JsonTable(
             self.app.Table(
                 "closed-actions", default=None, partitions=3, key_type=bytes, value_type=bytes, use_partitioner=True
-            )
+            ),
+            self.proc.outputs,
         )
         records = self.proc.topic(ctx.topics.topic("credit.record"))
         actions = self.proc.topic(ctx.topics.topic("enforcement.action"))
@@ -141,5 +143,6 @@ def run(settings: Settings) -> int:
     service = CreditService(ctx, metrics)
     serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
     worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
+    quiet_clients()
     worker.execute_from_commandline()
     return 0
