@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from consumers.readmodel import metadata
+from services.common.settings import Settings
 
 config = context.config
 
@@ -17,7 +18,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = config.get_main_option("sqlalchemy.url")
+    url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True)
         with context.begin_transaction():
