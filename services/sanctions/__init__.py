@@ -1,0 +1,1 @@
+"""The joint reward-and-punishment list (DESIGN.md section 5)."""

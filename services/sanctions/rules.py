@@ -1,0 +1,225 @@
+"""List rules and the measure catalogue as data, and the pure decision of a subject's list.
+
+Both files are checked at start-up: a file that cannot be parsed is refused naming its line and
+column; a malformed or inconsistent one naming the field (an unknown measure, a list with no
+measures, a precedence that names a list twice or leaves one out, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ConfigError
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RULES_FILE = DATA / "sanction_rules.json"
+MEASURES_FILE = DATA / "measures.json"
+LISTS = ("BLACK", "FOCUS", "RED")
+RULE_KINDS = {"grade_d": "BLACK", "general_negatives": "FOCUS", "grade_a_positives": "RED"}
+SUBJECT_KINDS = frozenset(
+    ["ENTERPRISE", "INDIVIDUAL_BUSINESS", "SOCIAL_ORG", "PUBLIC_INSTITUTION", "GOVERNMENT_ORGAN", "NATURAL_PERSON"]
+)
+CATEGORIES = frozenset(
+    [
+        "ADMIN_LICENSE",
+        "ADMIN_PENALTY",
+        "SERIOUS_DISHONESTY_LIST",
+        "COURT_JUDGMENT_DEFAULTER",
+        "ABNORMAL_OPERATION",
+        "CREDIT_COMMITMENT",
+        "CREDIT_EVALUATION",
+        "HONOR",
+        "CONTRACT_PERFORMANCE",
+    ]
+)
+OUTCOMES = frozenset(["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"])
+D_CATEGORIES = ("SERIOUS_DISHONESTY_LIST", "COURT_JUDGMENT_DEFAULTER")
+
+
+@dataclass(frozen=True)
+class Measure:
+    code: str
+    description: str
+    legal_basis: str
+    subject_kinds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ListRule:
+    name: str
+    rule: str
+    measures: tuple[str, ...]
+    extra_measures: dict[str, tuple[str, ...]]
+    min_records: int = 0
+    min_cities: int = 0
+    within_days: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    list: str
+    measures: tuple[str, ...]
+    reasons: tuple[str, ...]  # record_ids, newest first
+    initiated_by: str  # the city of the newest reason
+    expires_on: date | None  # the last reason's end of publicity; None while one runs until revoked
+
+
+def _read(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc}") from exc
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise ConfigError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}.{key}: expected {names}, got {json.dumps(value, ensure_ascii=False)}")
+    return value
+
+
+def load_measures(path: Path = MEASURES_FILE) -> dict[str, Measure]:
+    raw = _read(path, "measure catalogue")
+    out: dict[str, Measure] = {}
+    for i, item in enumerate(_field(raw, "measures", list, str(path))):
+        where = f"{path}: measures[{i}]"
+        code = _field(item, "code", str, where)
+        if code in out:
+            raise ConfigError(f"{where}.code: measure {code!r} is defined twice")
+        kinds = _field(item, "subject_kinds", list, where)
+        unknown = sorted(set(kinds) - SUBJECT_KINDS)
+        if unknown or not kinds:
+            raise ConfigError(f"{where}.subject_kinds: unknown subject kind {unknown} (known: {sorted(SUBJECT_KINDS)})")
+        basis = _field(item, "legal_basis", str, where).strip()
+        if not basis:
+            raise ConfigError(f"{where}.legal_basis: a measure needs its legal basis")
+        out[code] = Measure(code, _field(item, "description", str, where), basis, frozenset(kinds))
+    if not out:
+        raise ConfigError(f"{path}: the catalogue has no measures")
+    return out
+
+
+@dataclass(frozen=True)
+class SanctionRules:
+    precedence: tuple[str, ...]
+    lists: dict[str, ListRule]
+    measures: dict[str, Measure]
+    feedback_window_days: int
+    counted_outcomes: frozenset[str]
+    feedback_lists: frozenset[str]
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE, measures_path: Path = MEASURES_FILE) -> SanctionRules:
+        measures = load_measures(measures_path)
+        raw = _read(path, "sanction rules")
+        where = str(path)
+        precedence = _field(raw, "precedence", list, where)
+        twice = sorted({p for p in precedence if precedence.count(p) > 1})
+        if twice:
+            raise ConfigError(f"{where}: precedence: contradictory, {', '.join(twice)} appears more than once")
+        unknown = sorted(set(precedence) - set(LISTS))
+        if unknown:
+            raise ConfigError(f"{where}: precedence: unknown list {', '.join(unknown)} (lists: {', '.join(LISTS)})")
+        lists_raw = _field(raw, "lists", dict, where)
+        if set(precedence) != set(lists_raw):
+            raise ConfigError(
+                f"{where}: precedence {precedence} and lists {sorted(lists_raw)} must name the same lists"
+            )
+        if tuple(precedence) != LISTS:
+            raise ConfigError(f"{where}: precedence: contradicts the contract, which is {' over '.join(LISTS)}")
+        lists = {name: cls._list(name, body, measures, f"{where}: lists.{name}") for name, body in lists_raw.items()}
+        feedback = _field(raw, "feedback", dict, where)
+        window = _field(feedback, "window_days", int, f"{where}: feedback")
+        if window < 1:
+            raise ConfigError(f"{where}: feedback.window_days: must be at least 1, not {window}")
+        counted = frozenset(_field(feedback, "counted_outcomes", list, f"{where}: feedback"))
+        if not counted or counted - OUTCOMES:
+            raise ConfigError(f"{where}: feedback.counted_outcomes: outcomes are {sorted(OUTCOMES)}")
+        fb_lists = frozenset(_field(feedback, "lists", list, f"{where}: feedback"))
+        if fb_lists - set(LISTS):
+            raise ConfigError(f"{where}: feedback.lists: unknown list {sorted(fb_lists - set(LISTS))}")
+        return cls(tuple(precedence), lists, measures, window, counted, fb_lists)
+
+    @staticmethod
+    def _list(name: str, body: Any, measures: dict[str, Measure], where: str) -> ListRule:
+        rule = _field(body, "rule", str, where)
+        if RULE_KINDS.get(rule) != name:
+            raise ConfigError(f"{where}.rule: {rule!r} is not the rule of list {name} (rules: {RULE_KINDS})")
+        codes = _field(body, "measures", list, where)
+        if not codes:
+            raise ConfigError(f"{where}.measures: a list needs at least one measure")
+        extra = {k: tuple(v) for k, v in (body.get("extra_measures") or {}).items()}
+        named = [(f"{where}.measures[{i}]", code) for i, code in enumerate(codes)]
+        for category, more in extra.items():
+            if category not in CATEGORIES:
+                raise ConfigError(f"{where}.extra_measures.{category}: unknown record category")
+            named += [(f"{where}.extra_measures.{category}[{i}]", code) for i, code in enumerate(more)]
+        for field, code in named:
+            if code not in measures:
+                raise ConfigError(f"{field}: unknown measure {code!r}; not in the measure catalogue")
+        kwargs: dict[str, int] = {}
+        if rule in ("general_negatives", "grade_a_positives"):
+            kwargs["min_records"] = _field(body, "min_records", int, where)
+        if rule == "general_negatives":
+            kwargs["min_cities"] = _field(body, "min_cities", int, where)
+            kwargs["within_days"] = _field(body, "within_days", int, where)
+        return ListRule(name, rule, tuple(codes), extra, **kwargs)
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def reasons(self, rule: ListRule, profile: dict[str, Any], today: date) -> list[dict[str, Any]]:
+        """The active records that put the subject on `rule`'s list; empty when it does not apply."""
+        active = profile["active_records"]
+        if rule.rule == "grade_d":
+            if profile["grade"] != "D":
+                return []
+            return [
+                r
+                for r in active
+                if (r["polarity"] == "NEGATIVE" and r["severity"] == "SERIOUS") or r["category"] in D_CATEGORIES
+            ]
+        if rule.rule == "general_negatives":
+            since = today - timedelta(days=rule.within_days)
+            found = [
+                r
+                for r in active
+                if r["polarity"] == "NEGATIVE" and r["severity"] == "GENERAL" and _day(r["decision_date"]) >= since
+            ]
+            cities = {r["source_city"] for r in found}
+            return found if len(found) >= rule.min_records and len(cities) >= rule.min_cities else []
+        positives = [r for r in active if r["polarity"] == "POSITIVE"]
+        return positives if profile["grade"] == "A" and len(positives) >= rule.min_records else []
+
+    def decide(self, profile: dict[str, Any], today: date) -> Decision | None:
+        """The list a profile puts its subject on, by precedence; None when on no list."""
+        for name in self.precedence:
+            rule = self.lists[name]
+            found = self.reasons(rule, profile, today)
+            if not found:
+                continue
+            found.sort(key=lambda r: (_day(r["decision_date"]), r["record_id"]), reverse=True)
+            codes = list(rule.measures)
+            for r in found:
+                codes += [c for c in rule.extra_measures.get(r["category"], ()) if c not in codes]
+            kind = profile["subject_kind"]
+            codes = [c for c in codes if kind in self.measures[c].subject_kinds]
+            ends = [r.get("active_until") for r in found]
+            expires = None if any(e is None for e in ends) else max(_day(e) for e in ends)
+            return Decision(name, tuple(codes), tuple(r["record_id"] for r in found), found[0]["source_city"], expires)
+        return None
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+RULES = SanctionRules.load()

@@ -1,0 +1,164 @@
+"""List rules and the measure catalogue, without Kafka: decisions, and every kind of file error."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.errors import ConfigError
+from services.sanctions import rules
+from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules
+
+TODAY = date(2026, 11, 22)
+BLACK_MEASURES = {
+    "GOV_PROCUREMENT_BAN",
+    "PUBLIC_BIDDING_RESTRICTION",
+    "SUBSIDY_RESTRICTION",
+    "LICENSE_STRICT_REVIEW",
+    "INSPECTION_INTENSIFIED",
+    "HONOR_BAN",
+}
+
+
+def rec(rid: str, city: str = "320100", polarity: str = "NEGATIVE", severity: str = "GENERAL", **kw: Any) -> dict:  # type: ignore[type-arg]
+    return {
+        "record_id": rid,
+        "source_city": city,
+        "category": kw.get("category", "ADMIN_PENALTY"),
+        "polarity": polarity,
+        "severity": severity,
+        "domain": None,
+        "decision_no": "d",
+        "decision_date": kw.get("decided", "2026-06-01"),
+        "active_until": kw.get("until", "2027-06-01"),
+    }
+
+
+def profile(grade: str, *records: dict, kind: str = "ENTERPRISE") -> dict:  # type: ignore[type-arg]
+    return {"subject_id": "S", "subject_kind": kind, "grade": grade, "active_records": list(records)}
+
+
+@pytest.mark.parametrize(
+    "prof,expected",
+    [
+        (profile("D", rec("a", severity="SERIOUS", until="2029-06-01")), "BLACK"),
+        (profile("D", rec("a", category="COURT_JUDGMENT_DEFAULTER", severity="NONE", until=None)), "BLACK"),
+        (profile("C", rec("a", "320100"), rec("b", "340500")), "FOCUS"),
+        (profile("C", rec("a", "320100"), rec("b", "320100")), None),  # one city only
+        (profile("C", rec("a", "320100"), rec("b", "340500", decided="2025-10-01")), None),  # over 365 days
+        (profile("C", rec("a", "320100")), None),
+        (
+            profile(
+                "A", rec("a", polarity="POSITIVE", severity="NONE"), rec("b", polarity="POSITIVE", severity="NONE")
+            ),
+            "RED",
+        ),
+        (profile("A", rec("a", polarity="POSITIVE", severity="NONE")), None),  # one positive only
+        (profile("B"), None),
+        # BLACK takes precedence over FOCUS
+        (profile("D", rec("a", "320100"), rec("b", "340500"), rec("c", severity="SERIOUS")), "BLACK"),
+    ],
+)
+def test_lists_by_precedence(prof: dict, expected: str | None) -> None:  # type: ignore[type-arg]
+    got = rules.RULES.decide(prof, TODAY)
+    assert (got.list if got else None) == expected
+
+
+def test_black_entry_measures_reasons_and_initiator() -> None:
+    prof = profile(
+        "D",
+        rec("old", "321100", severity="SERIOUS", decided="2025-01-10", until="2028-01-10"),
+        rec("new", "340500", category="COURT_JUDGMENT_DEFAULTER", severity="NONE", decided="2026-11-01", until=None),
+        rec("minor", "320100", severity="MINOR"),
+    )
+    got = rules.RULES.decide(prof, TODAY)
+    assert got is not None
+    assert set(got.measures) == BLACK_MEASURES | {"HIGH_CONSUMPTION_RESTRICTION"}
+    assert got.reasons == ("new", "old") and got.initiated_by == "340500"
+    assert got.expires_on is None  # a defaulter record runs until revoked
+
+
+def test_measures_follow_subject_kind() -> None:
+    organ = profile("D", rec("a", severity="SERIOUS"), kind="GOVERNMENT_ORGAN")
+    got = rules.RULES.decide(organ, TODAY)
+    assert got is not None and set(got.measures) == {"INSPECTION_INTENSIFIED", "HONOR_BAN"}
+    assert got.expires_on == date(2027, 6, 1)
+
+
+def write(tmp_path: Path, rules_change: Any = None, measures_change: Any = None) -> tuple[Path, Path]:
+    r = json.loads(RULES_FILE.read_text(encoding="utf-8"))
+    m = json.loads(MEASURES_FILE.read_text(encoding="utf-8"))
+    if rules_change:
+        rules_change(r)
+    if measures_change:
+        measures_change(m)
+    rp, mp = tmp_path / "rules.json", tmp_path / "measures.json"
+    rp.write_text(json.dumps(r, ensure_ascii=False, indent=1), encoding="utf-8")
+    mp.write_text(json.dumps(m, ensure_ascii=False, indent=1), encoding="utf-8")
+    return rp, mp
+
+
+@pytest.mark.parametrize(
+    "rules_change,measures_change,message",
+    [
+        (
+            lambda r: r["lists"]["RED"]["measures"].append("FREE_LUNCH"),
+            None,
+            "lists.RED.measures[3]: unknown measure 'FREE_LUNCH'",
+        ),
+        (
+            lambda r: r["lists"]["FOCUS"].update(measures=[]),
+            None,
+            "lists.FOCUS.measures: a list needs at least one measure",
+        ),
+        (
+            lambda r: r.update(precedence=["BLACK", "FOCUS", "RED", "BLACK"]),
+            None,
+            "contradictory, BLACK appears more than once",
+        ),
+        (lambda r: r.update(precedence=["RED", "FOCUS", "BLACK"]), None, "contradicts the contract"),
+        (lambda r: r.update(precedence=["BLACK", "FOCUS"]), None, "must name the same lists"),
+        (lambda r: r["lists"]["BLACK"].update(rule="grade_a_positives"), None, "lists.BLACK.rule"),
+        (lambda r: r["lists"]["FOCUS"].pop("min_cities"), None, "lists.FOCUS: missing field 'min_cities'"),
+        (lambda r: r["lists"]["FOCUS"].update(within_days="a year"), None, "lists.FOCUS.within_days: expected int"),
+        (
+            lambda r: r["lists"]["BLACK"]["extra_measures"].update(PARKING=["HONOR_BAN"]),
+            None,
+            "unknown record category",
+        ),
+        (lambda r: r["feedback"].update(window_days=0), None, "feedback.window_days"),
+        (
+            None,
+            lambda m: m["measures"].append(dict(m["measures"][0])),
+            "measures[10].code: measure 'GOV_PROCUREMENT_BAN' is defined twice",
+        ),
+        (None, lambda m: m["measures"][2].update(legal_basis=" "), "measures[2].legal_basis"),
+        (None, lambda m: m["measures"][0].update(subject_kinds=["ROBOT"]), "unknown subject kind ['ROBOT']"),
+        (None, lambda m: m["measures"][1].pop("description"), "measures[1]: missing field 'description'"),
+    ],
+)
+def test_broken_files_are_refused_naming_the_field(
+    tmp_path: Path, rules_change: Any, measures_change: Any, message: str
+) -> None:
+    rp, mp = write(tmp_path, rules_change, measures_change)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        SanctionRules.load(rp, mp)
+
+
+def test_unparseable_file_is_refused_naming_the_line(tmp_path: Path) -> None:
+    rp, mp = write(tmp_path)
+    text = rp.read_text(encoding="utf-8").splitlines()
+    text[3] = text[3] + ","  # a stray comma
+    rp.write_text("\n".join(text) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rules.json: line \d+, column \d+"):
+        SanctionRules.load(rp, mp)
+
+
+def test_shipped_files_load() -> None:
+    loaded = SanctionRules.load()
+    assert loaded.precedence == ("BLACK", "FOCUS", "RED") and loaded.feedback_window_days == 5
+    assert set(loaded.lists["BLACK"].measures) == BLACK_MEASURES
