@@ -17,7 +17,7 @@ from services.common.context import Context, build_context
 from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
 
-WORKERS = ("credit", "readmodel")  # the processors in services/<name>/app.py
+WORKERS = ("credit", "sanctions", "readmodel")  # the processors in services/<name>/app.py
 
 
 def say(message: str) -> None:

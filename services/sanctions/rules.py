@@ -223,3 +223,55 @@ def _day(value: Any) -> date:
 
 
 RULES = SanctionRules.load()
+
+
+def next_entry(
+    prev: dict[str, Any] | None, decision: Decision | None, profile: dict[str, Any], now: Any, cities: list[str]
+) -> dict[str, Any] | None:
+    """The subject's next list entry (a JSON-able dict), or None when nothing changes.
+
+    A new or changed listing is LISTED with revision + 1; a listing whose rule stops holding is
+    REMOVED with the reason: the reason records that are no longer active, and whether their
+    publicity ended on the clock (expiry) or early (a repair or a revocation).
+    """
+    listed = prev is not None and prev["status"] == "LISTED"
+    revision = (prev["revision"] if prev else 0) + 1
+    if decision is None:
+        if not listed:
+            return None
+        assert prev is not None
+        active = {r["record_id"] for r in profile["active_records"]}
+        gone = [rid for rid in prev["reasons"] if rid not in active]
+        ends = prev.get("reason_ends", {})
+        today = now.date()
+        expired = [rid for rid in gone if ends.get(rid) and date.fromisoformat(ends[rid]) < today]
+        early = [rid for rid in gone if rid not in expired]
+        parts = []
+        if early:
+            parts.append("repaired or revoked: " + ", ".join(early))
+        if expired:
+            parts.append("publicity expired: " + ", ".join(expired))
+        reason = "; ".join(parts) or f"the {prev['list']} rule no longer holds (grade {profile['grade']})"
+        return {**prev, "status": "REMOVED", "revision": revision, "removal_reason": reason}
+    measures = [{"code": c, "applies_in": list(cities)} for c in decision.measures]
+    same_list = listed and prev is not None and prev["list"] == decision.list
+    entry = {
+        "subject_id": profile["subject_id"],
+        "name": profile["name"],
+        "list": decision.list,
+        "status": "LISTED",
+        "measures": measures,
+        "reasons": list(decision.reasons),
+        "initiated_by": prev["initiated_by"] if same_list and prev else decision.initiated_by,
+        "effective_from": prev["effective_from"] if same_list and prev else now.isoformat(),
+        "expires_at": decision.expires_on.isoformat() if decision.expires_on else None,
+        "removal_reason": None,
+        "reason_ends": {
+            r["record_id"]: (str(r["active_until"]) if r.get("active_until") else None)
+            for r in profile["active_records"]
+            if r["record_id"] in decision.reasons
+        },
+    }
+    if prev is not None and same_list and all(prev.get(k) == v for k, v in entry.items()):
+        return None
+    return {**entry, "revision": revision}
