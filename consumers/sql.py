@@ -114,14 +114,14 @@ class _Pending:
     def __init__(self, projection: Projection) -> None:
         self.projection = projection
         self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        self.versions: list[tuple[tuple[Any, ...], int | None, Delivery]] = []
+        self.versions: list[tuple[tuple[Any, ...], int | None]] = []
 
-    def put(self, key: tuple[Any, ...], row: dict[str, Any] | None, delivery: Delivery) -> None:
+    def put(self, key: tuple[Any, ...], row: dict[str, Any] | None) -> None:
         v = self.projection.version
         current = self.rows.get(key)
         if row is None or current is None or not v or row[v] >= current[v]:
             self.rows[key] = row
-        self.versions.append((key, row[v] if (row is not None and v) else None, delivery))
+        self.versions.append((key, row[v] if (row is not None and v) else None))
 
 
 class SqlSink:
@@ -196,7 +196,7 @@ class SqlSink:
                     sends.append(self.reject(d, Reason.UNDECODABLE, "tombstone on a table with a composite key"))
                     continue
                 key = projection.tombstone_key(d.key) if projection.tombstone_key else (d.key.decode(),)
-                batch.put(key, None, d)
+                batch.put(key, None)
                 continue
             if d.event is None:
                 assert d.error is not None
@@ -208,7 +208,7 @@ class SqlSink:
                 log.exception("projection of %s@%d failed", d.topic, d.offset)
                 sends.append(self.reject(d, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
                 continue
-            batch.put(projection.key_of(row), row, d)
+            batch.put(projection.key_of(row), row)
         with self.engine.begin() as conn:
             for topic, batch in pending.items():
                 self._write(conn, topic, batch)
@@ -228,7 +228,7 @@ class SqlSink:
         delete_keys(conn, p.table, p.keys, deletes)
         applied = duplicate = 0
         newest = dict(stored)  # a record no newer than what is stored, or seen earlier in the batch, is stale
-        for key, version, _ in batch.versions:
+        for key, version in batch.versions:
             if version is not None and key in newest and newest[key] >= version:
                 duplicate += 1
                 continue

@@ -16,6 +16,7 @@ from typing import IO, Any
 from services.common.context import Context, build_context
 from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
+from services.common.shutdown import StopFlag
 
 WORKERS = ("credit", "sanctions", "readmodel")  # the processors in services/<name>/app.py
 
@@ -75,6 +76,22 @@ def register_schemas(ctx: Context) -> list[tuple[str, int]]:
             ctx.registry.set_compatibility(spec.subject, "FULL_TRANSITIVE")
         out.append((spec.subject, ctx.registry.register(spec.subject, ctx.schemas.text(spec.event_type.schema))))
     return out
+
+
+def provision_bus(ctx: Context, say: Any = None) -> None:
+    """Topics of the catalogue (idempotent, drift reported) and the schemas under FULL_TRANSITIVE."""
+    from topics import provision
+
+    admin = provision.admin_client(ctx.settings.bootstrap)
+    try:
+        report = provision.apply(ctx.topics, admin)
+    finally:
+        admin.close()
+    registered = register_schemas(ctx)
+    if say:
+        for line in report.lines():
+            say(line)
+        say(f"registered {len(registered)} schema subjects (FULL_TRANSITIVE)")
 
 
 def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
@@ -239,17 +256,9 @@ def _spawn_child(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from ops.broker import local
-    from topics import provision
 
     local.start(settings, say)
-    ctx = build_context(settings)
-    admin = provision.admin_client(settings.bootstrap)
-    try:
-        for line in provision.apply(ctx.topics, admin).lines():
-            say(line)
-    finally:
-        admin.close()
-    say(f"registered {len(register_schemas(ctx))} schema subjects (FULL_TRANSITIVE)")
+    provision_bus(build_context(settings), say)
     cmd_db(settings, argparse.Namespace(action="upgrade"))
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -261,20 +270,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     for name, child in children.items():
         say(f"started {name} (pid {child.pid}), log {logs / (name if name == 'api' else 'worker-' + name)}.log")
     say("up: press Ctrl-C to stop everything")
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = StopFlag()
     try:
-        while not stopping:
+        while not stop():
             for name, child in children.items():
                 if child.poll() is not None:
                     err(f"{name} exited with code {child.returncode}; see its log in {logs}")
-                    stopping = True
+                    stop.set()
             time.sleep(0.5)
     finally:
         say("stopping ...")

@@ -32,10 +32,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ops.bench.workload import credit_records
 from ops.broker import local
-from services.cli import register_schemas
+from services.cli import provision_bus
 from services.common.context import Context, build_context
 from services.common.settings import ENV, Settings
-from topics import provision
 from topics.publisher import Prepared, Publisher, producer_config
 
 
@@ -170,12 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (local.kafka_ready(settings) and local.registry_ready(settings)):
         local.start(settings, say)
     ctx = build_context(settings)
-    admin = provision.admin_client(settings.bootstrap)
-    try:
-        provision.apply(ctx.topics, admin)
-    finally:
-        admin.close()
-    register_schemas(ctx)
+    provision_bus(ctx)
     producer = KafkaProducer(**{**producer_config(settings.bootstrap, "bench"), "linger_ms": 5, "batch_size": 262144})
     say(f"preparing {args.records + args.rate * args.seconds} records for {args.subjects} subjects")
     backlog = prepare(ctx, producer, args.records, args.subjects, args.seed)

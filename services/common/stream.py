@@ -21,7 +21,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 from prometheus_client import start_http_server
 
-from services.common.context import Context
+from services.common.context import Context, build_context
 from services.common.dlq import dlq_headers, dlq_topic
 from services.common.errors import ConfigError, Reason, Rejected
 from services.common.metrics import Metrics
@@ -150,8 +150,9 @@ class Outputs:
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[str, int, Any]] = []
 
-    def add(self, topic: str, key: bytes, value: bytes, partitions: int | None = None) -> None:
-        tp = (topic, partition_of(key, partitions or self._partitions[topic]))
+    def add(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        """Queue one record; by default on its key's partition, as the default partitioner puts it."""
+        tp = (topic, partition_of(key, self._partitions[topic]) if partition is None else partition)
         batch = self._open.get(tp)
         if batch is None:
             batch = self._open[tp] = self._producer().create_batch()
@@ -206,13 +207,14 @@ class JsonTable:
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         raw = json.dumps(value, separators=(",", ":")).encode()
-        placement = _Placement(partition_of(key, self.partitions))
+        partition = partition_of(key, self.partitions)
+        placement = _Placement(partition)
         token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
         try:
             self.table.data[key] = raw  # the store only; the changelog record goes out batched
         finally:
             _current_event.reset(token)
-        self.outputs.add(self.table.changelog_topic.get_topic_name(), key, raw, self.partitions)
+        self.outputs.add(self.table.changelog_topic.get_topic_name(), key, raw, partition)
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for key, raw in list(self.table.items()):
@@ -222,6 +224,18 @@ class JsonTable:
     def values(self) -> Iterator[Any]:
         for _, value in self.items():
             yield value
+
+
+def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_offset: int) -> int:
+    """Run one faust processor: `build(ctx, metrics)` returns the service (with `.app`); metrics on
+    TONGCHENG_METRICS_PORT + `metrics_offset`."""
+    metrics = Metrics()
+    service = build(build_context(settings), metrics)
+    serve_metrics(metrics, settings.metrics_port + metrics_offset)
+    worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
+    quiet_clients()
+    worker.execute_from_commandline()
+    return 0
 
 
 def quiet_clients() -> None:

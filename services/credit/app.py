@@ -15,10 +15,10 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from services.common.context import Context, build_context
+from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, quiet_clients, serve_metrics
+from services.common.stream import JsonTable, Processor, make_app, run_worker
 from services.credit import rules
 from services.credit.enforcement import records_from_action
 
@@ -35,7 +35,7 @@ class CreditService:
         self.metrics = metrics
         self.app = app or make_app(ctx, SERVICE)
         self.proc = Processor(ctx, self.app, SERVICE, metrics)
-        partitions = next(s.partitions for s in ctx.topics.specs() if s.name == ctx.topics.topic("credit.record"))
+        partitions = ctx.topics.spec(ctx.topics.topic("credit.record")).partitions
         # use_partitioner: changelog partition = murmur2(key), the same as the keyed input topic, so the
         # expiry sweep may update the table outside a stream event.
         self.subjects = JsonTable(
@@ -138,11 +138,4 @@ class CreditService:
 
 
 def run(settings: Settings) -> int:
-    ctx = build_context(settings)
-    metrics = Metrics()
-    service = CreditService(ctx, metrics)
-    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
-    worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
-    quiet_clients()
-    worker.execute_from_commandline()
-    return 0
+    return run_worker(settings, CreditService, METRICS_OFFSET)

@@ -7,7 +7,6 @@ consumers/sql.py over every projection in consumers/readmodel.py until SIGTERM o
 from __future__ import annotations
 
 import logging
-import signal
 
 from consumers.db import make_engine, migrate
 from consumers.readmodel import PROJECTIONS
@@ -15,6 +14,7 @@ from consumers.sql import SqlSink
 from services.common.context import build_context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
+from services.common.shutdown import StopFlag
 from services.common.stream import serve_metrics
 
 SERVICE = "readmodel"
@@ -32,14 +32,7 @@ def run(settings: Settings) -> int:
     serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
     group = settings.group_id(SERVICE)
     sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = StopFlag()
     total = 0
 
     def progress(n: int) -> None:
@@ -48,7 +41,7 @@ def run(settings: Settings) -> int:
         log.info("%d records written to the read model (%d so far)", n, total)
 
     try:
-        sink.run(lambda: stopping, progress)
+        sink.run(stop, progress)
     finally:
         sink.close()
         engine.dispose()

@@ -15,10 +15,10 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from services.common.context import Context, build_context
+from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, quiet_clients, serve_metrics
+from services.common.stream import JsonTable, Processor, make_app, run_worker
 from services.sanctions import rules
 
 SERVICE = "sanctions"
@@ -36,7 +36,7 @@ class SanctionService:
         self.app = app or make_app(ctx, SERVICE)
         self.proc = Processor(ctx, self.app, SERVICE, metrics)
         profiles = ctx.topics.topic("credit.profile")
-        partitions = next(s.partitions for s in ctx.topics.specs() if s.name == profiles)
+        partitions = ctx.topics.spec(profiles).partitions
         self.entries = JsonTable(
             self.app.Table(
                 "entries", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
@@ -106,11 +106,4 @@ class SanctionService:
 
 
 def run(settings: Settings) -> int:
-    ctx = build_context(settings)
-    metrics = Metrics()
-    service = SanctionService(ctx, metrics)
-    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
-    worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
-    quiet_clients()
-    worker.execute_from_commandline()
-    return 0
+    return run_worker(settings, SanctionService, METRICS_OFFSET)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import ConfigError
+from services.credit.rules import CATEGORIES
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"
@@ -22,19 +23,6 @@ LISTS = ("BLACK", "FOCUS", "RED")
 RULE_KINDS = {"grade_d": "BLACK", "general_negatives": "FOCUS", "grade_a_positives": "RED"}
 SUBJECT_KINDS = frozenset(
     ["ENTERPRISE", "INDIVIDUAL_BUSINESS", "SOCIAL_ORG", "PUBLIC_INSTITUTION", "GOVERNMENT_ORGAN", "NATURAL_PERSON"]
-)
-CATEGORIES = frozenset(
-    [
-        "ADMIN_LICENSE",
-        "ADMIN_PENALTY",
-        "SERIOUS_DISHONESTY_LIST",
-        "COURT_JUDGMENT_DEFAULTER",
-        "ABNORMAL_OPERATION",
-        "CREDIT_COMMITMENT",
-        "CREDIT_EVALUATION",
-        "HONOR",
-        "CONTRACT_PERFORMANCE",
-    ]
 )
 OUTCOMES = frozenset(["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"])
 D_CATEGORIES = ("SERIOUS_DISHONESTY_LIST", "COURT_JUDGMENT_DEFAULTER")

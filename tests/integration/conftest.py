@@ -5,16 +5,23 @@ Each test gets its own topic prefix, so its topics, DLQs and consumer groups are
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from consumers.subscriber import Subscriber
 from ops.broker import local
-from services.cli import register_schemas
+from services.cli import provision_bus
 from services.common.context import Context, build_context
-from services.common.settings import Settings
-from topics import provision
+from services.common.settings import ENV, Settings
 
 TEST_PORTS = {"kafka_port": 19092, "controller_port": 19093, "registry_port": 18081, "api_port": 18000}
 
@@ -33,12 +40,7 @@ def fresh_settings(stack: Settings, **changes: object) -> Settings:
 
 def provisioned(settings: Settings, clock: object | None = None) -> Context:
     ctx = build_context(settings, clock)  # type: ignore[arg-type]
-    admin = provision.admin_client(settings.bootstrap)
-    try:
-        provision.apply(ctx.topics, admin)
-    finally:
-        admin.close()
-    register_schemas(ctx)
+    provision_bus(ctx)
     return ctx
 
 
@@ -46,3 +48,60 @@ def provisioned(settings: Settings, clock: object | None = None) -> Context:
 def ctx(stack: Settings) -> Context:
     """A context on its own freshly provisioned topics."""
     return provisioned(fresh_settings(stack))
+
+
+WORKER_SETTINGS = (
+    "topic_prefix",
+    "kafka_port",
+    "registry_port",
+    "data_dir",
+    "metrics_port",
+    "clock_file",
+    "sweep_seconds",
+)
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
+    for name in WORKER_SETTINGS:
+        env[ENV[name]] = str(getattr(settings, name))
+    return {**env, **extra}
+
+
+def spawn_worker(settings: Settings, service: str, **extra_env: str) -> subprocess.Popen[bytes]:
+    """`tongcheng worker SERVICE` as a subprocess, its log appended to <data dir>/<service>.log."""
+    with open(settings.data_dir / f"{service}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", service],
+            env=worker_env(settings, **extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def latest(
+    ctx: Any, event_type: str, key: str, until: Callable[[dict[str, Any]], bool], timeout: float = 90
+) -> dict[str, Any]:
+    """The newest event per `key` on a topic, read from the beginning until `until` holds."""
+    found: dict[str, Any] = {}
+    sub = Subscriber(ctx, [event_type], from_beginning=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for d in sub.poll(timeout_ms=300):
+                assert d.event is not None, d.error
+                found[d.event[key]] = d.event
+            if until(found):
+                return found
+    finally:
+        sub.close()
+    raise AssertionError(f"{event_type} never reached the expected state in {timeout}s: {found}")

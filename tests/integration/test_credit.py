@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,28 +14,13 @@ from kafka import KafkaProducer
 
 from consumers.subscriber import Subscriber
 from services.common.context import Context
-from services.common.settings import ENV, Settings
+from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import fresh_settings, provisioned
+from tests.integration.conftest import fresh_settings, latest, provisioned, spawn_worker, stop_worker
 from topics.publisher import Publisher
 
 METRICS_PORT = 19400
 NOW = datetime.now(UTC)
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
-    for name in (
-        "topic_prefix",
-        "kafka_port",
-        "registry_port",
-        "data_dir",
-        "metrics_port",
-        "clock_file",
-        "sweep_seconds",
-    ):
-        env[ENV[name]] = str(getattr(settings, name))
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +30,9 @@ def credit(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     clock_file.write_text(NOW.isoformat())
     settings = fresh_settings(stack, data_dir=data, metrics_port=METRICS_PORT, clock_file=clock_file, sweep_seconds=1.0)
     ctx = provisioned(settings)
-    log = open(data / "worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "worker", "credit"],
-        env=worker_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_worker(settings, "credit")
     yield ctx
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_worker(proc)
 
 
 def record(subject: str, record_id: str, **changes: Any) -> dict[str, Any]:
@@ -80,21 +50,9 @@ def uscc(seed: int) -> str:
     return first + uscc_check_char(first)
 
 
-def profiles(ctx: Context, until: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 60) -> dict:  # type: ignore[type-arg]
+def profiles(ctx: Context, until: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
     """Latest profile per subject, read until `until` holds."""
-    latest: dict[str, dict[str, Any]] = {}
-    sub = Subscriber(ctx, ["credit.profile"], from_beginning=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for d in sub.poll(timeout_ms=300):
-                assert d.event is not None
-                latest[d.event["subject_id"]] = d.event
-            if until(latest):
-                return latest
-    finally:
-        sub.close()
-    raise AssertionError(f"profiles never reached the expected state: {latest}")
+    return latest(ctx, "credit.profile", "subject_id", until, timeout)
 
 
 def dlq(ctx: Context, count: int, timeout: float = 60) -> list[Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,8 +27,7 @@ from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.settings import Settings
 from services.credit import rules
-from tests.integration.conftest import fresh_settings, provisioned
-from tests.integration.test_credit import worker_env
+from tests.integration.conftest import fresh_settings, provisioned, spawn_worker, stop_worker
 from topics.publisher import Prepared, Publisher, producer_config
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
@@ -42,26 +40,14 @@ class Run:
     data: Path
     prepared: list[Prepared]
     expected: dict[str, dict[str, Any]]
+    producer: KafkaProducer
     workers: dict[str, subprocess.Popen[bytes]]
 
     def start(self, service: str, **env: str) -> None:
-        log = open(self.data / f"{service}.log", "ab")  # noqa: SIM115
-        self.workers[service] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", service],
-            env={**worker_env(self.ctx.settings), "TONGCHENG_DATABASE_URL": self.db_url, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        self.workers[service] = spawn_worker(self.ctx.settings, service, TONGCHENG_DATABASE_URL=self.db_url, **env)
 
     def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.workers.pop(service)
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_worker(self.workers.pop(service), sig)
 
     @property
     def db_url(self) -> str:
@@ -97,8 +83,7 @@ def run(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     prepared = []
     for city, body in credit_records(RECORDS, SUBJECTS, ctx.circle.codes, NOW.date(), seed=11):
         prepared.append(publishers[city].prepare("credit.record", body))
-    r = Run(ctx, data, prepared, oracle(ctx, prepared), {})
-    r.producer = producer  # type: ignore[attr-defined]
+    r = Run(ctx, data, prepared, oracle(ctx, prepared), producer, {})
     yield r
     for service in list(r.workers):
         r.stop(service)
@@ -106,9 +91,8 @@ def run(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 
 
 def send(run: Run, items: list[Prepared]) -> None:
-    producer: KafkaProducer = run.producer  # type: ignore[attr-defined]
-    futures = [producer.send(p.topic, key=p.key, value=p.value) for p in items]
-    producer.flush()
+    futures = [run.producer.send(p.topic, key=p.key, value=p.value) for p in items]
+    run.producer.flush()
     for f in futures:
         f.get(timeout=30)
 
@@ -200,7 +184,7 @@ def test_rocksdb_tables_rebuild_and_survive_a_kill(run: Run) -> None:
     run.stop("credit", signal.SIGKILL)
     run.start("credit", **rocks)  # state comes back from disk plus the changelog tail
     sid, before = sorted(run.expected.items())[0]
-    publisher = Publisher(run.ctx, "320100", "rebuild-test", producer=run.producer)  # type: ignore[attr-defined]
+    publisher = Publisher(run.ctx, "320100", "rebuild-test", producer=run.producer)
     extra = dict(run.prepared[0].event)
     late = publisher.prepare(
         "credit.record",
