@@ -113,6 +113,14 @@ class Subscriber:
         while True:
             yield from self.poll()
 
+    def caught_up(self) -> bool:
+        """True when every assigned partition has been read to its end (False before assignment)."""
+        parts = list(self._consumer.assignment())
+        if not parts:
+            return False
+        ends = self._consumer.end_offsets(parts)
+        return all(self._consumer.position(tp) >= ends[tp] for tp in parts)
+
     def commit(self) -> None:
         self._consumer.commit()
 

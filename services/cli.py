@@ -195,6 +195,34 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from consumers.inbox import Inbox
+
+    ctx = build_context(settings)
+    inbox = Inbox(ctx, args.city, outcome=args.feedback, group_id=args.group)
+    err(
+        f"inbox of {ctx.circle.cities[args.city].name} ({args.city}): list entries whose measures apply here"
+        + (f"; sending {args.feedback} feedback per measure" if args.feedback else "")
+        + ("; until caught up" if args.once else "; Ctrl-C stops")
+    )
+
+    def show(item: Any) -> None:
+        if args.json:
+            print(json.dumps(item.as_json(), ensure_ascii=False), flush=True)
+        else:
+            print(item.text(lambda code: f"{ctx.circle.cities[code].name} ({code})"), flush=True)
+
+    stop = StopFlag()
+    try:
+        shown = inbox.run(show, stop, once=args.once)
+    finally:
+        inbox.close()
+    err(f"{shown} work item(s)" + (f", {inbox.undecodable} undecodable" if inbox.undecodable else ""))
+    return 0
+
+
 # --- api and tokens --------------------------------------------------------------------------
 
 
@@ -313,6 +341,18 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tongcheng", description="Tongcheng: the event bus of a metropolitan circle.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inbox", help="a city's sanction inbox: the measures to apply or lift, with optional feedback")
+    p.add_argument("--city", required=True, help="the member city's code, e.g. 320100")
+    p.add_argument(
+        "--feedback",
+        choices=["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"],
+        help="report this outcome for every measure of every new listing",
+    )
+    p.add_argument("--once", action="store_true", help="stop when caught up instead of waiting for more")
+    p.add_argument("--json", action="store_true", help="one JSON object per work item")
+    p.add_argument("--group", help="consumer group (default tongcheng-inbox-<city>); a new group starts over")
+    p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors and the API; Ctrl-C stops all")
     p.set_defaults(func=cmd_up)

@@ -38,6 +38,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("credit.profile", "CreditProfile", ("subject_id",), 6, compact=True, derived=True),
         EventType("sanction.list", "SanctionEntry", ("subject_id",), 6, compact=True, derived=True),
         EventType("sanction.feedback", "SanctionFeedback", ("subject_id",), 6),
+        EventType("sanction.tracking", "SanctionTracking", ("subject_id",), 6, compact=True, derived=True),
         EventType("enforcement.action", "EnforcementAction", ("action_id",), 3),
         EventType("emergency.notice", "EmergencyNotice", ("incident_id",), 3),
         EventType("emergency.ack", "EmergencyAck", ("incident_id",), 3),

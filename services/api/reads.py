@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from consumers.readmodel import credit_profile_json, credit_profiles
+from consumers.readmodel import (
+    credit_profile_json,
+    credit_profiles,
+    sanction_entries,
+    sanction_entry_json,
+    sanction_tracking,
+    utc,
+)
+from schemas.codec import to_json
 from services.api.problems import Problem
+from services.common.circle import Circle
 from services.common.identifiers import PERSON_ID_RE, is_valid_uscc
+from services.sanctions.rules import RULES
 
 
 def check_subject_id(subject_id: str) -> None:
@@ -30,17 +40,31 @@ class ReadModel:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def one(self, table: sa.Table, where: Any) -> Any:
+    def all(self, query: Any) -> list[Any]:
+        # OperationalError: SQLite file or server unreachable; ProgrammingError: PostgreSQL table
+        # missing before the first migration
         try:
             with self.engine.connect() as conn:
-                return conn.execute(sa.select(table).where(where)).first()
-        except sa.exc.OperationalError as exc:
-            raise Problem(503, "Read model unavailable", f"the read-model database cannot be read: {exc.orig}") from exc
-        except sa.exc.ProgrammingError as exc:  # PostgreSQL: table missing before the first migration
+                return list(conn.execute(query))
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
             raise Problem(503, "Read model unavailable", f"the read-model database cannot be read: {exc.orig}") from exc
 
+    def one(self, table: sa.Table, where: Any) -> Any:
+        rows = self.all(sa.select(table).where(where).limit(1))
+        return rows[0] if rows else None
 
-def read_router(engine: Engine) -> APIRouter:
+
+def measure_json(measure: dict[str, Any]) -> dict[str, Any]:
+    """A listed measure with its catalogue entry: what it means and its legal basis."""
+    known = RULES.measures.get(measure["code"])
+    return {
+        **measure,
+        "description": known.description if known else None,
+        "legal_basis": known.legal_basis if known else None,
+    }
+
+
+def read_router(engine: Engine, circle: Circle | None = None) -> APIRouter:
     router = APIRouter()
     model = ReadModel(engine)
 
@@ -51,5 +75,53 @@ def read_router(engine: Engine) -> APIRouter:
         if row is None:
             raise Problem(404, "Unknown subject", f"no credit profile for {subject_id}")
         return credit_profile_json(row)
+
+    @router.get("/v1/sanctions", summary="Entries of the joint reward-and-punishment list, a page at a time")
+    async def sanctions(
+        list_: Literal["RED", "FOCUS", "BLACK"] | None = Query(None, alias="list", description="one list only"),
+        city: str | None = Query(None, description="entries with a measure applying in this member city"),
+        status: Literal["LISTED", "REMOVED", "ALL"] = Query("LISTED"),
+        limit: int = Query(50, ge=1, le=500),
+        after: str | None = Query(None, description="the next_after of the previous page"),
+    ) -> dict[str, Any]:
+        if city is not None and circle is not None and not circle.is_member(city):
+            raise Problem(
+                422,
+                "Unknown city",
+                f"{city!r} is not a member city of {circle.code}",
+                reason="unknown_city",
+                field="city",
+            )
+        t = sanction_entries
+        query = sa.select(t).order_by(t.c.subject_id).limit(limit + 1)
+        if list_:
+            query = query.where(t.c.list == list_)
+        if status != "ALL":
+            query = query.where(t.c.status == status)
+        if city:
+            query = query.where(t.c.applies_in.contains(f",{city},"))
+        if after:
+            query = query.where(t.c.subject_id > after)
+        rows = await run_in_threadpool(model.all, query)
+        page = rows[:limit]
+        return {
+            "items": [sanction_entry_json(r) for r in page],
+            "next_after": page[-1].subject_id if len(rows) > limit else None,
+        }
+
+    @router.get("/v1/sanctions/{subject_id}", summary="One subject's entry, with its measures and each city's feedback")
+    async def sanction(subject_id: str) -> dict[str, Any]:
+        check_subject_id(subject_id)
+        row = await run_in_threadpool(model.one, sanction_entries, sanction_entries.c.subject_id == subject_id)
+        if row is None:
+            raise Problem(404, "Not listed", f"{subject_id} has no entry on any list")
+        body = sanction_entry_json(row)
+        body["measures"] = [measure_json(m) for m in body["measures"]]
+        tracking = await run_in_threadpool(model.one, sanction_tracking, sanction_tracking.c.subject_id == subject_id)
+        # the two come from two topics: `feedback_revision` says which revision the feedback is of
+        body["feedback_revision"] = tracking.list_revision if tracking is not None else None
+        body["feedback_due_at"] = to_json(utc(tracking.due_at)) if tracking is not None and tracking.due_at else None
+        body["feedback"] = tracking.cities if tracking is not None else []
+        return body
 
     return router

@@ -17,4 +17,4 @@ def build_app(settings: Settings) -> FastAPI:
     ctx = build_context(settings)
     assert settings.tokens_file is not None
     engine = make_engine(settings.database_url)
-    return create_app(ctx, TokenStore(settings.tokens_file), Metrics(), routers=[read_router(engine)])
+    return create_app(ctx, TokenStore(settings.tokens_file), Metrics(), routers=[read_router(engine, ctx.circle)])

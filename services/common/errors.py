@@ -28,6 +28,7 @@ class Reason(StrEnum):
     FOREIGN_RECORD = "foreign_record"
     UNKNOWN_SUBJECT = "unknown_subject"
     STALE_REVISION = "stale_revision"
+    UNKNOWN_MEASURE = "unknown_measure"
     UNKNOWN_INCIDENT = "unknown_incident"
     UNKNOWN_REPORT = "unknown_report"
     NOT_A_RECIPIENT = "not_a_recipient"

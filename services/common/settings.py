@@ -79,7 +79,8 @@ class Settings:
     source_system: str = "tongcheng-cli"
     person_salt: str = DEV_PERSON_SALT
     table_store: str = "memory://"
-    feedback_window_days: int = 5
+    #: overrides feedback.window_days of the sanction rules file when set
+    feedback_window_days: int | None = None
     clock_offset_seconds: float = 0.0
     clock_file: Path | None = None
     sweep_seconds: float = 30.0
@@ -120,7 +121,18 @@ class Settings:
         return f"tongcheng-{service}-{self.topic_prefix}{tag}"
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with `changes`; values derived from others (URLs, the database, the tokens file)
+        are derived again unless they were set explicitly."""
+        plain = Settings(
+            circle=self.circle, kafka_port=self.kafka_port, registry_port=self.registry_port, data_dir=self.data_dir
+        )
+        derived = {"topic_prefix": "", "bootstrap": "", "registry_url": "", "database_url": "", "tokens_file": None}
+        if plain.topic_prefix != self.topic_prefix:
+            derived.pop("topic_prefix")
+        for name in ("bootstrap", "registry_url", "database_url", "tokens_file"):
+            if getattr(self, name) != getattr(plain, name):
+                derived.pop(name)
+        return replace(self, **{**derived, **changes})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

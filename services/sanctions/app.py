@@ -1,7 +1,15 @@
-"""The sanctions processor: `njmc.credit.profile.v1` -> list entries -> `njmc.sanction.list.v1`.
+"""The sanctions processor: profiles -> list entries, and the cities' feedback on them.
 
-Each batch of profiles is decided by the list rules (services/sanctions/rules.py); an entry that
-is new, changed or removed is written to the `entries` table and emitted once, with revision + 1.
+- `njmc.credit.profile.v1` -> `njmc.sanction.list.v1`: each batch of profiles is decided by the
+  list rules (services/sanctions/rules.py); an entry that is new, changed or removed is written to
+  the `entries` table and emitted once, with revision + 1.
+- `njmc.sanction.feedback.v1` -> the entry's feedback tracking (services/sanctions/feedback.py);
+  feedback on an unknown subject, a stale revision or a measure the listing does not have goes to
+  the DLQ with its reason.
+- A timer on the injected clock raises SANCTION_FEEDBACK_OVERDUE on `njmc.supervision.alert.v1`
+  once per city per listing when the window closes.
+- Every change of an entry's tracking is emitted on `njmc.sanction.tracking.v1` (compacted), which
+  the read model and the API show as each city's feedback status.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from services.common.stream import JsonTable, Processor, make_app, run_worker
-from services.sanctions import rules
+from services.sanctions import feedback, rules
 
 SERVICE = "sanctions"
 METRICS_OFFSET = 3
 BATCH = 2000
 ENTRY_NS = uuid.UUID("5d0f8a52-7c1e-4b8e-9a57-3f4a1c2b9e61")
+TRACKING_NS = uuid.UUID("9b3e61c4-0d2a-4f7b-8c15-6e2d7a9f4b03")
+ALERT_NS = uuid.UUID("e4a7c2d9-58b1-4f3e-a6d0-1c9b8f2e7a45")
 log = logging.getLogger("tongcheng.sanctions")
 
 
@@ -43,8 +53,14 @@ class SanctionService:
             ),
             self.proc.outputs,
         )
+        self.window_days = ctx.settings.feedback_window_days or self.rules.feedback_window_days
+        self.cities = list(ctx.circle.codes)
         self.app.agent(self.proc.topic(profiles), name="sanction-profiles")(self._profiles)
+        self.app.agent(self.proc.topic(ctx.topics.topic("sanction.feedback")), name="sanction-feedback")(self._feedback)
+        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
+        #: subject key -> due_at of listings whose alerts are not all raised; built by the first sweep
+        self._due: dict[bytes, datetime] | None = None
 
     async def _profiles(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH, within=0.1):
@@ -52,7 +68,6 @@ class SanctionService:
 
     async def apply_batch(self, events: list[EventT]) -> None:
         now = self.ctx.clock.now()
-        cities = list(self.ctx.circle.codes)
 
         async def handle(event: EventT, profile: dict[str, Any]) -> str:
             key = profile["subject_id"].encode()
@@ -60,32 +75,132 @@ class SanctionService:
             if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
                 return "duplicate"
             decision = self.rules.decide(profile, now.date())
-            entry = rules.next_entry(prev, decision, profile, now, cities)
+            entry = rules.next_entry(prev, decision, profile, now, self.cities)
             if entry is None:
                 if prev is not None:
                     self.entries[key] = {**prev, "profile_revision": profile["revision"]}
                 return "applied"
+            entry = feedback.track(prev, entry, now, self.window_days, self.rules.feedback_lists)
             entry["profile_revision"] = profile["revision"]
-            self.entries[key] = entry
+            self.put(key, entry)
             await self.emit(entry, profile["meta"]["event_id"], now)
+            await self.emit_tracking(entry, profile["meta"]["event_id"], now)
             return "applied"
 
         await self.proc.each(events, "credit.profile", handle)
         await self.proc.flush()
 
+    def put(self, key: bytes, entry: dict[str, Any]) -> None:
+        self.entries[key] = entry
+        if self._due is not None:
+            due = entry.get("due_at")
+            if due and entry["status"] == "LISTED":
+                self._due[key] = datetime.fromisoformat(due)
+            else:
+                self._due.pop(key, None)
+
+    async def _feedback(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.apply_feedback(events)
+
+    async def apply_feedback(self, events: list[EventT]) -> None:
+        now = self.ctx.clock.now()
+        changed: dict[bytes, str] = {}  # key -> the event_id of its last applied feedback
+
+        async def handle(event: EventT, fb: dict[str, Any]) -> str:
+            key = fb["subject_id"].encode()
+            entry = feedback.record(self.entries.get(key), fb, self.rules.counted_outcomes)
+            if entry is None:
+                return "duplicate"
+            self.put(key, entry)
+            changed[key] = fb["meta"]["event_id"]
+            return "applied"
+
+        await self.proc.each(events, "sanction.feedback", handle)
+        for key, cause in changed.items():  # one tracking event per subject per batch
+            await self.emit_tracking(self.entries.get(key), cause, now)
+        await self.proc.flush()
+
+    async def sweep(self) -> None:
+        """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once."""
+        now = self.ctx.clock.now()
+        if self._due is None:  # the table is recovered by now: index the listings still owed feedback
+            self._due = {}
+            for key, entry in self.entries.items():
+                if (
+                    entry.get("due_at")
+                    and entry["status"] == "LISTED"
+                    and feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities)
+                ):
+                    self._due[key] = datetime.fromisoformat(entry["due_at"])
+        raised = 0
+        for key in [k for k, due in self._due.items() if due <= now]:
+            entry = self.entries.get(key)
+            late = feedback.overdue(entry, now, self.cities) if entry else []
+            if late:
+                entry = feedback.mark_alerted(entry, late, now)
+                self.entries[key] = entry
+                for city in late:
+                    await self.emit_alert(entry, city, now)
+                await self.emit_tracking(entry, None, now)
+                raised += len(late)
+            del self._due[key]
+        await self.proc.flush()
+        if raised:
+            log.info("feedback sweep: %d SANCTION_FEEDBACK_OVERDUE alerts as of %s", raised, now.isoformat())
+
+    @staticmethod
+    def meta(event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "source_city": city,
+            "source_system": "tongcheng-sanctions",
+            "occurred_at": now,
+            "published_at": now,
+            "correlation_id": None,
+            "causation_id": cause,
+        }
+
+    async def emit_alert(self, entry: dict[str, Any], city: str, now: datetime) -> None:
+        ref = f"{entry['subject_id']}#{entry['listed_revision']}"
+        alert_id = str(uuid.uuid5(ALERT_NS, f"SANCTION_FEEDBACK_OVERDUE/{ref}/{city}"))
+        body = {
+            "meta": self.meta("supervision.alert", alert_id, entry["initiated_by"], now, None),
+            "alert_id": alert_id,
+            "kind": "SANCTION_FEEDBACK_OVERDUE",
+            "city": city,
+            "ref": ref,
+            "due_at": datetime.fromisoformat(entry["due_at"]),
+            "raised_at": now,
+        }
+        await self.proc.emit("supervision.alert", ref, body)
+
+    async def emit_tracking(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
+        event_id = str(uuid.uuid5(TRACKING_NS, f"{entry['subject_id']}#{entry['tracking_version']}"))
+        body = {
+            "meta": self.meta("sanction.tracking", event_id, entry["initiated_by"], now, cause),
+            "subject_id": entry["subject_id"],
+            "list": entry["list"],
+            "status": entry["status"],
+            "list_revision": entry["revision"],
+            "listed_revision": entry.get("listed_revision", entry["revision"]),
+            "due_at": datetime.fromisoformat(entry["due_at"]) if entry.get("due_at") else None,
+            "cities": feedback.cities_view(entry, self.cities, now),
+            "version": entry["tracking_version"],
+        }
+        await self.proc.emit("sanction.tracking", entry["subject_id"], body)
+
     async def emit(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
         expires = entry["expires_at"]
         body = {
-            "meta": {
-                "event_id": str(uuid.uuid5(ENTRY_NS, f"{entry['subject_id']}#{entry['revision']}")),
-                "event_type": "sanction.list",
-                "source_city": entry["initiated_by"],
-                "source_system": "tongcheng-sanctions",
-                "occurred_at": now,
-                "published_at": now,
-                "correlation_id": None,
-                "causation_id": cause,
-            },
+            "meta": self.meta(
+                "sanction.list",
+                str(uuid.uuid5(ENTRY_NS, f"{entry['subject_id']}#{entry['revision']}")),
+                entry["initiated_by"],
+                now,
+                cause,
+            ),
             **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
             "effective_from": datetime.fromisoformat(entry["effective_from"]),
             # the day after the last day of publicity, at midnight UTC
@@ -100,9 +215,12 @@ class SanctionService:
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 
     async def refresh_gauges(self) -> None:
-        listed = Counter(e["list"] for e in self.entries.values() if e and e.get("status") == "LISTED")
+        all_entries = [e for e in self.entries.values() if e]
+        listed = Counter(e["list"] for e in all_entries if e.get("status") == "LISTED")
         for name in rules.LISTS:
             self.metrics.sanction_entries.labels(list=name).set(listed.get(name, 0))
+        for city, (ok, missed) in feedback.tally(all_entries, self.cities, self.ctx.clock.now()).items():
+            self.metrics.sanction_feedback_ratio.labels(city=city).set(feedback.ratio(ok, missed))
 
 
 def run(settings: Settings) -> int:

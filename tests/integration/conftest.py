@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from consumers.subscriber import Subscriber
@@ -105,3 +106,34 @@ def latest(
     finally:
         sub.close()
     raise AssertionError(f"{event_type} never reached the expected state in {timeout}s: {found}")
+
+
+def dead_letters(ctx: Any, event_type: str, count: int, timeout: float = 60) -> list[Any]:
+    """At least `count` deliveries from an event type's DLQ (fewer if the timeout passes)."""
+    sub = Subscriber(ctx, [ctx.topics.dlq(event_type)], from_beginning=True)
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            got += sub.poll(timeout_ms=300)
+    finally:
+        sub.close()
+    return got
+
+
+def metric_at(port: int, name: str, **labels: str) -> float:
+    """One sample from a worker's metrics endpoint (0 when absent); waits for it to listen."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            break
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}"):
+            return float(line.split()[-1])
+    return 0.0

@@ -8,15 +8,21 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from kafka import KafkaProducer
 
-from consumers.subscriber import Subscriber
 from services.common.context import Context
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import fresh_settings, latest, provisioned, spawn_worker, stop_worker
+from tests.integration.conftest import (
+    dead_letters,
+    fresh_settings,
+    latest,
+    metric_at,
+    provisioned,
+    spawn_worker,
+    stop_worker,
+)
 from topics.publisher import Publisher
 
 METRICS_PORT = 19400
@@ -56,33 +62,12 @@ def profiles(ctx: Context, until: Callable[[dict[str, Any]], bool], timeout: flo
 
 
 def dlq(ctx: Context, count: int, timeout: float = 60) -> list[Any]:
-    sub = Subscriber(ctx, [ctx.topics.dlq("credit.record")], from_beginning=True)
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            got += sub.poll(timeout_ms=300)
-    finally:
-        sub.close()
-    return got
+    return dead_letters(ctx, "credit.record", count, timeout)
 
 
 def metric(name: str, **labels: str) -> float:
-    """A sample from the worker's metrics endpoint (credit serves base + 1); waits for it to listen."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            text = httpx.get(f"http://127.0.0.1:{METRICS_PORT + 1}/metrics").text
-            break
-        except httpx.ConnectError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}}"):
-            return float(line.split()[-1])
-    return 0.0
+    """A sample from the credit worker's metrics endpoint (base port + 1)."""
+    return metric_at(METRICS_PORT + 1, name, **labels)
 
 
 def test_three_cities_merge_into_one_profile(credit: Context) -> None:

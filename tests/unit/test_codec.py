@@ -76,7 +76,7 @@ def catalogue() -> SchemaCatalogue:
 
 
 def test_eleven_event_schemas_share_meta(catalogue: SchemaCatalogue) -> None:
-    assert len(catalogue.event_schemas) == 11
+    assert len(catalogue.event_schemas) == 12
     for name in catalogue.event_schemas:
         meta = catalogue.schema(name)["fields"][0]
         assert meta["name"] == "meta" and meta["type"]["name"] == "Meta"

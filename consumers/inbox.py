@@ -1,0 +1,175 @@
+"""A city's sanction inbox: the reference downstream consumer (`tongcheng inbox --city 320100`).
+
+It reads `njmc.sanction.list.v1` in the city's own consumer group, turns each entry whose measures
+apply in the city into a work item for its departments (apply these measures, with their legal
+basis; or lift them, with the reason), and, when asked, reports back on
+`njmc.sanction.feedback.v1` through the publisher SDK, one feedback per measure.
+
+The pattern is the one any downstream service follows:
+
+1. `Subscriber` with a group id: decoded events, or the reason one could not be decoded;
+2. handle a poll's deliveries, keeping only the newest revision of each subject;
+3. publish what the handling produced and wait for the broker's acknowledgement;
+4. commit the offsets only then, so a crash repeats work instead of losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.subscriber import Delivery, Subscriber
+from schemas.codec import to_json
+from services.common.context import Context
+from services.common.errors import Rejected, TongchengError
+from services.sanctions.rules import RULES
+from topics.publisher import Publisher
+
+log = logging.getLogger("tongcheng.inbox")
+OUTCOMES = ("APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION")
+
+
+@dataclass
+class WorkItem:
+    """What one city's departments must do about one list entry."""
+
+    action: str  # APPLY or LIFT
+    subject_id: str
+    name: str
+    list_kind: str  # RED, FOCUS or BLACK
+    revision: int
+    initiated_by: str
+    measures: list[dict[str, Any]] = field(default_factory=list)  # code, description, legal_basis
+    removal_reason: str | None = None
+    feedback_sent: list[str] = field(default_factory=list)  # event_ids
+
+    def as_json(self) -> dict[str, Any]:
+        body = dict(self.__dict__)
+        body["list"] = body.pop("list_kind")
+        return to_json(body)
+
+    def text(self, city_name: Callable[[str], str]) -> str:
+        head = (
+            f"{self.action} {self.list_kind} {self.subject_id} {self.name} (revision {self.revision}, "
+            f"initiated by {city_name(self.initiated_by)})"
+        )
+        if self.action == "LIFT":
+            return f"{head}\n    lift every measure: {self.removal_reason}"
+        lines = [head] + [f"    {m['code']}: {m['description']} [{m['legal_basis']}]" for m in self.measures]
+        if self.feedback_sent:
+            lines.append(f"    feedback sent: {len(self.feedback_sent)} measure(s)")
+        return "\n".join(lines)
+
+
+def work_item(entry: dict[str, Any], city: str) -> WorkItem | None:
+    """The work item for `city` from one entry, or None when no measure of it applies there."""
+    mine = [m["code"] for m in entry["measures"] if city in m["applies_in"]]
+    if not mine:
+        return None
+    common = {
+        "subject_id": entry["subject_id"],
+        "name": entry["name"],
+        "list_kind": entry["list"],
+        "revision": entry["revision"],
+        "initiated_by": entry["initiated_by"],
+    }
+    if entry["status"] == "REMOVED":
+        return WorkItem("LIFT", removal_reason=entry["removal_reason"], **common)
+    measures = []
+    for code in mine:
+        known = RULES.measures.get(code)
+        measures.append(
+            {
+                "code": code,
+                "description": known.description if known else "(not in this catalogue)",
+                "legal_basis": known.legal_basis if known else "",
+            }
+        )
+    return WorkItem("APPLY", measures=measures, **common)
+
+
+class Inbox:
+    def __init__(
+        self,
+        ctx: Context,
+        city: str,
+        *,
+        outcome: str | None = None,
+        group_id: str | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        if not ctx.circle.is_member(city):
+            raise TongchengError(f"{city!r} is not a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise TongchengError(f"feedback outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        self.ctx = ctx
+        self.city = city
+        self.outcome = outcome
+        self.subscriber = Subscriber(
+            ctx, ["sanction.list"], group_id=group_id or f"tongcheng-inbox-{city}", from_beginning=True
+        )
+        self.publisher = publisher or (Publisher(ctx, city, "sanction-inbox") if outcome else None)
+        self.undecodable = 0
+
+    def handle(self, deliveries: list[Delivery]) -> list[WorkItem]:
+        newest: dict[str, dict[str, Any]] = {}
+        for d in deliveries:
+            if d.event is None:  # a derived topic should not carry these; say so and go on
+                self.undecodable += 1
+                log.warning("%s[%d]@%d undecodable: %s", d.topic, d.partition, d.offset, d.error)
+                continue
+            prev = newest.get(d.event["subject_id"])
+            if prev is None or d.event["revision"] > prev["revision"]:
+                newest[d.event["subject_id"]] = d.event
+        items = [item for entry in newest.values() if (item := work_item(entry, self.city)) is not None]
+        if self.outcome and self.publisher is not None:
+            self.send_feedback(items)
+        return items
+
+    def send_feedback(self, items: list[WorkItem]) -> None:
+        now = self.ctx.clock.now()
+        bodies, owners = [], []
+        for item in items:
+            if item.action != "APPLY":
+                continue
+            for m in item.measures:
+                bodies.append(
+                    {
+                        "subject_id": item.subject_id,
+                        "list_revision": item.revision,
+                        "city": self.city,
+                        "measure_code": m["code"],
+                        "outcome": self.outcome,
+                        "business_ref": f"inbox-{self.city}-{item.subject_id}-r{item.revision}-{m['code']}",
+                        "reported_at": to_json(now),
+                    }
+                )
+                owners.append(item)
+        assert self.publisher is not None
+        for outcome in self.publisher.publish_many("sanction.feedback", bodies):
+            if outcome.error is not None:  # e.g. the broker is unreachable: stop before committing
+                if isinstance(outcome.error, Rejected):
+                    raise TongchengError(f"feedback refused: {outcome.error}")
+                raise outcome.error
+            owners[outcome.index].feedback_sent.append(str(outcome.event_id))
+
+    def run(self, show: Callable[[WorkItem], None], stop: Callable[[], bool], once: bool = False) -> int:
+        """Poll, handle, show, commit until `stop()`; with `once`, until caught up. Returns items shown."""
+        shown = 0
+        while not stop():
+            deliveries = self.subscriber.poll(timeout_ms=500, max_records=500)
+            for item in self.handle(deliveries):
+                show(item)
+                shown += 1
+            if deliveries:
+                self.subscriber.commit()
+            elif once and self.subscriber.caught_up():
+                break
+        return shown
+
+    def close(self) -> None:
+        self.subscriber.close()
+        if self.publisher is not None:
+            self.publisher.close()
