@@ -257,6 +257,11 @@ def profile(state: dict[str, Any], as_of: datetime) -> dict[str, Any]:
             }
             for r in active
         ],
+        "closed_records": [
+            {"record_id": rid, "status": r["status"]}
+            for rid, r in sorted(state["records"].items())
+            if r["status"] in ("REVOKED", "REPAIRED")
+        ],
         "revision": state["revision"],
         "as_of": as_of,
     }

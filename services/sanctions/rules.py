@@ -219,8 +219,8 @@ def next_entry(
     """The subject's next list entry (a JSON-able dict), or None when nothing changes.
 
     A new or changed listing is LISTED with revision + 1; a listing whose rule stops holding is
-    REMOVED with the reason: the reason records that are no longer active, and whether their
-    publicity ended on the clock (expiry) or early (a repair or a revocation).
+    REMOVED with the reason: the reason records that are no longer active, and whether each was
+    repaired, revoked (the profile's `closed_records`) or reached the end of its publicity.
     """
     listed = prev is not None and prev["status"] == "LISTED"
     revision = (prev["revision"] if prev else 0) + 1
@@ -233,12 +233,16 @@ def next_entry(
         ends = prev.get("reason_ends", {})
         today = now.date()
         expired = [rid for rid in gone if ends.get(rid) and date.fromisoformat(ends[rid]) < today]
-        early = [rid for rid in gone if rid not in expired]
+        closed = {c["record_id"]: c["status"] for c in profile.get("closed_records") or []}
         parts = []
-        if early:
-            parts.append("repaired or revoked: " + ", ".join(early))
-        if expired:
-            parts.append("publicity expired: " + ", ".join(expired))
+        for label, rids in (
+            ("repaired", [rid for rid in gone if closed.get(rid) == "REPAIRED"]),
+            ("revoked", [rid for rid in gone if closed.get(rid) == "REVOKED"]),
+            ("publicity expired", [rid for rid in expired if rid not in closed]),
+            ("no longer active", [rid for rid in gone if rid not in closed and rid not in expired]),
+        ):
+            if rids:
+                parts.append(f"{label}: " + ", ".join(rids))
         reason = "; ".join(parts) or f"the {prev['list']} rule no longer holds (grade {profile['grade']})"
         return {**prev, "status": "REMOVED", "revision": revision, "removal_reason": reason}
     measures = [{"code": c, "applies_in": list(cities)} for c in decision.measures]

@@ -162,3 +162,25 @@ def test_shipped_files_load() -> None:
     loaded = SanctionRules.load()
     assert loaded.precedence == ("BLACK", "FOCUS", "RED") and loaded.feedback_window_days == 5
     assert set(loaded.lists["BLACK"].measures) == BLACK_MEASURES
+
+
+@pytest.mark.parametrize(
+    "closed,today,reason",
+    [
+        ([{"record_id": "a", "status": "REPAIRED"}], "2026-12-01", "repaired: a"),
+        ([{"record_id": "a", "status": "REVOKED"}], "2026-12-01", "revoked: a"),
+        ([], "2029-06-02", "publicity expired: a"),
+    ],
+    ids=["repair", "revocation", "expiry"],
+)
+def test_removal_says_why_the_listing_ended(closed: list[dict], today: str, reason: str) -> None:  # type: ignore[type-arg]
+    from datetime import UTC, datetime
+
+    listed_at = datetime(2026, 11, 22, tzinfo=UTC)
+    start = profile("D", rec("a", severity="SERIOUS", until="2029-06-01"))
+    start["name"] = "n"
+    first = rules.next_entry(None, rules.RULES.decide(start, TODAY), start, listed_at, ["320100"])
+    assert first is not None and first["status"] == "LISTED"
+    after = {**profile("B"), "name": "n", "closed_records": closed}
+    gone = rules.next_entry(first, None, after, datetime.fromisoformat(today).replace(tzinfo=UTC), ["320100"])
+    assert gone is not None and (gone["status"], gone["revision"], gone["removal_reason"]) == ("REMOVED", 2, reason)
