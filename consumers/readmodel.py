@@ -175,5 +175,140 @@ SANCTION_TRACKING = Projection(
     "sanction.tracking", sanction_tracking, sanction_tracking_row, keys=("subject_id",), version="version"
 )
 
+emergency_reports = sa.Table(
+    "emergency_reports",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("report_seq", sa.Integer, primary_key=True),
+    sa.Column("report_kind", sa.String(8)),
+    sa.Column("effective_level", sa.String(3), nullable=False),
+    sa.Column("raised_from", sa.String(3)),
+    sa.Column("subtype", sa.String(40)),
+    sa.Column("location_city", sa.String(6)),
+    sa.Column("sender", sa.String(6), nullable=False),
+    sa.Column("recipients", JSONDoc, nullable=False),
+    sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+emergency_acks = sa.Table(
+    "emergency_acks",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("report_seq", sa.Integer, primary_key=True),
+    sa.Column("city", sa.String(6), primary_key=True),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+project_plans = sa.Table(
+    "project_plans",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("lead_city", sa.String(6), nullable=False, index=True),
+    sa.Column("participating_cities", JSONDoc, nullable=False),
+    sa.Column("responsible_unit", sa.Text, nullable=False),
+    sa.Column("responsible_person", sa.Text, nullable=False),
+    sa.Column("total_investment", sa.String(24), nullable=False),
+    sa.Column("plan_year", sa.Integer, nullable=False),
+    sa.Column("milestones", JSONDoc, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+milestone_reports = sa.Table(
+    "milestone_reports",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("milestone_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("actual_date", sa.Date),
+    sa.Column("progress_pct", sa.Integer),
+    sa.Column("issue", sa.Text),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def emergency_report_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+    return {
+        "incident_id": event["incident_id"],
+        "report_seq": event["report_seq"],
+        "report_kind": event.get("report_kind"),
+        "effective_level": event["effective_level"],
+        "raised_from": event["raised_from"],
+        "subtype": event.get("subtype"),
+        "location_city": event.get("location_city"),
+        "sender": event["meta"]["source_city"],
+        "recipients": to_json(event["recipients"]),
+        "dispatched_at": event["meta"]["published_at"],
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def emergency_ack_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+    """Every ack as sent; only those from a report's recipients count (the API joins on them)."""
+    return {
+        "incident_id": event["incident_id"],
+        "report_seq": event["report_seq"],
+        "city": event["city"],
+        "acknowledged_at": event["acknowledged_at"],
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def project_plan_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+    return {
+        "project_id": event["project_id"],
+        "name": event["name"],
+        "category": event["category"],
+        "lead_city": event["lead_city"],
+        "participating_cities": list(event["participating_cities"]),
+        "responsible_unit": event["responsible_unit"],
+        "responsible_person": event["responsible_person"],
+        "total_investment": str(event["total_investment"]),
+        "plan_year": event["plan_year"],
+        "milestones": to_json(event["milestones"]),
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def milestone_report_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+    """The newest report per milestone; reports of unknown milestones join nothing."""
+    return {
+        "project_id": event["project_id"],
+        "milestone_id": event["milestone_id"],
+        "status": event["status"],
+        "actual_date": event["actual_date"],
+        "progress_pct": event["progress_pct"],
+        "issue": event["issue"],
+        "reported_at": event["meta"]["published_at"],
+        "updated_at": datetime.now(UTC),
+    }
+
+
+EMERGENCY_REPORTS = Projection(
+    "emergency.dispatch", emergency_reports, emergency_report_row, keys=("incident_id", "report_seq"), version=None
+)
+EMERGENCY_ACKS = Projection(
+    "emergency.ack", emergency_acks, emergency_ack_row, keys=("incident_id", "report_seq", "city"), version=None
+)
+PROJECT_PLANS = Projection("project.plan", project_plans, project_plan_row, keys=("project_id",), version=None)
+MILESTONE_REPORTS = Projection(
+    "project.milestone", milestone_reports, milestone_report_row, keys=("project_id", "milestone_id"), version=None
+)
+
 #: every projection the read-model worker runs, by event type
-PROJECTIONS: dict[str, Projection] = {p.event_type: p for p in (CREDIT_PROFILES, SANCTION_ENTRIES, SANCTION_TRACKING)}
+PROJECTIONS: dict[str, Projection] = {
+    p.event_type: p
+    for p in (
+        CREDIT_PROFILES,
+        SANCTION_ENTRIES,
+        SANCTION_TRACKING,
+        EMERGENCY_REPORTS,
+        EMERGENCY_ACKS,
+        PROJECT_PLANS,
+        MILESTONE_REPORTS,
+    )
+}

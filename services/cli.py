@@ -18,7 +18,7 @@ from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
 from services.common.shutdown import StopFlag
 
-WORKERS = ("credit", "sanctions", "readmodel")  # the processors in services/<name>/app.py
+WORKERS = ("credit", "sanctions", "emergency", "supervision", "readmodel")  # the processors in services/<name>/app.py
 
 
 def say(message: str) -> None:

@@ -124,7 +124,6 @@ class CreditService:
         key = action["action_id"].encode()
         if self.closed.get(key):
             return "duplicate"
-        self.metrics.enforcement_actions.labels(domain=action["domain"]).inc()
         for record in records_from_action(action, self.ctx.clock.now()):
             self.ctx.validator.check("credit.record", record)
             await self.proc.emit("credit.record", record["subject"]["subject_id"], record)

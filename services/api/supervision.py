@@ -1,0 +1,222 @@
+"""Supervision endpoints over the SQL read model: emergencies, projects and the per-city scoreboard.
+
+Every figure is computed from the read model with the same pure rules the processors use
+(services/emergency/rules.py, services/supervision/rules.py, services/sanctions/feedback.py) and
+the injected clock, so any number of API processes answer alike, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from consumers.readmodel import (
+    emergency_acks,
+    emergency_reports,
+    milestone_reports,
+    project_plans,
+    sanction_tracking,
+    utc,
+)
+from schemas.codec import to_json
+from services.api.problems import Problem
+from services.api.reads import ReadModel
+from services.common.circle import Circle
+from services.common.clock import Clock
+from services.emergency import rules as emergency
+from services.sanctions import feedback
+from services.supervision import rules as supervision
+
+
+def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """Incidents in the processors' shape (services/emergency/rules.py) from read-model rows."""
+    acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at).isoformat() for a in ack_rows}
+    out: dict[str, dict[str, Any]] = {}
+    for r in sorted(report_rows, key=lambda r: (r.incident_id, r.report_seq)):
+        inc = out.setdefault(
+            r.incident_id,
+            {
+                "incident_id": r.incident_id,
+                "sender": r.sender,
+                "subtype": r.subtype,
+                "location_city": r.location_city,
+                "reports": {},
+                "closed": False,
+                "last_seq": 0,
+            },
+        )
+        inc["reports"][str(r.report_seq)] = {
+            "kind": r.report_kind,
+            "effective_level": r.effective_level,
+            "raised_from": r.raised_from,
+            "sent_at": utc(r.dispatched_at).isoformat(),
+            "recipients": {
+                rec["city"]: {
+                    "reason": rec["reason"],
+                    "deadline": datetime.fromisoformat(rec["ack_deadline"].replace("Z", "+00:00")).isoformat(),
+                    "acked_at": acked.get((r.incident_id, r.report_seq, rec["city"])),
+                }
+                for rec in r.recipients
+            },
+        }
+        inc["last_seq"] = r.report_seq
+        inc["level"] = r.effective_level
+        inc["closed"] = inc["closed"] or r.report_kind == "FINAL"
+    return out
+
+
+def ack_status(slot: dict[str, Any], now: datetime) -> str:
+    if slot["acked_at"] is not None:
+        return "ACKNOWLEDGED"
+    return "OVERDUE" if datetime.fromisoformat(slot["deadline"]) <= now else "PENDING"
+
+
+def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    cities: dict[str, list[str]] = defaultdict(list)
+    reports = []
+    for seq, report in sorted(inc["reports"].items(), key=lambda kv: int(kv[0])):
+        recipients = []
+        for city, slot in report["recipients"].items():
+            status = ack_status(slot, now)
+            cities[city].append(status)
+            recipients.append(
+                {
+                    "city": city,
+                    "reason": slot["reason"],
+                    "ack_deadline": to_json(datetime.fromisoformat(slot["deadline"])),
+                    "acknowledged_at": to_json(datetime.fromisoformat(slot["acked_at"])) if slot["acked_at"] else None,
+                    "status": status,
+                }
+            )
+        reports.append(
+            {
+                "report_seq": int(seq),
+                "report_kind": report["kind"],
+                "effective_level": report["effective_level"],
+                "raised_from": report["raised_from"],
+                "dispatched_at": to_json(datetime.fromisoformat(report["sent_at"])),
+                "recipients": recipients,
+            }
+        )
+
+    def worst(statuses: list[str]) -> str:
+        return next(s for s in ("OVERDUE", "PENDING", "ACKNOWLEDGED") if s in statuses)
+
+    return {
+        "incident_id": inc["incident_id"],
+        "open": not inc["closed"],
+        "effective_level": inc["level"],
+        "sender": inc["sender"],
+        "subtype": inc["subtype"],
+        "location_city": inc["location_city"],
+        "acknowledgement": {city: worst(statuses) for city, statuses in sorted(cities.items())},
+        "reports": reports,
+    }
+
+
+def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
+    """A project in the processor's shape (services/supervision/rules.py) from read-model rows."""
+    reported = {r.milestone_id: r for r in report_rows}
+    milestones = {}
+    for m in plan.milestones:
+        r = reported.get(m["milestone_id"])
+        milestones[m["milestone_id"]] = {
+            "title": m["title"],
+            "planned_date": m["planned_date"],
+            "status": r.status if r else "NOT_STARTED",
+            "actual_date": r.actual_date.isoformat() if r and r.actual_date else None,
+            "progress_pct": r.progress_pct if r else None,
+        }
+    return {
+        "project_id": plan.project_id,
+        "name": plan.name,
+        "category": plan.category,
+        "lead_city": plan.lead_city,
+        "participating_cities": plan.participating_cities,
+        "responsible_unit": plan.responsible_unit,
+        "responsible_person": plan.responsible_person,
+        "total_investment": plan.total_investment,
+        "plan_year": plan.plan_year,
+        "milestones": milestones,
+    }
+
+
+def supervision_router(model: ReadModel, circle: Circle, clock: Clock) -> APIRouter:
+    router = APIRouter()
+
+    def load_incidents(open_only: bool) -> dict[str, dict[str, Any]]:
+        reports = sa.select(emergency_reports)
+        acks = sa.select(emergency_acks)
+        if open_only:
+            closed = sa.select(emergency_reports.c.incident_id).where(emergency_reports.c.report_kind == "FINAL")
+            reports = reports.where(emergency_reports.c.incident_id.not_in(closed))
+            acks = acks.where(emergency_acks.c.incident_id.not_in(closed))
+        return incidents(model.all(reports), model.all(acks))
+
+    @router.get("/v1/emergencies", summary="Incidents, with the acknowledgement status of every recipient city")
+    async def emergencies(open: bool = Query(False, description="only incidents without a FINAL report")) -> Any:
+        found = await run_in_threadpool(load_incidents, open)
+        now = clock.now()
+        items = [incident_json(inc, now) for inc in found.values()]
+        items.sort(key=lambda i: i["reports"][0]["dispatched_at"], reverse=True)
+        return {"items": items}
+
+    def load_project(project_id: str) -> tuple[Any, list[Any]]:
+        plan = model.one(project_plans, project_plans.c.project_id == project_id)
+        reports = model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
+        return plan, reports
+
+    @router.get("/v1/projects/{project_id}", summary="A project, with its milestones, their states and its light")
+    async def project(project_id: str) -> dict[str, Any]:
+        plan, reports = await run_in_threadpool(load_project, project_id)
+        if plan is None:
+            raise Problem(404, "Unknown project", f"no project {project_id} on the cooperation-project list")
+        return supervision.project_view(project_state(plan, reports), clock.now().date())
+
+    def scoreboard() -> list[dict[str, Any]]:
+        now = clock.now()
+        plans = model.all(sa.select(project_plans))
+        reports: dict[str, list[Any]] = defaultdict(list)
+        for r in model.all(sa.select(milestone_reports)):
+            reports[r.project_id].append(r)
+        counts = supervision.city_counts([project_state(p, reports[p.project_id]) for p in plans], now.date())
+        waiting: dict[str, int] = defaultdict(int)
+        for inc in load_incidents(False).values():
+            for city, n in emergency.unacknowledged(inc).items():
+                waiting[city] += n
+        answered: dict[str, list[int]] = {city: [0, 0] for city in circle.codes}
+        for row in model.all(sa.select(sanction_tracking.c.cities)):
+            for c in row.cities:
+                if c["city"] in answered and c["status"] == "ANSWERED":
+                    answered[c["city"]][0] += 1
+                elif c["city"] in answered and c["status"] in ("LATE", "OVERDUE"):
+                    answered[c["city"]][1] += 1
+        board = []
+        for code, member in circle.cities.items():
+            mine = counts.get(code)
+            board.append(
+                {
+                    "city": code,
+                    "name": member.name,
+                    "name_zh": member.name_zh,
+                    "milestones_due": mine["due"] if mine else 0,
+                    "milestones_overdue": mine["OVERDUE"] if mine else 0,
+                    "ontime_ratio": supervision.ontime_ratio(mine) if mine else 1.0,
+                    "emergencies_unacknowledged": waiting.get(code, 0),
+                    "sanction_feedback_ratio": feedback.ratio(*answered[code]),
+                    "sanction_listings_answered": answered[code][0],
+                    "sanction_listings_missed": answered[code][1],
+                }
+            )
+        return board
+
+    @router.get("/v1/supervision/cities", summary="The per-city scoreboard")
+    async def cities() -> dict[str, Any]:
+        return {"as_of": to_json(clock.now()), "cities": await run_in_threadpool(scoreboard)}
+
+    return router

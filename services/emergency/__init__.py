@@ -1,0 +1,1 @@
+"""Cross-border emergency notification: routing, deadlines and acknowledgements."""

@@ -1,0 +1,187 @@
+"""The emergency processor: notices -> dispatches, acknowledgements, and overdue alerts.
+
+- `njmc.emergency.notice.v1` -> `njmc.emergency.dispatch.v1`: each accepted report is routed by
+  services/emergency/rules.py (effective level, recipients with reasons, deadlines); a report out
+  of order, or after the FINAL, goes to the DLQ with its reason.
+- `njmc.emergency.ack.v1`: each acknowledgement is recorded against its report; one for an unknown
+  incident or report, or from a city that is not a recipient, goes to the DLQ.
+- A timer on the injected clock raises EMERGENCY_ACK_OVERDUE on `njmc.supervision.alert.v1` once
+  per recipient per report when its deadline passes unacknowledged.
+
+Deadlines run from the report's `meta.published_at` (event time), so a replay routes the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from services.common.context import Context
+from services.common.metrics import Metrics
+from services.common.settings import Settings
+from services.common.stream import JsonTable, Processor, make_app, run_worker
+from services.emergency import rules
+from services.emergency.rules import LEVELS
+
+SERVICE = "emergency"
+METRICS_OFFSET = 4
+BATCH = 500
+DISPATCH_NS = uuid.UUID("2f6c9e1a-4b7d-4e2f-9a3c-8d1e5b7f0c24")
+ALERT_NS = uuid.UUID("7a1d3c5e-9f2b-4c6d-8e0a-b4c6d8e0f2a1")
+log = logging.getLogger("tongcheng.emergency")
+
+
+def meta(event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "source_city": city,
+        "source_system": f"tongcheng-{SERVICE}",
+        "occurred_at": now,
+        "published_at": now,
+        "correlation_id": None,
+        "causation_id": cause,
+    }
+
+
+class EmergencyService:
+    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.rules = rules.RULES
+        self.app = app or make_app(ctx, SERVICE)
+        self.proc = Processor(ctx, self.app, SERVICE, metrics)
+        partitions = ctx.topics.spec(ctx.topics.topic("emergency.notice")).partitions
+        self.incidents = JsonTable(
+            self.app.Table(
+                "incidents", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+            ),
+            self.proc.outputs,
+        )
+        self.app.agent(self.proc.topic(ctx.topics.topic("emergency.notice")), name="emergency-notices")(self._notices)
+        self.app.agent(self.proc.topic(ctx.topics.topic("emergency.ack")), name="emergency-acks")(self._acks)
+        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+        self.app.timer(5.0)(self.refresh_gauges)
+        #: incident key -> its earliest deadline still watched; built by the first sweep
+        self._due: dict[bytes, datetime] | None = None
+
+    def put(self, key: bytes, incident: dict[str, Any]) -> None:
+        self.incidents[key] = incident
+        if self._due is not None:
+            nxt = rules.next_deadline(incident)
+            if nxt is None:
+                self._due.pop(key, None)
+            else:
+                self._due[key] = nxt
+
+    async def _notices(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.proc.each(events, "emergency.notice", self.apply_notice)
+            await self.proc.flush()
+
+    async def apply_notice(self, event: EventT, notice: dict[str, Any]) -> str:
+        key = notice["incident_id"].encode()
+        incident = self.incidents.get(key)
+        if not rules.check_order(incident, notice):
+            return "duplicate"
+        incident = rules.apply_notice(incident, notice, self.rules, self.ctx.circle)
+        self.put(key, incident)
+        seq = notice["report_seq"]
+        report = incident["reports"][str(seq)]
+        body = {
+            "meta": meta(
+                "emergency.dispatch",
+                str(uuid.uuid5(DISPATCH_NS, f"{notice['incident_id']}#{seq}")),
+                notice["meta"]["source_city"],
+                self.ctx.clock.now(),
+                notice["meta"]["event_id"],
+            ),
+            "incident_id": notice["incident_id"],
+            "report_seq": seq,
+            "effective_level": report["effective_level"],
+            "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
+            "recipients": [
+                {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
+                for city, slot in report["recipients"].items()
+            ],
+            "report_kind": notice["report_kind"],
+            "subtype": notice["subtype"],
+            "location_city": notice["location"]["city"],
+        }
+        await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
+        return "applied"
+
+    async def _acks(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.proc.each(events, "emergency.ack", self.apply_ack)
+            await self.proc.flush()
+
+    async def apply_ack(self, event: EventT, ack: dict[str, Any]) -> str:
+        key = ack["incident_id"].encode()
+        done = rules.apply_ack(self.incidents.get(key), ack)
+        if done is None:
+            return "duplicate"
+        incident, report = done
+        self.put(key, incident)
+        waited = (ack["acknowledged_at"] - datetime.fromisoformat(report["sent_at"])).total_seconds()
+        self.metrics.emergency_ack_seconds.labels(level=report["effective_level"]).observe(max(waited, 0.0))
+        return "applied"
+
+    async def sweep(self) -> None:
+        """EMERGENCY_ACK_OVERDUE for every recipient whose deadline passed on the clock, once."""
+        now = self.ctx.clock.now()
+        if self._due is None:  # tables are recovered by now: index the incidents with deadlines to watch
+            self._due = {}
+            for key, incident in self.incidents.items():
+                nxt = rules.next_deadline(incident)
+                if nxt is not None:
+                    self._due[key] = nxt
+        raised = 0
+        for key in [k for k, due in self._due.items() if due <= now]:
+            incident = self.incidents.get(key)
+            late = rules.overdue(incident, now)
+            if late:
+                incident = rules.mark_alerted(incident, late, now)
+                for seq, city, deadline in late:
+                    await self.emit_alert(incident, seq, city, deadline, now)
+                raised += len(late)
+            self.put(key, incident)
+        await self.proc.flush()
+        if raised:
+            log.info("ack sweep: %d EMERGENCY_ACK_OVERDUE alerts as of %s", raised, now.isoformat())
+
+    async def emit_alert(self, incident: dict[str, Any], seq: str, city: str, deadline: str, now: datetime) -> None:
+        ref = f"{incident['incident_id']}#{seq}"
+        alert_id = str(uuid.uuid5(ALERT_NS, f"EMERGENCY_ACK_OVERDUE/{ref}/{city}"))
+        body = {
+            "meta": meta("supervision.alert", alert_id, incident["sender"], now, None),
+            "alert_id": alert_id,
+            "kind": "EMERGENCY_ACK_OVERDUE",
+            "city": city,
+            "ref": ref,
+            "due_at": datetime.fromisoformat(deadline),
+            "raised_at": now,
+        }
+        await self.proc.emit("supervision.alert", ref, body)
+
+    async def refresh_gauges(self) -> None:
+        open_by_level: Counter[str] = Counter()
+        waiting: Counter[str] = Counter()
+        for incident in self.incidents.values():
+            if not incident["closed"]:
+                open_by_level[incident["level"]] += 1
+            waiting.update(rules.unacknowledged(incident))
+        for level in LEVELS:
+            self.metrics.emergency_open_incidents.labels(level=level).set(open_by_level.get(level, 0))
+        for city in self.ctx.circle.codes:
+            self.metrics.emergency_unacknowledged.labels(city=city).set(waiting.get(city, 0))
+
+
+def run(settings: Settings) -> int:
+    return run_worker(settings, EmergencyService, METRICS_OFFSET)

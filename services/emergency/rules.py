@@ -1,0 +1,245 @@
+"""Emergency routing as data and pure functions: effective level, recipients, deadlines, report order.
+
+`services/data/emergency_rules.json` holds the acknowledgement deadlines per level, the levels a
+declared city raises a notice to, the levels that fan out to bordering cities, and the subtypes
+that flow downstream. The border and river graphs come from the circle's data file.
+
+An incident's state (a JSON-able dict) holds its reports; each report holds its recipients with
+their reason, deadline, acknowledgement and alert.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.common.circle import Circle
+from services.common.errors import ConfigError, Reason, Rejected
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
+LEVELS = ("I", "II", "III", "IV")  # most severe first
+REASON_RANK = {"DECLARED": 0, "DOWNSTREAM": 1, "ADJACENT": 2}  # the strongest reason first
+
+
+def more_severe(a: str, b: str) -> str:
+    return a if LEVELS.index(a) <= LEVELS.index(b) else b
+
+
+@dataclass(frozen=True)
+class EmergencyRules:
+    ack_minutes: dict[str, int]
+    raise_other_province: str
+    raise_other_member: str
+    fanout_levels: frozenset[str]
+    downstream_subtypes: frozenset[str]
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE) -> EmergencyRules:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the emergency rules: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+
+        def level(value: Any, where: str) -> str:
+            if value not in LEVELS:
+                raise ConfigError(f"{path}: {where}: {value!r} is not a level ({', '.join(LEVELS)})")
+            return str(value)
+
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: must be a JSON object")
+        minutes = raw.get("ack_minutes")
+        if not isinstance(minutes, dict) or set(minutes) != set(LEVELS):
+            raise ConfigError(f"{path}: ack_minutes: needs a number of minutes for each level {', '.join(LEVELS)}")
+        for name, value in minutes.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{path}: ack_minutes.{name}: must be a positive whole number, not {value!r}")
+        raise_to = raw.get("raise_to") or {}
+        fanout = raw.get("border_fanout_levels")
+        if not isinstance(fanout, list):
+            raise ConfigError(f"{path}: border_fanout_levels: must be a list of levels")
+        subtypes = raw.get("downstream_subtypes")
+        if not isinstance(subtypes, list) or not all(isinstance(s, str) for s in subtypes):
+            raise ConfigError(f"{path}: downstream_subtypes: must be a list of subtypes")
+        return cls(
+            {k: int(v) for k, v in minutes.items()},
+            level(raise_to.get("other_province"), "raise_to.other_province"),
+            level(raise_to.get("other_member"), "raise_to.other_member"),
+            frozenset(level(v, f"border_fanout_levels[{i}]") for i, v in enumerate(fanout)),
+            frozenset(subtypes),
+        )
+
+    def effective_level(self, notice: dict[str, Any], circle: Circle) -> str:
+        """The notice's level, raised by the declared affected cities (other province, other member)."""
+        level = notice["level"]
+        home = notice["location"]["city"]
+        province = circle.province_of(home)
+        for city in notice["affected_cities"]:
+            if city == home:
+                continue
+            floor = self.raise_other_province if circle.province_of(city) != province else self.raise_other_member
+            level = more_severe(level, floor)
+        return level
+
+    def recipients(self, notice: dict[str, Any], level: str, circle: Circle) -> dict[str, str]:
+        """city -> reason (DECLARED, DOWNSTREAM or ADJACENT, the strongest); never the sender."""
+        home = notice["location"]["city"]
+        found: dict[str, str] = {}
+
+        def add(city: str, reason: str) -> None:
+            if city not in found or REASON_RANK[reason] < REASON_RANK[found[city]]:
+                found[city] = reason
+
+        for city in notice["affected_cities"]:
+            add(city, "DECLARED")
+        if level in self.fanout_levels:
+            for city in circle.neighbours(home):
+                add(city, "ADJACENT")
+        if notice["subtype"] in self.downstream_subtypes:
+            for city in circle.downstream(home):
+                add(city, "DOWNSTREAM")
+        found.pop(notice["meta"]["source_city"], None)
+        return {city: found[city] for city in circle.codes if city in found}
+
+    def deadline(self, level: str, sent_at: datetime) -> datetime:
+        return sent_at + timedelta(minutes=self.ack_minutes[level])
+
+
+RULES = EmergencyRules.load()
+
+
+def check_order(incident: dict[str, Any] | None, notice: dict[str, Any]) -> bool:
+    """Whether a report may be applied; False for a redelivery. Raises Rejected when out of order."""
+    seq, kind = notice["report_seq"], notice["report_kind"]
+    iid = notice["incident_id"]
+    if incident is None:
+        if kind != "INITIAL":
+            raise Rejected(Reason.REPORT_OUT_OF_ORDER, f"{iid}: the first report must be INITIAL, not {kind}")
+        return True
+    known = incident["reports"].get(str(seq))
+    if known is not None and known["event_id"] == notice["meta"]["event_id"]:
+        return False
+    if incident["closed"]:
+        raise Rejected(
+            Reason.INCIDENT_CLOSED, f"{iid} was closed by its FINAL report {incident['last_seq']}; {kind} {seq} refused"
+        )
+    if seq <= incident["last_seq"]:
+        raise Rejected(
+            Reason.REPORT_OUT_OF_ORDER, f"{iid}: report_seq {seq} does not follow {incident['last_seq']}", "report_seq"
+        )
+    if kind == "INITIAL":
+        raise Rejected(Reason.REPORT_OUT_OF_ORDER, f"{iid}: INITIAL after report {incident['last_seq']}", "report_kind")
+    return True
+
+
+def apply_notice(
+    incident: dict[str, Any] | None, notice: dict[str, Any], rules: EmergencyRules, circle: Circle
+) -> dict[str, Any]:
+    """The incident with one report added (after `check_order`)."""
+    sent_at = notice["meta"]["published_at"]
+    level = rules.effective_level(notice, circle)
+    deadline = rules.deadline(level, sent_at).isoformat()
+    report = {
+        "event_id": notice["meta"]["event_id"],
+        "kind": notice["report_kind"],
+        "level": notice["level"],
+        "effective_level": level,
+        "sent_at": sent_at.isoformat(),
+        "recipients": {
+            city: {"reason": reason, "deadline": deadline, "acked_at": None, "alerted_at": None}
+            for city, reason in rules.recipients(notice, level, circle).items()
+        },
+    }
+    base = incident or {
+        "incident_id": notice["incident_id"],
+        "sender": notice["meta"]["source_city"],
+        "category": notice["category"],
+        "subtype": notice["subtype"],
+        "location_city": notice["location"]["city"],
+        "reports": {},
+        "closed": False,
+        "last_seq": 0,
+    }
+    return {
+        **base,
+        "reports": {**base["reports"], str(notice["report_seq"]): report},
+        "last_seq": notice["report_seq"],
+        "level": level,
+        "closed": notice["report_kind"] == "FINAL",
+    }
+
+
+def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(incident, the report acknowledged) with the ack recorded; None for a repeat. Raises Rejected."""
+    iid, seq, city = ack["incident_id"], ack["report_seq"], ack["city"]
+    if ack["meta"]["source_city"] != city:
+        raise Rejected(
+            Reason.SOURCE_CITY_MISMATCH, f"an ack for city {city} was sent by {ack['meta']['source_city']}", "city"
+        )
+    if incident is None:
+        raise Rejected(Reason.UNKNOWN_INCIDENT, f"no incident {iid}", "incident_id")
+    report = incident["reports"].get(str(seq))
+    if report is None:
+        raise Rejected(Reason.UNKNOWN_REPORT, f"{iid} has no report {seq}", "report_seq")
+    slot = report["recipients"].get(city)
+    if slot is None:
+        raise Rejected(
+            Reason.NOT_A_RECIPIENT,
+            f"{city} is not a recipient of {iid} report {seq} "
+            f"(recipients: {', '.join(report['recipients']) or 'none'})",
+            "city",
+        )
+    if slot["acked_at"] is not None:
+        return None
+    slot = {**slot, "acked_at": ack["acknowledged_at"].isoformat()}
+    report = {**report, "recipients": {**report["recipients"], city: slot}}
+    return {**incident, "reports": {**incident["reports"], str(seq): report}}, report
+
+
+def overdue(incident: dict[str, Any], now: datetime) -> list[tuple[str, str, str]]:
+    """(report_seq, city, deadline) of every recipient past its deadline, unacknowledged, not yet alerted."""
+    out = []
+    for seq, report in incident["reports"].items():
+        for city, slot in report["recipients"].items():
+            if (
+                slot["acked_at"] is None
+                and slot["alerted_at"] is None
+                and datetime.fromisoformat(slot["deadline"]) <= now
+            ):
+                out.append((seq, city, slot["deadline"]))
+    return out
+
+
+def mark_alerted(incident: dict[str, Any], which: list[tuple[str, str, str]], now: datetime) -> dict[str, Any]:
+    reports = {seq: {**r, "recipients": dict(r["recipients"])} for seq, r in incident["reports"].items()}
+    for seq, city, _ in which:
+        reports[seq]["recipients"][city] = {**reports[seq]["recipients"][city], "alerted_at": now.isoformat()}
+    return {**incident, "reports": reports}
+
+
+def next_deadline(incident: dict[str, Any]) -> datetime | None:
+    """The earliest deadline still to watch (unacknowledged and not alerted), or None."""
+    pending = [
+        datetime.fromisoformat(slot["deadline"])
+        for report in incident["reports"].values()
+        for slot in report["recipients"].values()
+        if slot["acked_at"] is None and slot["alerted_at"] is None
+    ]
+    return min(pending) if pending else None
+
+
+def unacknowledged(incident: dict[str, Any]) -> dict[str, int]:
+    """Per city, the reports it has yet to acknowledge: of an open incident all of them, of a
+    closed one its FINAL report only."""
+    out: dict[str, int] = {}
+    for seq, report in incident["reports"].items():
+        if incident["closed"] and int(seq) != incident["last_seq"]:
+            continue
+        for city, slot in report["recipients"].items():
+            if slot["acked_at"] is None:
+                out[city] = out.get(city, 0) + 1
+    return out

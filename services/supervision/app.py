@@ -1,0 +1,143 @@
+"""The supervision processor: the cooperation-project list, its milestones, and enforcement counts.
+
+- `njmc.project.plan.v1` (compacted): each project's plan, with its milestones and planned dates;
+- `njmc.project.milestone.v1`: status reports; one about an unknown project or milestone goes to
+  the DLQ with its reason;
+- `njmc.enforcement.action.v1`: joint enforcement actions, counted once per action_id when CLOSED
+  in `tongcheng_enforcement_actions_total{domain}`.
+
+A timer on the injected clock raises MILESTONE_OVERDUE on `njmc.supervision.alert.v1` once per
+milestone, and refreshes the per-city gauges: milestones by state and the on-time ratio.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, time
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from services.common.context import Context
+from services.common.metrics import Metrics
+from services.common.settings import Settings
+from services.common.stream import JsonTable, Processor, make_app, run_worker
+from services.emergency.app import meta
+from services.supervision import rules
+
+SERVICE = "supervision"
+METRICS_OFFSET = 5
+BATCH = 500
+ALERT_NS = uuid.UUID("c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e13")
+log = logging.getLogger("tongcheng.supervision")
+
+
+class SupervisionService:
+    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.app = app or make_app(ctx, SERVICE)
+        self.proc = Processor(ctx, self.app, SERVICE, metrics)
+        partitions = ctx.topics.spec(ctx.topics.topic("project.plan")).partitions
+
+        def table(name: str) -> JsonTable:
+            raw = self.app.Table(
+                name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+            )
+            return JsonTable(raw, self.proc.outputs)
+
+        self.projects = table("projects")
+        self.actions = table("closed-actions")
+        topics = ctx.topics
+        self.app.agent(self.proc.topic(topics.topic("project.plan")), name="project-plans")(self._plans)
+        self.app.agent(self.proc.topic(topics.topic("project.milestone")), name="project-milestones")(self._reports)
+        self.app.agent(self.proc.topic(topics.topic("enforcement.action")), name="enforcement-counts")(self._actions)
+        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+
+    async def _plans(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.proc.each(events, "project.plan", self.apply_plan)
+            await self.proc.flush()
+
+    async def apply_plan(self, event: EventT, plan: dict[str, Any]) -> str:
+        key = plan["project_id"].encode()
+        project = rules.apply_plan(self.projects.get(key), plan)
+        if project is None:
+            return "duplicate"
+        self.projects[key] = project
+        return "applied"
+
+    async def _reports(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.1):
+            await self.proc.each(events, "project.milestone", self.apply_report)
+            await self.proc.flush()
+
+    async def apply_report(self, event: EventT, report: dict[str, Any]) -> str:
+        key = report["project_id"].encode()
+        project = rules.apply_report(self.projects.get(key), report)
+        if project is None:
+            return "duplicate"
+        self.projects[key] = project
+        return "applied"
+
+    async def _actions(self, stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=0.2):
+            await self.proc.each(events, "enforcement.action", self.count_action)
+            await self.proc.flush()
+
+    async def count_action(self, event: EventT, action: dict[str, Any]) -> str:
+        if action["status"] != "CLOSED":
+            return "applied"
+        key = action["action_id"].encode()
+        if self.actions.get(key):
+            return "duplicate"
+        self.actions[key] = {"domain": action["domain"], "event_id": action["meta"]["event_id"]}
+        self.metrics.enforcement_actions.labels(domain=action["domain"]).inc()
+        return "applied"
+
+    async def sweep(self) -> None:
+        """MILESTONE_OVERDUE once per milestone that is due and not done; then the gauges."""
+        now = self.ctx.clock.now()
+        today = now.date()
+        projects = []
+        raised = 0
+        for key, project in self.projects.items():
+            late = rules.newly_overdue(project, today)
+            if late:
+                project = rules.mark_alerted(project, late, now.isoformat())
+                self.projects[key] = project
+                for mid in late:
+                    await self.emit_alert(project, mid, now)
+                raised += len(late)
+            projects.append(project)
+        await self.proc.flush()
+        if raised:
+            log.info("milestone sweep: %d MILESTONE_OVERDUE alerts as of %s", raised, today)
+        counts = rules.city_counts(projects, today)
+        for city in self.ctx.circle.codes:
+            mine = counts.get(city)
+            for state in rules.STATES:
+                self.metrics.project_milestones.labels(city=city, state=state).set(mine[state] if mine else 0)
+            self.metrics.project_ontime_ratio.labels(city=city).set(rules.ontime_ratio(mine) if mine else 1.0)
+
+    async def emit_alert(self, project: dict[str, Any], mid: str, now: datetime) -> None:
+        ref = f"{project['project_id']}/{mid}"
+        alert_id = str(uuid.uuid5(ALERT_NS, f"MILESTONE_OVERDUE/{ref}"))
+        planned = datetime.fromisoformat(project["milestones"][mid]["planned_date"]).date()
+        body = {
+            "meta": meta("supervision.alert", alert_id, project["lead_city"], now, None),
+            "alert_id": alert_id,
+            "kind": "MILESTONE_OVERDUE",
+            "city": project["lead_city"],
+            "ref": ref,
+            # a milestone is due on its planned day (DESIGN.md: planned_date on or before today)
+            "due_at": datetime.combine(planned, time(), tzinfo=UTC),
+            "raised_at": now,
+        }
+        await self.proc.emit("supervision.alert", ref, body)
+
+
+def run(settings: Settings) -> int:
+    return run_worker(settings, SupervisionService, METRICS_OFFSET)

@@ -1,0 +1,181 @@
+"""Project supervision as pure functions over a project's state (a JSON-able dict).
+
+A milestone is due when its planned date is on or before today; done on time when DONE with an
+actual date on or before the planned one; overdue when due and not DONE. A lead city's on-time
+ratio is done-on-time over due. A project's traffic light is GREEN with nothing overdue, YELLOW
+when overdue by at most `red_after_days` (30), RED when overdue by more or any milestone BLOCKED.
+`services/data/supervision_rules.json` holds `red_after_days`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ConfigError, Reason, Rejected
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
+#: milestone states, as the `state` label of tongcheng_project_milestones
+STATES = ("DONE_ON_TIME", "DONE_LATE", "OVERDUE", "BLOCKED", "UPCOMING")
+
+
+@dataclass(frozen=True)
+class SupervisionRules:
+    red_after_days: int
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE) -> SupervisionRules:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the supervision rules: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        days = raw.get("red_after_days") if isinstance(raw, dict) else None
+        if not isinstance(days, int) or days < 0:
+            raise ConfigError(f"{path}: red_after_days: must be a whole number of days, not {days!r}")
+        return cls(days)
+
+
+RULES = SupervisionRules.load()
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def apply_plan(project: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The project with its plan (re)applied, keeping the reports of milestones that remain; None for a repeat."""
+    if project is not None and project.get("plan_event_id") == plan["meta"]["event_id"]:
+        return None
+    old = (project or {}).get("milestones", {})
+    milestones = {}
+    for m in plan["milestones"]:
+        kept = old.get(m["milestone_id"], {})
+        milestones[m["milestone_id"]] = {
+            "title": m["title"],
+            "planned_date": _day(m["planned_date"]).isoformat(),
+            "status": kept.get("status", "NOT_STARTED"),
+            "actual_date": kept.get("actual_date"),
+            "progress_pct": kept.get("progress_pct"),
+            "alerted_at": kept.get("alerted_at"),
+            "report_event_id": kept.get("report_event_id"),
+        }
+    return {
+        "project_id": plan["project_id"],
+        "name": plan["name"],
+        "category": plan["category"],
+        "lead_city": plan["lead_city"],
+        "participating_cities": list(plan["participating_cities"]),
+        "responsible_unit": plan["responsible_unit"],
+        "responsible_person": plan["responsible_person"],
+        "plan_year": plan["plan_year"],
+        "plan_event_id": plan["meta"]["event_id"],
+        "milestones": milestones,
+    }
+
+
+def apply_report(project: dict[str, Any] | None, report: dict[str, Any]) -> dict[str, Any] | None:
+    """The project with one milestone report applied; None for a repeat. Raises Rejected."""
+    pid, mid = report["project_id"], report["milestone_id"]
+    if project is None:
+        raise Rejected(Reason.UNKNOWN_PROJECT, f"no project {pid} on the plan", "project_id")
+    known = project["milestones"].get(mid)
+    if known is None:
+        raise Rejected(
+            Reason.UNKNOWN_MILESTONE,
+            f"project {pid} has no milestone {mid} (milestones: {', '.join(project['milestones'])})",
+            "milestone_id",
+        )
+    if known.get("report_event_id") == report["meta"]["event_id"]:
+        return None
+    actual = report.get("actual_date")
+    milestone = {
+        **known,
+        "status": report["status"],
+        "actual_date": _day(actual).isoformat() if actual else None,
+        "progress_pct": report.get("progress_pct"),
+        "report_event_id": report["meta"]["event_id"],
+    }
+    return {**project, "milestones": {**project["milestones"], mid: milestone}}
+
+
+def milestone_state(m: dict[str, Any], today: date) -> str:
+    planned = _day(m["planned_date"])
+    if m["status"] == "DONE":
+        done_on = _day(m["actual_date"]) if m.get("actual_date") else planned
+        return "DONE_ON_TIME" if done_on <= planned else "DONE_LATE"
+    if planned <= today:
+        return "OVERDUE"
+    return "BLOCKED" if m["status"] == "BLOCKED" else "UPCOMING"
+
+
+def days_overdue(m: dict[str, Any], today: date) -> int:
+    return (today - _day(m["planned_date"])).days if milestone_state(m, today) == "OVERDUE" else 0
+
+
+def traffic_light(project: dict[str, Any], today: date, rules: SupervisionRules = RULES) -> str:
+    worst = max((days_overdue(m, today) for m in project["milestones"].values()), default=0)
+    blocked = any(m["status"] == "BLOCKED" for m in project["milestones"].values())
+    if blocked or worst > rules.red_after_days:
+        return "RED"
+    return "YELLOW" if worst > 0 else "GREEN"
+
+
+def newly_overdue(project: dict[str, Any], today: date) -> list[str]:
+    """Milestones overdue today that have not been alerted yet (MILESTONE_OVERDUE is raised once)."""
+    return [
+        mid
+        for mid, m in project["milestones"].items()
+        if milestone_state(m, today) == "OVERDUE" and m.get("alerted_at") is None
+    ]
+
+
+def mark_alerted(project: dict[str, Any], mids: list[str], at: str) -> dict[str, Any]:
+    milestones = dict(project["milestones"])
+    for mid in mids:
+        milestones[mid] = {**milestones[mid], "alerted_at": at}
+    return {**project, "milestones": milestones}
+
+
+def city_counts(projects: list[dict[str, Any]], today: date) -> dict[str, dict[str, int]]:
+    """Per lead city: milestones per state, plus `due` and `due_on_time` for the ratio."""
+    out: dict[str, dict[str, int]] = {}
+    for p in projects:
+        counts = out.setdefault(p["lead_city"], {s: 0 for s in (*STATES, "due", "due_on_time")})
+        for m in p["milestones"].values():
+            state = milestone_state(m, today)
+            counts[state] += 1
+            if _day(m["planned_date"]) <= today:
+                counts["due"] += 1
+                counts["due_on_time"] += state == "DONE_ON_TIME"
+    return out
+
+
+def ontime_ratio(counts: dict[str, int]) -> float:
+    """Done on time over due; 1.0 while nothing is due."""
+    return counts["due_on_time"] / counts["due"] if counts["due"] else 1.0
+
+
+def project_view(project: dict[str, Any], today: date) -> dict[str, Any]:
+    """A project with its milestones' states and its traffic light, as the API shows it."""
+    return {
+        **{k: v for k, v in project.items() if k not in ("plan_event_id", "milestones")},
+        "traffic_light": traffic_light(project, today),
+        "milestones": [
+            {
+                "milestone_id": mid,
+                "title": m["title"],
+                "planned_date": m["planned_date"],
+                "status": m["status"],
+                "actual_date": m["actual_date"],
+                "progress_pct": m["progress_pct"],
+                "state": milestone_state(m, today),
+                "days_overdue": days_overdue(m, today),
+            }
+            for mid, m in sorted(project["milestones"].items(), key=lambda kv: (kv[1]["planned_date"], kv[0]))
+        ],
+    }

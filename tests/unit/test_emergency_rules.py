@@ -1,0 +1,111 @@
+"""Emergency routing on the Nanjing circle's graphs: levels, recipients, deadlines, report order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.common.circle import load_circle
+from services.common.errors import Reason, Rejected
+from services.emergency import rules
+from services.emergency.rules import RULES
+
+CIRCLE = load_circle()
+T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+
+
+def notice(city: str = "340200", level: str = "III", subtype: str = "WATER_POLLUTION", **kw: Any) -> dict[str, Any]:
+    return {
+        "meta": {"source_city": kw.pop("sender", city), "event_id": kw.pop("event_id", "n1"), "published_at": T0},
+        "incident_id": "INC-1",
+        "report_seq": kw.pop("seq", 1),
+        "report_kind": kw.pop("kind", "INITIAL"),
+        "category": "ACCIDENT",
+        "subtype": subtype,
+        "level": level,
+        "location": {"city": city},
+        "affected_cities": kw.pop("declared", []),
+    }
+
+
+def test_water_pollution_at_wuhu_goes_downstream_and_to_its_neighbours() -> None:
+    n = notice()
+    level = RULES.effective_level(n, CIRCLE)
+    assert level == "III"
+    assert RULES.recipients(n, level, CIRCLE) == {
+        "320100": "DOWNSTREAM",  # Nanjing
+        "321100": "DOWNSTREAM",  # Zhenjiang, downstream of Nanjing
+        "321000": "DOWNSTREAM",  # Yangzhou, downstream of Nanjing
+        "340500": "DOWNSTREAM",  # Ma'anshan: downstream outranks adjacent
+        "341800": "ADJACENT",  # Xuancheng
+    }
+    assert RULES.deadline(level, T0) == T0 + timedelta(minutes=60)
+
+
+def test_declared_cities_raise_the_level() -> None:
+    assert RULES.effective_level(notice(level="IV", declared=["320100"]), CIRCLE) == "II"  # another province
+    assert RULES.effective_level(notice(level="IV", declared=["340500"]), CIRCLE) == "III"  # same province
+    assert RULES.effective_level(notice(level="I", declared=["320100"]), CIRCLE) == "I"  # never lowered
+
+
+def test_a_level_iv_flood_goes_to_no_one_and_declared_cities_come_first() -> None:
+    assert RULES.recipients(notice(level="IV", subtype="FLOOD"), "IV", CIRCLE) == {}
+    n = notice(level="III", subtype="FLOOD", declared=["340500"])
+    assert RULES.recipients(n, "III", CIRCLE) == {"340500": "DECLARED", "341800": "ADJACENT"}
+
+
+def test_the_sender_is_never_a_recipient() -> None:
+    n = notice(city="340500", sender="340500", declared=["340500", "320100"])
+    assert "340500" not in RULES.recipients(n, "II", CIRCLE)
+
+
+def test_report_order() -> None:
+    first = rules.apply_notice(None, notice(), RULES, CIRCLE)
+    assert rules.check_order(first, notice()) is False  # a redelivery
+    with pytest.raises(Rejected) as info:
+        rules.check_order(first, notice(seq=1, event_id="n2", kind="UPDATE"))
+    assert info.value.reason is Reason.REPORT_OUT_OF_ORDER
+    closed = rules.apply_notice(first, notice(seq=2, event_id="n3", kind="FINAL"), RULES, CIRCLE)
+    with pytest.raises(Rejected) as info:
+        rules.check_order(closed, notice(seq=3, event_id="n4", kind="UPDATE"))
+    assert info.value.reason is Reason.INCIDENT_CLOSED
+    with pytest.raises(Rejected) as info:
+        rules.check_order(None, notice(kind="UPDATE"))
+    assert info.value.reason is Reason.REPORT_OUT_OF_ORDER
+
+
+def ack(city: str, seq: int = 1, at: datetime = T0 + timedelta(minutes=10)) -> dict[str, Any]:
+    return {
+        "meta": {"source_city": city},
+        "incident_id": "INC-1",
+        "report_seq": seq,
+        "city": city,
+        "acknowledged_at": at,
+    }
+
+
+def test_acks_and_one_alert_per_silent_recipient() -> None:
+    incident = rules.apply_notice(None, notice(), RULES, CIRCLE)
+    done = rules.apply_ack(incident, ack("320100"))
+    assert done is not None
+    incident = done[0]
+    assert rules.apply_ack(incident, ack("320100")) is None  # a repeat
+    for bad, reason in (
+        (ack("320800"), Reason.NOT_A_RECIPIENT),
+        (ack("320100", seq=9), Reason.UNKNOWN_REPORT),
+        ({**ack("320100"), "city": "340500"}, Reason.SOURCE_CITY_MISMATCH),
+    ):
+        with pytest.raises(Rejected) as info:
+            rules.apply_ack(incident, bad)
+        assert info.value.reason is reason
+    with pytest.raises(Rejected) as info:
+        rules.apply_ack(None, ack("320100"))
+    assert info.value.reason is Reason.UNKNOWN_INCIDENT
+    assert rules.overdue(incident, T0 + timedelta(minutes=59)) == []
+    late = rules.overdue(incident, T0 + timedelta(minutes=60))
+    assert sorted(city for _, city, _ in late) == ["321000", "321100", "340500", "341800"]
+    alerted = rules.mark_alerted(incident, late, T0 + timedelta(minutes=60))
+    assert rules.overdue(alerted, T0 + timedelta(days=1)) == [] and rules.next_deadline(alerted) is None
+    assert rules.unacknowledged(alerted) == {"321100": 1, "321000": 1, "340500": 1, "341800": 1}

@@ -1,0 +1,92 @@
+"""Project supervision: milestone states, the on-time ratio, the traffic light, one alert per milestone."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from services.common.errors import Reason, Rejected
+from services.supervision import rules
+
+TODAY = date(2026, 11, 22)
+
+
+def plan(*milestones: tuple[str, date]) -> dict[str, Any]:
+    return {
+        "meta": {"event_id": "p1"},
+        "project_id": "P",
+        "name": "n",
+        "category": "TRANSPORT",
+        "lead_city": "320100",
+        "participating_cities": ["340500"],
+        "responsible_unit": "u",
+        "responsible_person": "p",
+        "plan_year": 2026,
+        "milestones": [{"milestone_id": mid, "title": mid, "planned_date": d} for mid, d in milestones],
+    }
+
+
+def report(mid: str, status: str, actual: date | None = None, eid: str = "r") -> dict[str, Any]:
+    return {
+        "meta": {"event_id": eid + mid},
+        "project_id": "P",
+        "milestone_id": mid,
+        "status": status,
+        "actual_date": actual,
+    }
+
+
+def three() -> dict[str, Any]:
+    due = TODAY - timedelta(days=10)
+    project = rules.apply_plan(None, plan(("M1", due), ("M2", due), ("M3", due)))
+    assert project is not None
+    for r in (report("M1", "DONE", due - timedelta(days=1)), report("M2", "DONE", due + timedelta(days=3))):
+        project = rules.apply_report(project, r)
+        assert project is not None
+    return project
+
+
+def test_one_on_time_one_late_one_overdue() -> None:
+    project = three()
+    states = {m: rules.milestone_state(v, TODAY) for m, v in project["milestones"].items()}
+    assert states == {"M1": "DONE_ON_TIME", "M2": "DONE_LATE", "M3": "OVERDUE"}
+    counts = rules.city_counts([project], TODAY)["320100"]
+    assert rules.ontime_ratio(counts) == pytest.approx(1 / 3)
+    assert rules.traffic_light(project, TODAY) == "YELLOW"
+    assert rules.traffic_light(project, TODAY + timedelta(days=20)) == "YELLOW"  # 30 days overdue
+    assert rules.traffic_light(project, TODAY + timedelta(days=21)) == "RED"  # 31
+
+
+def test_overdue_is_alerted_once() -> None:
+    project = three()
+    assert rules.newly_overdue(project, TODAY) == ["M3"]
+    project = rules.mark_alerted(project, ["M3"], "2026-11-22T00:00:00+00:00")
+    assert rules.newly_overdue(project, TODAY + timedelta(days=40)) == []
+
+
+def test_blocked_is_red_and_nothing_due_is_green() -> None:
+    later = TODAY + timedelta(days=30)
+    project = rules.apply_plan(None, plan(("M1", later)))
+    assert project is not None and rules.traffic_light(project, TODAY) == "GREEN"
+    assert rules.ontime_ratio(rules.city_counts([project], TODAY)["320100"]) == 1.0
+    blocked = rules.apply_report(project, report("M1", "BLOCKED"))
+    assert blocked is not None and rules.traffic_light(blocked, TODAY) == "RED"
+
+
+def test_reports_about_unknown_projects_or_milestones_are_refused() -> None:
+    with pytest.raises(Rejected) as info:
+        rules.apply_report(None, report("M1", "DONE"))
+    assert info.value.reason is Reason.UNKNOWN_PROJECT
+    with pytest.raises(Rejected) as info:
+        rules.apply_report(three(), report("M9", "DONE"))
+    assert info.value.reason is Reason.UNKNOWN_MILESTONE
+
+
+def test_a_replan_keeps_the_reports_of_remaining_milestones() -> None:
+    project = three()
+    again = rules.apply_plan(project, {**plan(("M1", TODAY), ("M4", TODAY)), "meta": {"event_id": "p2"}})
+    assert again is not None and set(again["milestones"]) == {"M1", "M4"}
+    assert again["milestones"]["M1"]["status"] == "DONE"
+    assert rules.apply_plan(again, {**plan(("M1", TODAY)), "meta": {"event_id": "p2"}}) is None
