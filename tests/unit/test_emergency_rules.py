@@ -109,3 +109,30 @@ def test_acks_and_one_alert_per_silent_recipient() -> None:
     alerted = rules.mark_alerted(incident, late, T0 + timedelta(minutes=60))
     assert rules.overdue(alerted, T0 + timedelta(days=1)) == [] and rules.next_deadline(alerted) is None
     assert rules.unacknowledged(alerted) == {"321100": 1, "321000": 1, "340500": 1, "341800": 1}
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('{"ack_minutes": {"I": 15}}', "ack_minutes: needs a number of minutes for each level"),
+        (
+            '{"ack_minutes": {"I": 15, "II": 30, "III": 60, "IV": 0}, "raise_to": {}, "border_fanout_levels": []'
+            ', "downstream_subtypes": []}',
+            "ack_minutes.IV: must be a positive whole number",
+        ),
+        (
+            '{"ack_minutes": {"I": 15, "II": 30, "III": 60, "IV": 120}, "raise_to": {"other_province": "V",'
+            ' "other_member": "III"}, "border_fanout_levels": [], "downstream_subtypes": []}',
+            "raise_to.other_province: 'V' is not a level",
+        ),
+        ('{"ack_minutes": ', "line 1 column 17"),
+    ],
+    ids=["missing-level", "zero-minutes", "unknown-level", "unparseable"],
+)
+def test_a_broken_rules_file_is_refused_naming_the_field(tmp_path: Any, text: str, message: str) -> None:
+    from services.common.errors import ConfigError
+
+    path = tmp_path / "rules.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        rules.EmergencyRules.load(path)
