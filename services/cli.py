@@ -294,9 +294,11 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     for name in available_workers():
         children[name] = _spawn_child(["worker", name], logs / f"worker-{name}.log")
     children["api"] = _spawn_child(["api"], logs / "api.log")
+    children["lag-exporter"] = _spawn_child(["lag-exporter"], logs / "lag-exporter.log")
     say(f"api      http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs, metrics at /metrics)")
     for name, child in children.items():
-        say(f"started {name} (pid {child.pid}), log {logs / (name if name == 'api' else 'worker-' + name)}.log")
+        log_name = f"worker-{name}" if name in WORKERS else name
+        say(f"started {name} (pid {child.pid}), log {logs / log_name}.log")
     say("up: press Ctrl-C to stop everything")
     stop = StopFlag()
     try:
@@ -323,6 +325,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def available_workers() -> list[str]:
     return list(WORKERS)
+
+
+def cmd_lag_exporter(settings: Settings, args: argparse.Namespace) -> int:
+    from ops import lag_exporter
+
+    return lag_exporter.run(settings, args.port or settings.lag_port)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -389,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="run the HTTP API")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("lag-exporter", help="serve consumer-group lag with kafka_exporter's metric names")
+    p.add_argument("--port", type=int, help="default TONGCHENG_LAG_PORT (9308)")
+    p.set_defaults(func=cmd_lag_exporter)
 
     p = sub.add_parser("db", help="the SQL read model: upgrade to the newest migration, or show where it is")
     p.add_argument("action", choices=["upgrade", "status"])

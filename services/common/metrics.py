@@ -47,6 +47,12 @@ class Metrics:
         self.emergency_unacknowledged = Gauge(
             "tongcheng_emergency_unacknowledged", "Reports a city has yet to acknowledge.", ["city"], registry=r
         )
+        self.emergency_ack_overdue = Gauge(
+            "tongcheng_emergency_ack_overdue",
+            "Reports a city has not acknowledged by their deadline.",
+            ["city"],
+            registry=r,
+        )
         self.emergency_ack_seconds = Histogram(
             "tongcheng_emergency_ack_seconds",
             "Time from dispatch to acknowledgement.",

@@ -34,6 +34,8 @@ ENV: dict[str, str] = {
     "api_host": "TONGCHENG_API_HOST",
     "api_port": "TONGCHENG_API_PORT",
     "metrics_port": "TONGCHENG_METRICS_PORT",
+    "metrics_host": "TONGCHENG_METRICS_HOST",
+    "lag_port": "TONGCHENG_LAG_PORT",
     "tokens_file": "TONGCHENG_TOKENS_FILE",
     "city": "TONGCHENG_CITY",
     "source_system": "TONGCHENG_SOURCE_SYSTEM",
@@ -74,6 +76,8 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     metrics_port: int = 9400
+    metrics_host: str = "127.0.0.1"
+    lag_port: int = 9308
     tokens_file: Path | None = None
     city: str | None = None
     source_system: str = "tongcheng-cli"

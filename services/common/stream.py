@@ -231,7 +231,7 @@ def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_
     TONGCHENG_METRICS_PORT + `metrics_offset`."""
     metrics = Metrics()
     service = build(build_context(settings), metrics)
-    serve_metrics(metrics, settings.metrics_port + metrics_offset)
+    serve_metrics(metrics, settings.metrics_port + metrics_offset, settings.metrics_host)
     worker = faust.Worker(service.app, loglevel="WARNING", quiet=True)
     quiet_clients()
     worker.execute_from_commandline()
@@ -244,5 +244,5 @@ def quiet_clients() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def serve_metrics(metrics: Metrics, port: int) -> None:
-    start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1") -> None:
+    start_http_server(port, addr=host, registry=metrics.registry)

@@ -171,16 +171,20 @@ class EmergencyService:
         await self.proc.emit("supervision.alert", ref, body)
 
     async def refresh_gauges(self) -> None:
+        now = self.ctx.clock.now()
         open_by_level: Counter[str] = Counter()
         waiting: Counter[str] = Counter()
+        late: Counter[str] = Counter()
         for incident in self.incidents.values():
             if not incident["closed"]:
                 open_by_level[incident["level"]] += 1
             waiting.update(rules.unacknowledged(incident))
+            late.update(rules.unacknowledged(incident, past=now))
         for level in LEVELS:
             self.metrics.emergency_open_incidents.labels(level=level).set(open_by_level.get(level, 0))
         for city in self.ctx.circle.codes:
             self.metrics.emergency_unacknowledged.labels(city=city).set(waiting.get(city, 0))
+            self.metrics.emergency_ack_overdue.labels(city=city).set(late.get(city, 0))
 
 
 def run(settings: Settings) -> int:

@@ -232,14 +232,14 @@ def next_deadline(incident: dict[str, Any]) -> datetime | None:
     return min(pending) if pending else None
 
 
-def unacknowledged(incident: dict[str, Any]) -> dict[str, int]:
+def unacknowledged(incident: dict[str, Any], past: datetime | None = None) -> dict[str, int]:
     """Per city, the reports it has yet to acknowledge: of an open incident all of them, of a
-    closed one its FINAL report only."""
+    closed one its FINAL report only. With `past`, only those whose deadline is before it."""
     out: dict[str, int] = {}
     for seq, report in incident["reports"].items():
         if incident["closed"] and int(seq) != incident["last_seq"]:
             continue
         for city, slot in report["recipients"].items():
-            if slot["acked_at"] is None:
+            if slot["acked_at"] is None and (past is None or datetime.fromisoformat(slot["deadline"]) <= past):
                 out[city] = out.get(city, 0) + 1
     return out

@@ -29,7 +29,7 @@ def run(settings: Settings) -> int:
     revision = migrate(engine)
     log.info("read model at migration %s on %s", revision, engine.url.render_as_string(hide_password=True))
     metrics = Metrics()
-    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET)
+    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET, settings.metrics_host)
     group = settings.group_id(SERVICE)
     sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
     stop = StopFlag()
