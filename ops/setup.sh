@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Tongcheng needs on a fresh Debian machine: Java 17, Maven, PostgreSQL and
-# Prometheus (promtool) from Debian's packages when missing, then the Python venv in .venv.
+# Installs what Tongcheng needs on a fresh Debian machine: Java 17, Maven, PostgreSQL, Prometheus
+# (with promtool) and Chromium from Debian's packages when missing, then the Python venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)  # the status page's browser test
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   sudo_cmd=""

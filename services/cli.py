@@ -295,10 +295,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         children[name] = _spawn_child(["worker", name], logs / f"worker-{name}.log")
     children["api"] = _spawn_child(["api"], logs / "api.log")
     children["lag-exporter"] = _spawn_child(["lag-exporter"], logs / "lag-exporter.log")
+    if args.demo:
+        rate = f"{args.demo_rate:g}"
+        children["simulate"] = _spawn_child(
+            ["simulate", "--rate", rate, "--seconds", str(7 * 86400)], logs / "simulate.log"
+        )
+        say(f"demo     {rate} events/s of simulated traffic from every city, some of it bad")
     say(f"api      http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs, metrics at /metrics)")
     for name, child in children.items():
         log_name = f"worker-{name}" if name in WORKERS else name
         say(f"started {name} (pid {child.pid}), log {logs / log_name}.log")
+    say(f"status   http://{settings.api_host}:{settings.api_port}/ (the scoreboard, open emergencies, lists)")
     say("up: press Ctrl-C to stop everything")
     stop = StopFlag()
     try:
@@ -325,6 +332,34 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def available_workers() -> list[str]:
     return list(WORKERS)
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.simulate import Simulation
+
+    ctx = build_context(settings)
+    sim = Simulation(ctx, args.rate, args.seconds, args.bad, args.seed)
+    say(
+        f"simulate: {args.rate:g} events/s from {len(ctx.circle.codes)} cities for {args.seconds:g}s, "
+        f"{args.bad:.0%} bad input; Ctrl-C stops early"
+    )
+    summary = sim.run(say, StopFlag())
+    say(
+        f"sent {sum(summary['sent'].values())} events in {summary['seconds']}s: "
+        + ", ".join(f"{k} {v}" for k, v in summary["sent"].items())
+    )
+    say(
+        f"refused by the SDK: {sum(summary['refused'].values())}"
+        + "".join(f"\n  {reason}: {n}" for reason, n in summary["refused"].items())
+    )
+    say(
+        f"sent for the processors to refuse (see the DLQs): {sum(summary['sent_for_the_dlq'].values())}"
+        + "".join(f"\n  {reason}: {n}" for reason, n in summary["sent_for_the_dlq"].items())
+    )
+    if summary["failed"]:
+        err(f"not acknowledged by the broker: {summary['failed']}")
+        return 1
+    return 0
 
 
 def cmd_lag_exporter(settings: Settings, args: argparse.Namespace) -> int:
@@ -363,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors and the API; Ctrl-C stops all")
+    p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")
+    p.add_argument("--demo-rate", type=float, default=20.0, help="events per second with --demo (default 20)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("broker", help="the local Kafka broker and Apicurio registry")
@@ -397,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="run the HTTP API")
     p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("simulate", help="realistic traffic from every member city, some of it bad")
+    p.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
+    p.add_argument("--bad", type=float, default=0.03, help="share of bad input (default 0.03)")
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same traffic")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("lag-exporter", help="serve consumer-group lag with kafka_exporter's metric names")
     p.add_argument("--port", type=int, help="default TONGCHENG_LAG_PORT (9308)")

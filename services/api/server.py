@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from consumers.db import make_engine
 from services.api.app import create_app
 from services.api.reads import ReadModel, read_router
-from services.api.supervision import supervision_router
+from services.api.status import status_router
+from services.api.supervision import Supervision, supervision_router
 from services.api.tokens import TokenStore
 from services.common.context import build_context
 from services.common.metrics import Metrics
@@ -18,9 +19,6 @@ def build_app(settings: Settings) -> FastAPI:
     ctx = build_context(settings)
     assert settings.tokens_file is not None
     engine = make_engine(settings.database_url)
-    return create_app(
-        ctx,
-        TokenStore(settings.tokens_file),
-        Metrics(),
-        routers=[read_router(engine, ctx.circle), supervision_router(ReadModel(engine), ctx.circle, ctx.clock)],
-    )
+    figures = Supervision(ReadModel(engine), ctx.circle, ctx.clock)
+    routers = [read_router(engine, ctx.circle), supervision_router(figures), status_router(figures)]
+    return create_app(ctx, TokenStore(settings.tokens_file), Metrics(), routers=routers)

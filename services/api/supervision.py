@@ -20,6 +20,7 @@ from consumers.readmodel import (
     emergency_reports,
     milestone_reports,
     project_plans,
+    sanction_entries,
     sanction_tracking,
     utc,
 )
@@ -146,58 +147,61 @@ def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
     }
 
 
-def supervision_router(model: ReadModel, circle: Circle, clock: Clock) -> APIRouter:
-    router = APIRouter()
+class Supervision:
+    """The supervision figures, read from the read model on the clock."""
 
-    def load_incidents(open_only: bool) -> dict[str, dict[str, Any]]:
+    def __init__(self, model: ReadModel, circle: Circle, clock: Clock) -> None:
+        self.model = model
+        self.circle = circle
+        self.clock = clock
+
+    def incidents(self, open_only: bool) -> dict[str, dict[str, Any]]:
         reports = sa.select(emergency_reports)
         acks = sa.select(emergency_acks)
         if open_only:
             closed = sa.select(emergency_reports.c.incident_id).where(emergency_reports.c.report_kind == "FINAL")
             reports = reports.where(emergency_reports.c.incident_id.not_in(closed))
             acks = acks.where(emergency_acks.c.incident_id.not_in(closed))
-        return incidents(model.all(reports), model.all(acks))
+        return incidents(self.model.all(reports), self.model.all(acks))
 
-    @router.get("/v1/emergencies", summary="Incidents, with the acknowledgement status of every recipient city")
-    async def emergencies(open: bool = Query(False, description="only incidents without a FINAL report")) -> Any:
-        found = await run_in_threadpool(load_incidents, open)
-        now = clock.now()
-        items = [incident_json(inc, now) for inc in found.values()]
+    def emergencies(self, open_only: bool) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        items = [incident_json(inc, now) for inc in self.incidents(open_only).values()]
         items.sort(key=lambda i: i["reports"][0]["dispatched_at"], reverse=True)
-        return {"items": items}
+        return items
 
-    def load_project(project_id: str) -> tuple[Any, list[Any]]:
-        plan = model.one(project_plans, project_plans.c.project_id == project_id)
-        reports = model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
-        return plan, reports
-
-    @router.get("/v1/projects/{project_id}", summary="A project, with its milestones, their states and its light")
-    async def project(project_id: str) -> dict[str, Any]:
-        plan, reports = await run_in_threadpool(load_project, project_id)
+    def project(self, project_id: str) -> dict[str, Any] | None:
+        plan = self.model.one(project_plans, project_plans.c.project_id == project_id)
         if plan is None:
-            raise Problem(404, "Unknown project", f"no project {project_id} on the cooperation-project list")
-        return supervision.project_view(project_state(plan, reports), clock.now().date())
+            return None
+        reports = self.model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
+        return supervision.project_view(project_state(plan, reports), self.clock.now().date())
 
-    def scoreboard() -> list[dict[str, Any]]:
-        now = clock.now()
-        plans = model.all(sa.select(project_plans))
+    def list_counts(self) -> dict[str, int]:
+        t = sanction_entries
+        rows = self.model.all(sa.select(t.c.list, sa.func.count()).where(t.c.status == "LISTED").group_by(t.c.list))
+        return {"BLACK": 0, "FOCUS": 0, "RED": 0, **{r[0]: r[1] for r in rows}}
+
+    def scoreboard(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        plans = self.model.all(sa.select(project_plans))
         reports: dict[str, list[Any]] = defaultdict(list)
-        for r in model.all(sa.select(milestone_reports)):
+        for r in self.model.all(sa.select(milestone_reports)):
             reports[r.project_id].append(r)
         counts = supervision.city_counts([project_state(p, reports[p.project_id]) for p in plans], now.date())
         waiting: dict[str, int] = defaultdict(int)
-        for inc in load_incidents(False).values():
+        for inc in self.incidents(False).values():
             for city, n in emergency.unacknowledged(inc).items():
                 waiting[city] += n
-        answered: dict[str, list[int]] = {city: [0, 0] for city in circle.codes}
-        for row in model.all(sa.select(sanction_tracking.c.cities)):
+        answered: dict[str, list[int]] = {city: [0, 0] for city in self.circle.codes}
+        for row in self.model.all(sa.select(sanction_tracking.c.cities)):
             for c in row.cities:
                 if c["city"] in answered and c["status"] == "ANSWERED":
                     answered[c["city"]][0] += 1
                 elif c["city"] in answered and c["status"] in ("LATE", "OVERDUE"):
                     answered[c["city"]][1] += 1
         board = []
-        for code, member in circle.cities.items():
+        for code, member in self.circle.cities.items():
             mine = counts.get(code)
             board.append(
                 {
@@ -215,8 +219,23 @@ def supervision_router(model: ReadModel, circle: Circle, clock: Clock) -> APIRou
             )
         return board
 
+
+def supervision_router(figures: Supervision) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/emergencies", summary="Incidents, with the acknowledgement status of every recipient city")
+    async def emergencies(open: bool = Query(False, description="only incidents without a FINAL report")) -> Any:
+        return {"items": await run_in_threadpool(figures.emergencies, open)}
+
+    @router.get("/v1/projects/{project_id}", summary="A project, with its milestones, their states and its light")
+    async def project(project_id: str) -> dict[str, Any]:
+        found = await run_in_threadpool(figures.project, project_id)
+        if found is None:
+            raise Problem(404, "Unknown project", f"no project {project_id} on the cooperation-project list")
+        return found
+
     @router.get("/v1/supervision/cities", summary="The per-city scoreboard")
     async def cities() -> dict[str, Any]:
-        return {"as_of": to_json(clock.now()), "cities": await run_in_threadpool(scoreboard)}
+        return {"as_of": to_json(figures.clock.now()), "cities": await run_in_threadpool(figures.scoreboard)}
 
     return router

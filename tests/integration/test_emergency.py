@@ -21,7 +21,7 @@ from consumers.db import make_engine
 from consumers.subscriber import Subscriber
 from services.api.app import create_app
 from services.api.reads import ReadModel
-from services.api.supervision import supervision_router
+from services.api.supervision import Supervision, supervision_router
 from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.metrics import Metrics
@@ -209,7 +209,7 @@ def test_project_with_three_milestones_and_the_enforcement_count(bus: Context) -
         TokenStore(bus.settings.data_dir / "tokens.json"),
         Metrics(),
         None,
-        routers=[supervision_router(ReadModel(engine), bus.circle, bus.clock)],
+        routers=[supervision_router(Supervision(ReadModel(engine), bus.circle, bus.clock))],
     )
     client = TestClient(app)
     deadline = time.monotonic() + 60

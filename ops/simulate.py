@@ -1,0 +1,347 @@
+"""`tongcheng simulate`: realistic traffic from every member city, at a chosen rate for a chosen time.
+
+The mix, per event published:
+
+- credit records (55%), AMEND, REVOKE and REPAIR of earlier ones among them (ops/bench/workload.py);
+- joint enforcement actions (5%), PLANNED and later CLOSED with findings;
+- emergency notices (3%), routed by the circle's rules, with acknowledgements from the recipients:
+  most within seconds, some only at the end of the run (late), some never (left to the deadline);
+- cooperation-project plans (4%) and milestone reports (15%), some done late, some blocked;
+- sanction feedback (10% when the list has BLACK entries) from the member cities;
+- a small share of bad input (`--bad`, 3%): USCCs with a wrong check character and notices naming
+  a city outside the circle, which the SDK refuses before sending; feedback on a stale revision,
+  acks for unknown incidents and reports on unknown projects, which the processors dead-letter.
+
+It prints progress every 5 seconds and ends with a summary: events sent by type, events refused
+by reason, and the bad events sent for the processors to refuse.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from kafka import KafkaProducer
+
+from consumers.subscriber import Subscriber
+from ops.bench.workload import credit_records, subject_ids
+from services.common.context import Context
+from services.common.errors import Rejected
+from services.emergency.rules import RULES as EMERGENCY_RULES
+from topics.publisher import Publisher, producer_config
+
+SUBTYPES = (
+    ("ACCIDENT", "WATER_POLLUTION"),
+    ("ACCIDENT", "HAZMAT_SPILL"),
+    ("NATURAL_DISASTER", "FLOOD"),
+    ("ACCIDENT", "AIR_POLLUTION"),
+    ("PUBLIC_HEALTH", "EPIDEMIC"),
+)
+DOMAINS = ("ENVIRONMENT", "MARKET_SUPERVISION", "FISHING_BAN", "ANTI_COUNTERFEIT", "LABOR", "TRANSPORT", "WORK_SAFETY")
+CATEGORIES = ("TRANSPORT", "INDUSTRY", "INNOVATION", "ECOLOGY", "PUBLIC_SERVICE", "OPENING_UP", "SMART_CITY")
+
+
+class Simulation:
+    def __init__(self, ctx: Context, rate: float, seconds: float, bad: float = 0.03, seed: int = 1) -> None:
+        self.ctx = ctx
+        self.rate = rate
+        self.seconds = seconds
+        self.bad = bad
+        self.rng = random.Random(seed)
+        self.cities = list(ctx.circle.codes)
+        self.producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "tongcheng-simulate"))
+        self.publishers = {c: Publisher(ctx, c, "tongcheng-simulate", producer=self.producer) for c in self.cities}
+        today = ctx.clock.now().date()
+        self.today = today
+        self.credit = credit_records(10**9, 2000, self.cities, today, seed)
+        self.subjects = subject_ids(200, seed + 1)
+        self.sent: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.bad_sent: Counter[str] = Counter()
+        self.planned_actions: list[dict[str, Any]] = []
+        self.projects: dict[str, dict[str, Any]] = {}
+        self.incidents: list[str] = []
+        self.acks_due: list[tuple[float, str, dict[str, Any]]] = []
+        self.acks_late: list[tuple[str, dict[str, Any]]] = []
+        self.black: dict[str, dict[str, Any]] = {}
+        self.lists = Subscriber(ctx, ["sanction.list"], from_beginning=True)
+        self.n = 0
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def send(self, city: str, event_type: str, body: dict[str, Any], bad: str | None = None) -> None:
+        def done(_event_id: str, error: Exception | None) -> None:
+            if error is not None:
+                self.failed[event_type] += 1
+
+        try:
+            self.publishers[city].publish_async(event_type, body, done)
+        except Rejected as exc:
+            self.refused[exc.reason.value] += 1
+            return
+        self.sent[event_type] += 1
+        if bad:
+            self.bad_sent[bad] += 1
+
+    # --- the kinds of traffic ------------------------------------------------------------------
+
+    def credit_record(self) -> None:
+        city, body = next(self.credit)
+        if self.rng.random() < self.bad:  # a wrong check character: refused by the SDK
+            good = body["subject"]["subject_id"]
+            wrong = next(c for c in "0123456789" if c != good[-1])
+            body = {**body, "subject": {**body["subject"], "subject_id": good[:-1] + wrong}}
+        self.send(city, "credit.record", body)
+
+    def enforcement(self) -> None:
+        if self.planned_actions and self.rng.random() < 0.5:
+            action = self.planned_actions.pop(0)
+            findings = []
+            for i, subject in enumerate(action["targets"]):
+                if self.rng.random() < 0.7:
+                    findings.append(
+                        {
+                            "subject": subject,
+                            "violation": "联合检查发现的违法行为",
+                            "severity": self.rng.choice(("MINOR", "GENERAL", "GENERAL", "SERIOUS")),
+                            "decision_no": f"{action['lead_city']}联罚〔{self.today.year}〕{self.n}-{i}号",
+                            "penalty_types": ["FINE"],
+                            "fine_amount": f"{self.rng.randrange(1, 100) * 1000}.00",
+                        }
+                    )
+            closed = {**action, "status": "CLOSED", "ended_at": self.now_iso(), "findings": findings}
+            closed.pop("meta", None)
+            self.send(action["lead_city"], "enforcement.action", closed)
+            return
+        lead = self.rng.choice(self.cities)
+        targets = [
+            {"subject_id": s, "subject_kind": "ENTERPRISE", "name": f"企业{s[-6:]}有限公司"}
+            for s in self.rng.sample(self.subjects, 2)
+        ]
+        action = {
+            "action_id": f"JE-{lead}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
+            "domain": self.rng.choice(DOMAINS),
+            "lead_city": lead,
+            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
+            "status": "PLANNED",
+            "started_at": self.now_iso(),
+            "ended_at": None,
+            "targets": targets,
+            "findings": [],
+        }
+        self.planned_actions.append(action)
+        self.send(lead, "enforcement.action", action)
+
+    def emergency(self) -> None:
+        city = self.rng.choice(self.cities)
+        category, subtype = self.rng.choice(SUBTYPES)
+        level = self.rng.choice(("I", "II", "III", "III", "IV", "IV"))
+        declared = self.rng.sample([c for c in self.cities if c != city], self.rng.choice((0, 0, 1)))
+        if self.rng.random() < self.bad:
+            declared = ["999999"]  # not a member city: refused by the SDK
+        iid = f"INC-{city}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}"
+        body = {
+            "incident_id": iid,
+            "report_seq": 1,
+            "report_kind": "INITIAL",
+            "category": category,
+            "subtype": subtype,
+            "level": level,
+            "location": {"city": city},
+            "description": "模拟事件",
+            "casualties": {"deaths": 0, "injured": self.rng.randrange(0, 5), "evacuated": self.rng.randrange(0, 300)},
+            "affected_cities": declared,
+            "requested_actions": ["加强监测"],
+            "reporter": {"unit": "应急管理局", "official": "值班员", "contact": "12345"},
+        }
+        before = sum(self.refused.values())
+        self.send(city, "emergency.notice", body)
+        if sum(self.refused.values()) > before:
+            return
+        self.incidents.append(iid)
+        notice = {**body, "meta": {"source_city": city}}
+        effective = EMERGENCY_RULES.effective_level(notice, self.ctx.circle)
+        for recipient in EMERGENCY_RULES.recipients(notice, effective, self.ctx.circle):
+            ack = {"incident_id": iid, "report_seq": 1, "city": recipient, "actions_taken": ["已接收"]}
+            roll = self.rng.random()
+            if roll < 0.7:
+                self.acks_due.append((time.monotonic() + self.rng.uniform(1, 10), recipient, ack))
+            elif roll < 0.85:
+                self.acks_late.append((recipient, ack))
+            # else: never acknowledged; the deadline raises EMERGENCY_ACK_OVERDUE
+
+    def project(self) -> None:
+        if self.projects and self.rng.random() < 0.8:
+            pid, plan = self.rng.choice(list(self.projects.items()))
+            m = self.rng.choice(plan["milestones"])
+            planned = date.fromisoformat(m["planned_date"])
+            roll = self.rng.random()
+            if roll < 0.55:
+                late = self.rng.random() < 0.3
+                actual = planned + timedelta(days=self.rng.randrange(1, 20) if late else -self.rng.randrange(0, 10))
+                status, actual_date = "DONE", min(actual, self.today)
+            elif roll < 0.9:
+                status, actual_date = "IN_PROGRESS", None
+            else:
+                status, actual_date = "BLOCKED", None
+            report = {
+                "project_id": pid,
+                "milestone_id": m["milestone_id"],
+                "status": status,
+                "actual_date": actual_date.isoformat() if actual_date else None,
+                "progress_pct": 100 if status == "DONE" else self.rng.randrange(0, 90),
+                "issue": "需要跨市协调用地" if status == "BLOCKED" else None,
+            }
+            self.send(plan["lead_city"], "project.milestone", report)
+            return
+        lead = self.rng.choice(self.cities)
+        pid = f"NJMC-{self.today.year}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
+        milestones = [
+            {
+                "milestone_id": f"M{i + 1}",
+                "title": f"第{i + 1}阶段",
+                "planned_date": (self.today + timedelta(days=self.rng.randrange(-90, 90))).isoformat(),
+            }
+            for i in range(self.rng.randrange(2, 5))
+        ]
+        plan = {
+            "project_id": pid,
+            "name": "都市圈合作项目",
+            "category": self.rng.choice(CATEGORIES),
+            "lead_city": lead,
+            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
+            "responsible_unit": "发展和改革委员会",
+            "responsible_person": "项目负责人",
+            "total_investment": f"{self.rng.randrange(1, 500) * 1_000_000}.00",
+            "plan_year": self.today.year,
+            "milestones": milestones,
+        }
+        self.projects[pid] = plan
+        self.send(lead, "project.plan", plan)
+
+    def feedback(self) -> None:
+        if not self.black:
+            return
+        entry = self.rng.choice(list(self.black.values()))
+        city = self.rng.choice(self.cities)
+        body = {
+            "subject_id": entry["subject_id"],
+            "list_revision": entry["revision"],
+            "city": city,
+            "measure_code": self.rng.choice(entry["measures"])["code"],
+            "outcome": self.rng.choice(("APPLIED", "APPLIED", "APPLIED", "HIT", "NOT_APPLICABLE")),
+            "business_ref": f"SIM-{self.n}",
+            "reported_at": self.now_iso(),
+        }
+        self.send(city, "sanction.feedback", body)
+
+    def bad_for_the_processors(self) -> None:
+        """Input that passes the SDK's checks but that a processor must refuse to its DLQ."""
+        city = self.rng.choice(self.cities)
+        kind = self.rng.choice(("stale_revision", "unknown_incident", "unknown_project"))
+        if kind == "stale_revision" and self.black:
+            entry = self.rng.choice(list(self.black.values()))
+            body = {
+                "subject_id": entry["subject_id"],
+                "list_revision": entry["revision"] + 50,
+                "city": city,
+                "measure_code": entry["measures"][0]["code"],
+                "outcome": "APPLIED",
+                "reported_at": self.now_iso(),
+            }
+            self.send(city, "sanction.feedback", body, bad="stale_revision")
+        elif kind == "unknown_project" or kind == "stale_revision":
+            report = {"project_id": f"NJMC-NOPE-{self.n}", "milestone_id": "M1", "status": "DONE", "actual_date": None}
+            self.send(city, "project.milestone", report, bad="unknown_project")
+        else:
+            ack = {"incident_id": f"INC-NOPE-{self.n}", "report_seq": 1, "city": city, "actions_taken": []}
+            ack["acknowledged_at"] = self.now_iso()
+            self.send(city, "emergency.ack", ack, bad="unknown_incident")
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def now_iso(self) -> str:
+        return self.ctx.clock.now().isoformat()
+
+    def watch_lists(self) -> None:
+        for d in self.lists.poll(timeout_ms=0, max_records=500):
+            e = d.event
+            if e is None:
+                continue
+            if e["list"] == "BLACK" and e["status"] == "LISTED":
+                self.black[e["subject_id"]] = e
+            else:
+                self.black.pop(e["subject_id"], None)
+
+    def one(self) -> None:
+        self.n += 1
+        if self.rng.random() < self.bad / 2:
+            self.bad_for_the_processors()
+            return
+        roll = self.rng.random()
+        for share, make in (
+            (0.55, self.credit_record),
+            (0.60, self.enforcement),
+            (0.63, self.emergency),
+            (0.82, self.project),
+        ):
+            if roll < share:
+                make()
+                return
+        if self.black and roll < 0.92:
+            self.feedback()
+        else:
+            self.credit_record()
+
+    def send_due_acks(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for when, city, ack in self.acks_due:
+            if everything or when <= now:
+                self.send(city, "emergency.ack", {**ack, "acknowledged_at": self.now_iso()})
+            else:
+                keep.append((when, city, ack))
+        self.acks_due = keep
+
+    def run(self, say: Callable[[str], None], stop: Callable[[], bool]) -> dict[str, Any]:
+        started = time.monotonic()
+        next_report = started + 5
+        tick = 0.1
+        budget = 0.0
+        try:
+            while not stop() and time.monotonic() - started < self.seconds:
+                budget += self.rate * tick
+                while budget >= 1:
+                    self.one()
+                    budget -= 1
+                self.send_due_acks()
+                self.watch_lists()
+                now = time.monotonic()
+                if now >= next_report:
+                    say(
+                        f"{now - started:5.0f}s  sent {sum(self.sent.values()):6d}  refused "
+                        f"{sum(self.refused.values()):4d}  listed BLACK {len(self.black):4d}  open acks "
+                        f"{len(self.acks_due) + len(self.acks_late):4d}"
+                    )
+                    next_report = now + 5
+                time.sleep(max(0.0, tick - (time.monotonic() - now)))
+            self.send_due_acks(everything=True)
+            for city, ack in self.acks_late:  # late: after everything else
+                self.send(city, "emergency.ack", {**ack, "acknowledged_at": self.now_iso()})
+            self.producer.flush(timeout=60)
+        finally:
+            self.lists.close()
+            self.producer.close(timeout=30)
+        return {
+            "seconds": round(time.monotonic() - started, 1),
+            "sent": dict(sorted(self.sent.items())),
+            "refused": dict(sorted(self.refused.items())),
+            "sent_for_the_dlq": dict(sorted(self.bad_sent.items())),
+            "failed": dict(sorted(self.failed.items())),
+        }
