@@ -74,6 +74,27 @@ class Processor:
         partitions = {spec.name: spec.partitions for spec in ctx.topics.specs()}
         self.outputs = Outputs(lambda: cast(Any, app.producer)._ensure_producer(), partitions)
 
+    def table(self, name: str, partitions: int) -> JsonTable:
+        """A JSON-document table whose changelog is partitioned like its keyed input topic (murmur2 of
+        the key), so timers may write it outside a stream event."""
+        raw = self.app.Table(
+            name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+        )
+        return JsonTable(raw, self.outputs)
+
+    def meta(self, event_type: str, event_id: str, city: str, now: Any, cause: str | None) -> dict[str, Any]:
+        """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "source_city": city,
+            "source_system": f"tongcheng-{self.service}",
+            "occurred_at": now,
+            "published_at": now,
+            "correlation_id": None,
+            "causation_id": cause,
+        }
+
     def topic(self, name: str, **kwargs: Any) -> Any:
         if name not in self._topics:
             self._topics[name] = self.app.topic(name, key_type=bytes, value_type=bytes, **kwargs)
@@ -129,6 +150,25 @@ class Processor:
         changelogs) is acknowledged, so the batch's offsets are committed only after its effects."""
         await self.outputs.send()
         await self.app.producer.flush()
+
+
+class StreamService:
+    """The frame of every faust processor: its app, its `Processor`, and agents on catalogue topics."""
+
+    SERVICE = ""
+
+    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.app = app or make_app(ctx, self.SERVICE)
+        self.proc = Processor(ctx, self.app, self.SERVICE, metrics)
+
+    def partitions(self, event_type: str) -> int:
+        return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
+
+    def agent(self, event_type: str, name: str, fn: Callable[[Any], Awaitable[None]]) -> None:
+        """Run `fn(stream)` as the agent `name` on the event type's topic (raw bytes)."""
+        self.app.agent(self.proc.topic(self.ctx.topics.topic(event_type)), name=name)(fn)
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -18,7 +18,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, run_worker
+from services.common.stream import StreamService, run_worker
 from services.credit import rules
 from services.credit.enforcement import records_from_action
 
@@ -29,31 +29,15 @@ PROFILE_NS = uuid.UUID("0c8f5d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5")
 log = logging.getLogger("tongcheng.credit")
 
 
-class CreditService:
+class CreditService(StreamService):
+    SERVICE = SERVICE
+
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
-        self.ctx = ctx
-        self.metrics = metrics
-        self.app = app or make_app(ctx, SERVICE)
-        self.proc = Processor(ctx, self.app, SERVICE, metrics)
-        partitions = ctx.topics.spec(ctx.topics.topic("credit.record")).partitions
-        # use_partitioner: changelog partition = murmur2(key), the same as the keyed input topic, so the
-        # expiry sweep may update the table outside a stream event.
-        self.subjects = JsonTable(
-            self.app.Table(
-                "subjects", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
-            ),
-            self.proc.outputs,
-        )
-        self.closed = JsonTable(
-            self.app.Table(
-                "closed-actions", default=None, partitions=3, key_type=bytes, value_type=bytes, use_partitioner=True
-            ),
-            self.proc.outputs,
-        )
-        records = self.proc.topic(ctx.topics.topic("credit.record"))
-        actions = self.proc.topic(ctx.topics.topic("enforcement.action"))
-        self.app.agent(records, name="credit-records")(self._records)
-        self.app.agent(actions, name="enforcement-actions")(self._actions)
+        super().__init__(ctx, metrics, app)
+        self.subjects = self.proc.table("subjects", self.partitions("credit.record"))
+        self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"))
+        self.agent("credit.record", "credit-records", self._records)
+        self.agent("enforcement.action", "enforcement-actions", self._actions)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
 
@@ -84,16 +68,8 @@ class CreditService:
     async def emit_profile(self, state: dict[str, Any], city: str, cause: str | None) -> None:
         now = self.ctx.clock.now()
         body = rules.profile(state, now)
-        body["meta"] = {
-            "event_id": str(uuid.uuid5(PROFILE_NS, f"{state['subject_id']}#{state['revision']}")),
-            "event_type": "credit.profile",
-            "source_city": city,
-            "source_system": "tongcheng-credit",
-            "occurred_at": now,
-            "published_at": now,
-            "correlation_id": None,
-            "causation_id": cause,
-        }
+        event_id = str(uuid.uuid5(PROFILE_NS, f"{state['subject_id']}#{state['revision']}"))
+        body["meta"] = self.proc.meta("credit.profile", event_id, city, now, cause)
         await self.proc.emit("credit.profile", state["subject_id"], body)
 
     async def sweep(self) -> None:

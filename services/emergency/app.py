@@ -25,7 +25,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, run_worker
+from services.common.stream import StreamService, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
 
@@ -37,35 +37,15 @@ ALERT_NS = uuid.UUID("7a1d3c5e-9f2b-4c6d-8e0a-b4c6d8e0f2a1")
 log = logging.getLogger("tongcheng.emergency")
 
 
-def meta(event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "event_type": event_type,
-        "source_city": city,
-        "source_system": f"tongcheng-{SERVICE}",
-        "occurred_at": now,
-        "published_at": now,
-        "correlation_id": None,
-        "causation_id": cause,
-    }
+class EmergencyService(StreamService):
+    SERVICE = SERVICE
 
-
-class EmergencyService:
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
-        self.ctx = ctx
-        self.metrics = metrics
+        super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
-        self.app = app or make_app(ctx, SERVICE)
-        self.proc = Processor(ctx, self.app, SERVICE, metrics)
-        partitions = ctx.topics.spec(ctx.topics.topic("emergency.notice")).partitions
-        self.incidents = JsonTable(
-            self.app.Table(
-                "incidents", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
-            ),
-            self.proc.outputs,
-        )
-        self.app.agent(self.proc.topic(ctx.topics.topic("emergency.notice")), name="emergency-notices")(self._notices)
-        self.app.agent(self.proc.topic(ctx.topics.topic("emergency.ack")), name="emergency-acks")(self._acks)
+        self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"))
+        self.agent("emergency.notice", "emergency-notices", self._notices)
+        self.agent("emergency.ack", "emergency-acks", self._acks)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
         #: incident key -> its earliest deadline still watched; built by the first sweep
@@ -95,7 +75,7 @@ class EmergencyService:
         seq = notice["report_seq"]
         report = incident["reports"][str(seq)]
         body = {
-            "meta": meta(
+            "meta": self.proc.meta(
                 "emergency.dispatch",
                 str(uuid.uuid5(DISPATCH_NS, f"{notice['incident_id']}#{seq}")),
                 notice["meta"]["source_city"],
@@ -160,7 +140,7 @@ class EmergencyService:
         ref = f"{incident['incident_id']}#{seq}"
         alert_id = str(uuid.uuid5(ALERT_NS, f"EMERGENCY_ACK_OVERDUE/{ref}/{city}"))
         body = {
-            "meta": meta("supervision.alert", alert_id, incident["sender"], now, None),
+            "meta": self.proc.meta("supervision.alert", alert_id, incident["sender"], now, None),
             "alert_id": alert_id,
             "kind": "EMERGENCY_ACK_OVERDUE",
             "city": city,

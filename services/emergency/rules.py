@@ -10,13 +10,13 @@ their reason, deadline, acknowledgement and alert.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.common.circle import Circle
+from services.common.datafile import read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
@@ -38,12 +38,7 @@ class EmergencyRules:
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> EmergencyRules:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the emergency rules: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raw = read_json(path, "emergency rules")
 
         def level(value: Any, where: str) -> str:
             if value not in LEVELS:

@@ -26,7 +26,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, run_worker
+from services.common.stream import StreamService, run_worker
 from services.sanctions import feedback, rules
 
 SERVICE = "sanctions"
@@ -38,25 +38,17 @@ ALERT_NS = uuid.UUID("e4a7c2d9-58b1-4f3e-a6d0-1c9b8f2e7a45")
 log = logging.getLogger("tongcheng.sanctions")
 
 
-class SanctionService:
+class SanctionService(StreamService):
+    SERVICE = SERVICE
+
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
-        self.ctx = ctx
-        self.metrics = metrics
+        super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
-        self.app = app or make_app(ctx, SERVICE)
-        self.proc = Processor(ctx, self.app, SERVICE, metrics)
-        profiles = ctx.topics.topic("credit.profile")
-        partitions = ctx.topics.spec(profiles).partitions
-        self.entries = JsonTable(
-            self.app.Table(
-                "entries", default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
-            ),
-            self.proc.outputs,
-        )
+        self.entries = self.proc.table("entries", self.partitions("credit.profile"))
         self.window_days = ctx.settings.feedback_window_days or self.rules.feedback_window_days
         self.cities = list(ctx.circle.codes)
-        self.app.agent(self.proc.topic(profiles), name="sanction-profiles")(self._profiles)
-        self.app.agent(self.proc.topic(ctx.topics.topic("sanction.feedback")), name="sanction-feedback")(self._feedback)
+        self.agent("credit.profile", "sanction-profiles", self._profiles)
+        self.agent("sanction.feedback", "sanction-feedback", self._feedback)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
         #: subject key -> due_at of listings whose alerts are not all raised; built by the first sweep
@@ -149,24 +141,11 @@ class SanctionService:
         if raised:
             log.info("feedback sweep: %d SANCTION_FEEDBACK_OVERDUE alerts as of %s", raised, now.isoformat())
 
-    @staticmethod
-    def meta(event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> dict[str, Any]:
-        return {
-            "event_id": event_id,
-            "event_type": event_type,
-            "source_city": city,
-            "source_system": "tongcheng-sanctions",
-            "occurred_at": now,
-            "published_at": now,
-            "correlation_id": None,
-            "causation_id": cause,
-        }
-
     async def emit_alert(self, entry: dict[str, Any], city: str, now: datetime) -> None:
         ref = f"{entry['subject_id']}#{entry['listed_revision']}"
         alert_id = str(uuid.uuid5(ALERT_NS, f"SANCTION_FEEDBACK_OVERDUE/{ref}/{city}"))
         body = {
-            "meta": self.meta("supervision.alert", alert_id, entry["initiated_by"], now, None),
+            "meta": self.proc.meta("supervision.alert", alert_id, entry["initiated_by"], now, None),
             "alert_id": alert_id,
             "kind": "SANCTION_FEEDBACK_OVERDUE",
             "city": city,
@@ -179,7 +158,7 @@ class SanctionService:
     async def emit_tracking(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
         event_id = str(uuid.uuid5(TRACKING_NS, f"{entry['subject_id']}#{entry['tracking_version']}"))
         body = {
-            "meta": self.meta("sanction.tracking", event_id, entry["initiated_by"], now, cause),
+            "meta": self.proc.meta("sanction.tracking", event_id, entry["initiated_by"], now, cause),
             "subject_id": entry["subject_id"],
             "list": entry["list"],
             "status": entry["status"],
@@ -194,7 +173,7 @@ class SanctionService:
     async def emit(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
         expires = entry["expires_at"]
         body = {
-            "meta": self.meta(
+            "meta": self.proc.meta(
                 "sanction.list",
                 str(uuid.uuid5(ENTRY_NS, f"{entry['subject_id']}#{entry['revision']}")),
                 entry["initiated_by"],

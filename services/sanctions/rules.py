@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.common.datafile import read_json
 from services.common.errors import ConfigError
 from services.credit.rules import CATEGORIES
 
@@ -56,15 +57,6 @@ class Decision:
     expires_on: date | None  # the last reason's end of publicity; None while one runs until revoked
 
 
-def _read(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the {what}: {exc}") from exc
-
-
 def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         raise ConfigError(f"{where}: missing field {key!r}")
@@ -76,7 +68,7 @@ def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any
 
 
 def load_measures(path: Path = MEASURES_FILE) -> dict[str, Measure]:
-    raw = _read(path, "measure catalogue")
+    raw = read_json(path, "measure catalogue")
     out: dict[str, Measure] = {}
     for i, item in enumerate(_field(raw, "measures", list, str(path))):
         where = f"{path}: measures[{i}]"
@@ -108,7 +100,7 @@ class SanctionRules:
     @classmethod
     def load(cls, path: Path = RULES_FILE, measures_path: Path = MEASURES_FILE) -> SanctionRules:
         measures = load_measures(measures_path)
-        raw = _read(path, "sanction rules")
+        raw = read_json(path, "sanction rules")
         where = str(path)
         precedence = _field(raw, "precedence", list, where)
         twice = sorted({p for p in precedence if precedence.count(p) > 1})

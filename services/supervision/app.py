@@ -23,8 +23,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import JsonTable, Processor, make_app, run_worker
-from services.emergency.app import meta
+from services.common.stream import StreamService, run_worker
 from services.supervision import rules
 
 SERVICE = "supervision"
@@ -34,26 +33,17 @@ ALERT_NS = uuid.UUID("c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e13")
 log = logging.getLogger("tongcheng.supervision")
 
 
-class SupervisionService:
+class SupervisionService(StreamService):
+    SERVICE = SERVICE
+
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
-        self.ctx = ctx
-        self.metrics = metrics
-        self.app = app or make_app(ctx, SERVICE)
-        self.proc = Processor(ctx, self.app, SERVICE, metrics)
-        partitions = ctx.topics.spec(ctx.topics.topic("project.plan")).partitions
-
-        def table(name: str) -> JsonTable:
-            raw = self.app.Table(
-                name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
-            )
-            return JsonTable(raw, self.proc.outputs)
-
-        self.projects = table("projects")
-        self.actions = table("closed-actions")
-        topics = ctx.topics
-        self.app.agent(self.proc.topic(topics.topic("project.plan")), name="project-plans")(self._plans)
-        self.app.agent(self.proc.topic(topics.topic("project.milestone")), name="project-milestones")(self._reports)
-        self.app.agent(self.proc.topic(topics.topic("enforcement.action")), name="enforcement-counts")(self._actions)
+        super().__init__(ctx, metrics, app)
+        partitions = self.partitions("project.plan")
+        self.projects = self.proc.table("projects", partitions)
+        self.actions = self.proc.table("closed-actions", partitions)
+        self.agent("project.plan", "project-plans", self._plans)
+        self.agent("project.milestone", "project-milestones", self._reports)
+        self.agent("enforcement.action", "enforcement-counts", self._actions)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
 
     async def _plans(self, stream: Any) -> None:
@@ -127,7 +117,7 @@ class SupervisionService:
         alert_id = str(uuid.uuid5(ALERT_NS, f"MILESTONE_OVERDUE/{ref}"))
         planned = datetime.fromisoformat(project["milestones"][mid]["planned_date"]).date()
         body = {
-            "meta": meta("supervision.alert", alert_id, project["lead_city"], now, None),
+            "meta": self.proc.meta("supervision.alert", alert_id, project["lead_city"], now, None),
             "alert_id": alert_id,
             "kind": "MILESTONE_OVERDUE",
             "city": project["lead_city"],

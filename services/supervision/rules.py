@@ -9,12 +9,12 @@ when overdue by at most `red_after_days` (30), RED when overdue by more or any m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from services.common.datafile import read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
@@ -28,12 +28,7 @@ class SupervisionRules:
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> SupervisionRules:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the supervision rules: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raw = read_json(path, "supervision rules")
         days = raw.get("red_after_days") if isinstance(raw, dict) else None
         if not isinstance(days, int) or days < 0:
             raise ConfigError(f"{path}: red_after_days: must be a whole number of days, not {days!r}")

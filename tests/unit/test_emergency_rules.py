@@ -125,7 +125,7 @@ def test_acks_and_one_alert_per_silent_recipient() -> None:
             ' "other_member": "III"}, "border_fanout_levels": [], "downstream_subtypes": []}',
             "raise_to.other_province: 'V' is not a level",
         ),
-        ('{"ack_minutes": ', "line 1 column 17"),
+        ('{"ack_minutes": ', "line 1, column 17"),
     ],
     ids=["missing-level", "zero-minutes", "unknown-level", "unparseable"],
 )
