@@ -103,6 +103,7 @@ class Processor:
     async def reject(self, event: EventT, reason: Reason, detail: str) -> None:
         msg = event.message
         headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
+        await track_topic(cast(Any, self.app.producer)._ensure_producer(), dlq_topic(msg.topic))
         await self.topic(dlq_topic(msg.topic)).send(key=msg.key, value=msg.value, headers=headers, force=True)
         self.metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
         self.count(msg.topic, "rejected")
@@ -176,6 +177,18 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+async def track_topic(producer: Any, topic: str) -> None:
+    """Make the aiokafka producer's client keep `topic` in its metadata.
+
+    aiokafka's client fetches metadata for all topics while it tracks none, and for the tracked ones
+    only once it tracks any; `send` and `send_batch` skip tracking a topic whose partitions are
+    already known. A topic first seen in an all-topics fetch is then dropped by the next refresh,
+    and a batch queued for it waits for a leader that no refresh brings back: the sender spins on
+    metadata and every flush hangs. Tracking each topic before sending to it avoids that.
+    """
+    await producer.client.add_topic(topic)
+
+
 class Outputs:
     """Output records gathered over a batch and sent as one Kafka record batch per partition.
 
@@ -206,6 +219,8 @@ class Outputs:
         batches = self._full + [(t, p, b) for (t, p), b in self._open.items()]
         self._full, self._open = [], {}
         producer = self._producer()
+        for topic in {topic for topic, _, _ in batches}:
+            await track_topic(producer, topic)
         futures = [await producer.send_batch(batch, topic, partition=partition) for topic, partition, batch in batches]
         if futures:
             await asyncio.gather(*futures)
