@@ -148,6 +148,18 @@ def test_metrics_move_bad_input_lands_in_the_dlqs_and_an_alert_fires(
     # the demo traffic moves the metrics
     first = wait("events consumed", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)"), 90)
     wait("more events", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)") > first, 60)
+    # every processor keeps consuming: each one's count grows between two reads 10 s apart
+    services = ("credit", "sanctions", "emergency", "supervision", "readmodel")
+
+    def consumed() -> dict[str, float]:
+        found = query(prometheus, "sum by (service) (tongcheng_events_consumed_total)")
+        return {r["metric"]["service"]: float(r["value"][1]) for r in found}
+
+    before = wait(
+        "every processor consuming", lambda: (c := consumed()) and all(c.get(s, 0) > 0 for s in services) and c, 90
+    )
+    time.sleep(10)
+    assert all(consumed()[s] > before[s] for s in ("credit", "readmodel")), (before, consumed())
     wait(
         "consumer lag exported", lambda: query(prometheus, 'kafka_consumergroup_lag{consumergroup=~"tongcheng-.*"}'), 60
     )
