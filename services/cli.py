@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kafka.errors import KafkaError
+
 from services.common.context import Context, build_context
 from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
@@ -462,10 +464,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+    except ConfigError as exc:
+        err(f"tongcheng {args.command}: {exc}")
+        return 2
+    try:
         return int(args.func(settings, args))
     except (TongchengError, ConfigError) as exc:
         err(f"tongcheng {args.command}: {exc}")
         return 2
+    except KafkaError as exc:
+        err(
+            f"tongcheng {args.command}: cannot use the Kafka broker at {settings.bootstrap}: {exc}; "
+            "is it running? (`tongcheng broker status`, or `tongcheng up`)"
+        )
+        return 3
     except KeyboardInterrupt:
         return 130
 
