@@ -281,6 +281,48 @@ class JsonTable:
             yield value
 
 
+class DueIndex:
+    """The keys of a table by when a timer must look at them next (an expiry, a deadline).
+
+    A timer then reads only the keys whose moment has come, not the whole table. The index is
+    built from the table at the first look and again after every rebalance (faust's
+    `on_rebalance_complete`, sent once the assigned partitions' tables are recovered), so the keys
+    of partitions this worker takes over are indexed too; writes keep it current in between.
+    """
+
+    def __init__(self, app: faust.App, table: JsonTable, when: Callable[[Any], Any]) -> None:
+        self.table = table
+        self.when = when  # value -> the moment to look again, or None for never
+        self._index: dict[bytes, Any] | None = None
+        app.on_rebalance_complete.connect(self._forget)
+
+    async def _forget(self, *_: Any, **__: Any) -> None:
+        self._index = None
+
+    def update(self, key: bytes, value: Any) -> None:
+        if self._index is None:
+            return
+        moment = self.when(value) if value else None
+        if moment is None:
+            self._index.pop(key, None)
+        else:
+            self._index[key] = moment
+
+    def drop(self, key: bytes) -> None:
+        if self._index is not None:
+            self._index.pop(key, None)
+
+    def ready(self, now: Any) -> list[bytes]:
+        """The keys whose moment is `now` or earlier."""
+        if self._index is None:
+            self._index = {}
+            for key, value in self.table.items():
+                moment = self.when(value)
+                if moment is not None:
+                    self._index[key] = moment
+        return [key for key, moment in self._index.items() if moment <= now]
+
+
 def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_offset: int) -> int:
     """Run one faust processor: `build(ctx, metrics)` returns the service (with `.app`); metrics on
     TONGCHENG_METRICS_PORT + `metrics_offset`."""

@@ -18,7 +18,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import StreamService, run_worker
+from services.common.stream import DueIndex, StreamService, run_worker
 from services.credit import rules
 from services.credit.enforcement import records_from_action
 
@@ -39,6 +39,8 @@ class CreditService(StreamService):
         self.agent("credit.record", "credit-records", self._records)
         self.agent("enforcement.action", "enforcement-actions", self._actions)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+        #: subjects by the day their profile next changes on the clock alone
+        self.due = DueIndex(self.app, self.subjects, rules.next_change)
         self.app.timer(5.0)(self.refresh_gauges)
 
     async def _records(self, stream: Any) -> None:
@@ -61,7 +63,7 @@ class CreditService(StreamService):
         now = self.ctx.clock.now()
         for key, (state, record) in dirty.items():
             state, _ = rules.evaluate(state, now.date(), bump=False)
-            self.subjects[key] = state
+            self.put(key, state)
             await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
         await self.proc.flush()
 
@@ -72,19 +74,27 @@ class CreditService(StreamService):
         body["meta"] = self.proc.meta("credit.profile", event_id, city, now, cause)
         await self.proc.emit("credit.profile", state["subject_id"], body)
 
+    def put(self, key: bytes, state: dict[str, Any]) -> None:
+        self.subjects[key] = state
+        self.due.update(key, state)
+
     async def sweep(self) -> None:
-        """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again."""
+        """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again.
+
+        Only the subjects whose next change has come are read (`DueIndex`).
+        """
         today = self.ctx.clock.now().date()
         changed = 0
-        for key, state in self.subjects.items():
-            if not state:
+        for key in self.due.ready(today):
+            state = self.subjects.get(key)
+            new, did = rules.evaluate(state, today) if state else (state, False)
+            if not did:  # nothing ended after all (a stale index entry): look again at its next change
+                self.due.drop(key)
                 continue
-            new, did = rules.evaluate(state, today)
-            if did:
-                self.subjects[key] = new
-                city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
-                await self.emit_profile(new, city, None)
-                changed += 1
+            self.put(key, new)
+            city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
+            await self.emit_profile(new, city, None)
+            changed += 1
         await self.proc.flush()
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)

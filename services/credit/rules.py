@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,14 @@ def evaluate(state: dict[str, Any], today: date, bump: bool = True) -> tuple[dic
     if active_ids == state["active"] and new_grade == state["grade"]:
         return state, False
     return {**state, "active": active_ids, "grade": new_grade, "revision": state["revision"] + int(bump)}, True
+
+
+def next_change(state: dict[str, Any]) -> date | None:
+    """The first day on which the clock alone changes the subject's profile: the day after the
+    earliest end of publicity among its active records; None while none of them ends."""
+    ends = [RULES.active_until(state["records"][rid]) for rid in state["active"]]
+    known = [end for end in ends if end is not None]
+    return min(known) + timedelta(days=1) if known else None
 
 
 def profile(state: dict[str, Any], as_of: datetime) -> dict[str, Any]:

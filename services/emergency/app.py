@@ -25,7 +25,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import StreamService, run_worker
+from services.common.stream import DueIndex, StreamService, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
 
@@ -48,17 +48,12 @@ class EmergencyService(StreamService):
         self.agent("emergency.ack", "emergency-acks", self._acks)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
-        #: incident key -> its earliest deadline still watched; built by the first sweep
-        self._due: dict[bytes, datetime] | None = None
+        #: incidents by their earliest deadline still watched
+        self.due = DueIndex(self.app, self.incidents, rules.next_deadline)
 
     def put(self, key: bytes, incident: dict[str, Any]) -> None:
         self.incidents[key] = incident
-        if self._due is not None:
-            nxt = rules.next_deadline(incident)
-            if nxt is None:
-                self._due.pop(key, None)
-            else:
-                self._due[key] = nxt
+        self.due.update(key, incident)
 
     async def _notices(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH, within=0.1):
@@ -116,22 +111,18 @@ class EmergencyService(StreamService):
     async def sweep(self) -> None:
         """EMERGENCY_ACK_OVERDUE for every recipient whose deadline passed on the clock, once."""
         now = self.ctx.clock.now()
-        if self._due is None:  # tables are recovered by now: index the incidents with deadlines to watch
-            self._due = {}
-            for key, incident in self.incidents.items():
-                nxt = rules.next_deadline(incident)
-                if nxt is not None:
-                    self._due[key] = nxt
         raised = 0
-        for key in [k for k, due in self._due.items() if due <= now]:
+        for key in self.due.ready(now):
             incident = self.incidents.get(key)
-            late = rules.overdue(incident, now)
+            late = rules.overdue(incident, now) if incident else []
             if late:
                 incident = rules.mark_alerted(incident, late, now)
                 for seq, city, deadline in late:
                     await self.emit_alert(incident, seq, city, deadline, now)
                 raised += len(late)
-            self.put(key, incident)
+                self.put(key, incident)
+            elif incident:
+                self.due.update(key, incident)
         await self.proc.flush()
         if raised:
             log.info("ack sweep: %d EMERGENCY_ACK_OVERDUE alerts as of %s", raised, now.isoformat())

@@ -26,7 +26,7 @@ from faust.types import EventT
 from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
-from services.common.stream import StreamService, run_worker
+from services.common.stream import DueIndex, StreamService, run_worker
 from services.sanctions import feedback, rules
 
 SERVICE = "sanctions"
@@ -51,8 +51,8 @@ class SanctionService(StreamService):
         self.agent("sanction.feedback", "sanction-feedback", self._feedback)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
-        #: subject key -> due_at of listings whose alerts are not all raised; built by the first sweep
-        self._due: dict[bytes, datetime] | None = None
+        #: listings by the end of their feedback window, while an alert may still be owed
+        self.due = DueIndex(self.app, self.entries, self.watch_until)
 
     async def _profiles(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH, within=0.1):
@@ -84,12 +84,17 @@ class SanctionService(StreamService):
 
     def put(self, key: bytes, entry: dict[str, Any]) -> None:
         self.entries[key] = entry
-        if self._due is not None:
-            due = entry.get("due_at")
-            if due and entry["status"] == "LISTED":
-                self._due[key] = datetime.fromisoformat(due)
-            else:
-                self._due.pop(key, None)
+        self.due.update(key, entry)
+
+    def watch_until(self, entry: dict[str, Any]) -> datetime | None:
+        """When the sweep must look at a listing: the end of its window, while some city may still be
+        alerted for it; None otherwise."""
+        due = entry.get("due_at")
+        if not due or entry["status"] != "LISTED":
+            return None
+        if not feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
+            return None
+        return datetime.fromisoformat(due)
 
     async def _feedback(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH, within=0.1):
@@ -116,27 +121,19 @@ class SanctionService(StreamService):
     async def sweep(self) -> None:
         """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once."""
         now = self.ctx.clock.now()
-        if self._due is None:  # the table is recovered by now: index the listings still owed feedback
-            self._due = {}
-            for key, entry in self.entries.items():
-                if (
-                    entry.get("due_at")
-                    and entry["status"] == "LISTED"
-                    and feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities)
-                ):
-                    self._due[key] = datetime.fromisoformat(entry["due_at"])
         raised = 0
-        for key in [k for k, due in self._due.items() if due <= now]:
+        for key in self.due.ready(now):
             entry = self.entries.get(key)
             late = feedback.overdue(entry, now, self.cities) if entry else []
             if late:
                 entry = feedback.mark_alerted(entry, late, now)
-                self.entries[key] = entry
+                self.put(key, entry)
                 for city in late:
                     await self.emit_alert(entry, city, now)
                 await self.emit_tracking(entry, None, now)
                 raised += len(late)
-            del self._due[key]
+            elif entry:
+                self.due.update(key, entry)
         await self.proc.flush()
         if raised:
             log.info("feedback sweep: %d SANCTION_FEEDBACK_OVERDUE alerts as of %s", raised, now.isoformat())

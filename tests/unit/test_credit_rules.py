@@ -172,3 +172,20 @@ def test_revision_does_not_depend_on_batching() -> None:
     assert together == apart and together["revision"] == 3 and together["grade"] == "C"
     expired, changed = rules.evaluate(together, date(2030, 1, 1))  # the clock alone: one more revision
     assert changed and expired["revision"] == 4 and expired["active"] == []
+
+
+def test_next_change_is_the_day_after_the_earliest_end_of_publicity() -> None:
+    from datetime import timedelta
+
+    state = run(
+        ev(record_id="n-1", severity="MINOR", decision_date=date(2026, 1, 10)),
+        ev(record_id="n-2", severity="GENERAL", decision_date=date(2026, 1, 10)),
+        today=date(2026, 2, 1),
+    )
+    minor_end = rules.RULES.active_until(state["records"]["n-1"])
+    assert minor_end is not None and rules.next_change(state) == minor_end + timedelta(days=1)
+    later, changed = rules.evaluate(state, minor_end + timedelta(days=1))
+    assert changed and later["active"] == ["n-2"]
+    general_end = rules.RULES.active_until(later["records"]["n-2"])
+    assert general_end is not None and rules.next_change(later) == general_end + timedelta(days=1)
+    assert rules.next_change(run(ev(record_id="h", category="COURT_JUDGMENT_DEFAULTER", severity="NONE"))) is None
