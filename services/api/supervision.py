@@ -132,6 +132,7 @@ def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
             "status": r.status if r else "NOT_STARTED",
             "actual_date": r.actual_date.isoformat() if r and r.actual_date else None,
             "progress_pct": r.progress_pct if r else None,
+            "issue": r.issue if r else None,
         }
     return {
         "project_id": plan.project_id,

@@ -93,6 +93,7 @@ def apply_report(project: dict[str, Any] | None, report: dict[str, Any]) -> dict
         "status": report["status"],
         "actual_date": _day(actual).isoformat() if actual else None,
         "progress_pct": report.get("progress_pct"),
+        "issue": report.get("issue"),
         "report_event_id": report["meta"]["event_id"],
     }
     return {**project, "milestones": {**project["milestones"], mid: milestone}}
@@ -168,6 +169,7 @@ def project_view(project: dict[str, Any], today: date) -> dict[str, Any]:
                 "status": m["status"],
                 "actual_date": m["actual_date"],
                 "progress_pct": m["progress_pct"],
+                "issue": m.get("issue"),
                 "state": milestone_state(m, today),
                 "days_overdue": days_overdue(m, today),
             }
