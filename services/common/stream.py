@@ -167,9 +167,33 @@ class StreamService:
     def partitions(self, event_type: str) -> int:
         return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
 
-    def agent(self, event_type: str, name: str, fn: Callable[[Any], Awaitable[None]]) -> None:
-        """Run `fn(stream)` as the agent `name` on the event type's topic (raw bytes)."""
-        self.app.agent(self.proc.topic(self.ctx.topics.topic(event_type)), name=name)(fn)
+    def agent(
+        self,
+        event_type: str,
+        name: str,
+        on_batch: Callable[[list[EventT]], Awaitable[None]],
+        batch: int = 500,
+        within: float = 0.1,
+    ) -> None:
+        """The agent `name` on the event type's topic (raw bytes): batches of up to `batch` events,
+        or what arrived within `within` seconds, each handed to `on_batch`."""
+
+        async def consume(stream: Any) -> None:
+            async for events in stream.take_events(batch, within=within):
+                await on_batch(events)
+
+        self.app.agent(self.proc.topic(self.ctx.topics.topic(event_type)), name=name)(consume)
+
+    def each_event(
+        self, event_type: str, handle: Callable[[EventT, dict[str, Any]], Awaitable[str]]
+    ) -> Callable[[list[EventT]], Awaitable[None]]:
+        """A batch handler that applies `handle` to each event, then sends the batch's effects."""
+
+        async def on_batch(events: list[EventT]) -> None:
+            await self.proc.each(events, event_type, handle)
+            await self.proc.flush()
+
+        return on_batch
 
 
 def partition_of(key: bytes, partitions: int) -> int:

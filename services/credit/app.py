@@ -36,16 +36,13 @@ class CreditService(StreamService):
         super().__init__(ctx, metrics, app)
         self.subjects = self.proc.table("subjects", self.partitions("credit.record"))
         self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"))
-        self.agent("credit.record", "credit-records", self._records)
-        self.agent("enforcement.action", "enforcement-actions", self._actions)
+        self.agent("credit.record", "credit-records", self.apply_batch, BATCH)
+        actions = self.each_event("enforcement.action", self.convert_action)
+        self.agent("enforcement.action", "enforcement-actions", actions, 500, within=0.2)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         #: subjects by the day their profile next changes on the clock alone
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
         self.app.timer(5.0)(self.refresh_gauges)
-
-    async def _records(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.apply_batch(events)
 
     async def apply_batch(self, events: list[EventT]) -> None:
         dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -98,11 +95,6 @@ class CreditService(StreamService):
         await self.proc.flush()
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
-
-    async def _actions(self, stream: Any) -> None:
-        async for events in stream.take_events(500, within=0.2):
-            await self.proc.each(events, "enforcement.action", self.convert_action)
-            await self.proc.flush()
 
     async def convert_action(self, event: EventT, action: dict[str, Any]) -> str:
         if action["status"] != "CLOSED":

@@ -31,7 +31,6 @@ from services.emergency.rules import LEVELS
 
 SERVICE = "emergency"
 METRICS_OFFSET = 4
-BATCH = 500
 DISPATCH_NS = uuid.UUID("2f6c9e1a-4b7d-4e2f-9a3c-8d1e5b7f0c24")
 ALERT_NS = uuid.UUID("7a1d3c5e-9f2b-4c6d-8e0a-b4c6d8e0f2a1")
 log = logging.getLogger("tongcheng.emergency")
@@ -44,8 +43,8 @@ class EmergencyService(StreamService):
         super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
         self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"))
-        self.agent("emergency.notice", "emergency-notices", self._notices)
-        self.agent("emergency.ack", "emergency-acks", self._acks)
+        self.agent("emergency.notice", "emergency-notices", self.each_event("emergency.notice", self.apply_notice))
+        self.agent("emergency.ack", "emergency-acks", self.each_event("emergency.ack", self.apply_ack))
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
         #: incidents by their earliest deadline still watched
@@ -54,11 +53,6 @@ class EmergencyService(StreamService):
     def put(self, key: bytes, incident: dict[str, Any]) -> None:
         self.incidents[key] = incident
         self.due.update(key, incident)
-
-    async def _notices(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.proc.each(events, "emergency.notice", self.apply_notice)
-            await self.proc.flush()
 
     async def apply_notice(self, event: EventT, notice: dict[str, Any]) -> str:
         key = notice["incident_id"].encode()
@@ -91,11 +85,6 @@ class EmergencyService(StreamService):
         }
         await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
         return "applied"
-
-    async def _acks(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.proc.each(events, "emergency.ack", self.apply_ack)
-            await self.proc.flush()
 
     async def apply_ack(self, event: EventT, ack: dict[str, Any]) -> str:
         key = ack["incident_id"].encode()

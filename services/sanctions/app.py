@@ -47,16 +47,12 @@ class SanctionService(StreamService):
         self.entries = self.proc.table("entries", self.partitions("credit.profile"))
         self.window_days = ctx.settings.feedback_window_days or self.rules.feedback_window_days
         self.cities = list(ctx.circle.codes)
-        self.agent("credit.profile", "sanction-profiles", self._profiles)
-        self.agent("sanction.feedback", "sanction-feedback", self._feedback)
+        self.agent("credit.profile", "sanction-profiles", self.apply_batch, BATCH)
+        self.agent("sanction.feedback", "sanction-feedback", self.apply_feedback, BATCH)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         self.app.timer(5.0)(self.refresh_gauges)
         #: listings by the end of their feedback window, while an alert may still be owed
         self.due = DueIndex(self.app, self.entries, self.watch_until)
-
-    async def _profiles(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.apply_batch(events)
 
     async def apply_batch(self, events: list[EventT]) -> None:
         now = self.ctx.clock.now()
@@ -95,10 +91,6 @@ class SanctionService(StreamService):
         if not feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
             return None
         return datetime.fromisoformat(due)
-
-    async def _feedback(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.apply_feedback(events)
 
     async def apply_feedback(self, events: list[EventT]) -> None:
         now = self.ctx.clock.now()

@@ -28,7 +28,6 @@ from services.supervision import rules
 
 SERVICE = "supervision"
 METRICS_OFFSET = 5
-BATCH = 500
 ALERT_NS = uuid.UUID("c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e13")
 log = logging.getLogger("tongcheng.supervision")
 
@@ -41,15 +40,11 @@ class SupervisionService(StreamService):
         partitions = self.partitions("project.plan")
         self.projects = self.proc.table("projects", partitions)
         self.actions = self.proc.table("closed-actions", partitions)
-        self.agent("project.plan", "project-plans", self._plans)
-        self.agent("project.milestone", "project-milestones", self._reports)
-        self.agent("enforcement.action", "enforcement-counts", self._actions)
+        self.agent("project.plan", "project-plans", self.each_event("project.plan", self.apply_plan))
+        self.agent("project.milestone", "project-milestones", self.each_event("project.milestone", self.apply_report))
+        actions = self.each_event("enforcement.action", self.count_action)
+        self.agent("enforcement.action", "enforcement-counts", actions, within=0.2)
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
-
-    async def _plans(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.proc.each(events, "project.plan", self.apply_plan)
-            await self.proc.flush()
 
     async def apply_plan(self, event: EventT, plan: dict[str, Any]) -> str:
         key = plan["project_id"].encode()
@@ -59,11 +54,6 @@ class SupervisionService(StreamService):
         self.projects[key] = project
         return "applied"
 
-    async def _reports(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.1):
-            await self.proc.each(events, "project.milestone", self.apply_report)
-            await self.proc.flush()
-
     async def apply_report(self, event: EventT, report: dict[str, Any]) -> str:
         key = report["project_id"].encode()
         project = rules.apply_report(self.projects.get(key), report)
@@ -71,11 +61,6 @@ class SupervisionService(StreamService):
             return "duplicate"
         self.projects[key] = project
         return "applied"
-
-    async def _actions(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH, within=0.2):
-            await self.proc.each(events, "enforcement.action", self.count_action)
-            await self.proc.flush()
 
     async def count_action(self, event: EventT, action: dict[str, Any]) -> str:
         if action["status"] != "CLOSED":
