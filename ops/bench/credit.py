@@ -3,7 +3,8 @@
     .venv/bin/python -m ops.bench.credit [--records 100000] [--subjects 20000] [--rate 2000] [--seconds 20]
 
 It uses the broker and registry of the settings (TONGCHENG_* variables), starting the local ones
-if they are not running, and works on its own topic prefix so it disturbs nothing else.
+if they are not running (and stopping those again at the end), and works on its own topic prefix
+so it disturbs nothing else.
 
 1. Throughput: N synthetic records (valid USCCs, the realistic mix of ops/bench/workload.py from
    all member cities) are published as a backlog; then one `tongcheng worker credit` starts, and
@@ -155,19 +156,8 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench.credit", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=100_000, help="backlog size for the throughput run")
-    parser.add_argument("--subjects", type=int, default=20_000)
-    parser.add_argument("--rate", type=int, default=2000, help="records/s for the latency run")
-    parser.add_argument("--seconds", type=int, default=20, help="duration of the latency run")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-
-    base = Settings.from_env()
-    settings = base.with_(topic_prefix=f"bench{uuid.uuid4().hex[:6]}", metrics_port=base.metrics_port + 50)
-    if not (local.kafka_ready(settings) and local.registry_ready(settings)):
-        local.start(settings, say)
+def run_bench(settings: Settings, args: argparse.Namespace) -> tuple[float, float, list[float], Path]:
+    """The throughput run, then the latency run, on fresh topics; returns (rate, seen, latencies, log)."""
     ctx = build_context(settings)
     provision_bus(ctx)
     producer = KafkaProducer(**{**producer_config(settings.bootstrap, "bench"), "linger_ms": 5, "batch_size": 262144})
@@ -184,6 +174,28 @@ def main(argv: list[str] | None = None) -> int:
         worker.terminate()
         worker.wait(timeout=60)
         producer.close()
+    return rate, seen, lat, log
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.credit", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000, help="backlog size for the throughput run")
+    parser.add_argument("--subjects", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=2000, help="records/s for the latency run")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of the latency run")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    base = Settings.from_env()
+    settings = base.with_(topic_prefix=f"bench{uuid.uuid4().hex[:6]}", metrics_port=base.metrics_port + 50)
+    started = not (local.kafka_ready(settings) and local.registry_ready(settings))
+    if started:
+        local.start(settings, say)
+    try:
+        rate, seen, lat, log = run_bench(settings, args)
+    finally:
+        if started:  # leave the machine as it was: stop what the benchmark started
+            local.stop(settings, say)
     say("")
     say(
         f"machine:    {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
