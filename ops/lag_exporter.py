@@ -136,8 +136,7 @@ def run(settings: Any, port: int = DEFAULT_PORT) -> int:
     from services.common.shutdown import StopFlag
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("kafka",):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     serve(settings.bootstrap, port, settings.metrics_host)
     log.info("consumer lag of %s on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host, port)
     stop = StopFlag()

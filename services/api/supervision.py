@@ -122,29 +122,21 @@ def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
     """A project in the processor's shape (services/supervision/rules.py) from read-model rows."""
-    reported = {r.milestone_id: r for r in report_rows}
-    milestones = {}
-    for m in plan.milestones:
-        r = reported.get(m["milestone_id"])
-        milestones[m["milestone_id"]] = {
-            "title": m["title"],
-            "planned_date": m["planned_date"],
-            "status": r.status if r else "NOT_STARTED",
-            "actual_date": r.actual_date.isoformat() if r and r.actual_date else None,
-            "progress_pct": r.progress_pct if r else None,
-            "issue": r.issue if r else None,
+    reported = {
+        r.milestone_id: {
+            "status": r.status,
+            "actual_date": r.actual_date.isoformat() if r.actual_date else None,
+            "progress_pct": r.progress_pct,
+            "issue": r.issue,
         }
+        for r in report_rows
+    }
     return {
-        "project_id": plan.project_id,
-        "name": plan.name,
-        "category": plan.category,
-        "lead_city": plan.lead_city,
-        "participating_cities": plan.participating_cities,
-        "responsible_unit": plan.responsible_unit,
-        "responsible_person": plan.responsible_person,
+        **{f: getattr(plan, f) for f in supervision.PLAN_FIELDS},
         "total_investment": plan.total_investment,
-        "plan_year": plan.plan_year,
-        "milestones": milestones,
+        "milestones": {
+            m["milestone_id"]: supervision.milestone(m, reported.get(m["milestone_id"], {})) for m in plan.milestones
+        },
     }
 
 
@@ -194,13 +186,8 @@ class Supervision:
         for inc in self.incidents(False).values():
             for city, n in emergency.unacknowledged(inc).items():
                 waiting[city] += n
-        answered: dict[str, list[int]] = {city: [0, 0] for city in self.circle.codes}
-        for row in self.model.all(sa.select(sanction_tracking.c.cities)):
-            for c in row.cities:
-                if c["city"] in answered and c["status"] == "ANSWERED":
-                    answered[c["city"]][0] += 1
-                elif c["city"] in answered and c["status"] in ("LATE", "OVERDUE"):
-                    answered[c["city"]][1] += 1
+        rows = self.model.all(sa.select(sanction_tracking.c.cities))
+        answered = feedback.count(((c["city"], c["status"]) for row in rows for c in row.cities), self.circle.codes)
         board = []
         for code, member in self.circle.cities.items():
             mine = counts.get(code)

@@ -90,19 +90,23 @@ class Settings:
     sweep_seconds: float = 30.0
     #: appended to consumer groups and table names: a new tag rebuilds state from offset 0
     group_tag: str = ""
+    #: the settings __post_init__ derived from others (not set explicitly)
+    _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Derived defaults: they follow the ports and directories when those are changed.
-        if not self.topic_prefix:
-            object.__setattr__(self, "topic_prefix", self.circle)
-        if not self.bootstrap:
-            object.__setattr__(self, "bootstrap", f"127.0.0.1:{self.kafka_port}")
-        if not self.registry_url:
-            object.__setattr__(self, "registry_url", f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7")
-        if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'tongcheng.db'}")
-        if self.tokens_file is None:
-            object.__setattr__(self, "tokens_file", self.data_dir / "tokens.json")
+        # Derived defaults: they follow the ports and directories when those are changed. Which ones
+        # were derived is remembered, so that `with_` derives them again.
+        defaults = {
+            "topic_prefix": self.circle,
+            "bootstrap": f"127.0.0.1:{self.kafka_port}",
+            "registry_url": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
+            "database_url": f"sqlite:///{self.data_dir / 'tongcheng.db'}",
+            "tokens_file": self.data_dir / "tokens.json",
+        }
+        derived = [name for name in defaults if not getattr(self, name)]
+        for name in derived:
+            object.__setattr__(self, name, defaults[name])
+        object.__setattr__(self, "_derived", frozenset(derived))
         if self.table_store not in ("memory://", "rocksdb://"):
             raise ConfigError(
                 f"{ENV['table_store']} must be memory:// (tables rebuilt from their changelogs at start) "
@@ -127,16 +131,8 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with `changes`; values derived from others (URLs, the database, the tokens file)
         are derived again unless they were set explicitly."""
-        plain = Settings(
-            circle=self.circle, kafka_port=self.kafka_port, registry_port=self.registry_port, data_dir=self.data_dir
-        )
-        derived = {"topic_prefix": "", "bootstrap": "", "registry_url": "", "database_url": "", "tokens_file": None}
-        if plain.topic_prefix != self.topic_prefix:
-            derived.pop("topic_prefix")
-        for name in ("bootstrap", "registry_url", "database_url", "tokens_file"):
-            if getattr(self, name) != getattr(plain, name):
-                derived.pop(name)
-        return replace(self, **{**derived, **changes})
+        unset = {name: None if name == "tokens_file" else "" for name in self._derived}
+        return replace(self, **{**unset, **changes})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -42,7 +42,7 @@ class CreditService(StreamService):
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
         #: subjects by the day their profile next changes on the clock alone
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
-        self.app.timer(5.0)(self.refresh_gauges)
+        self.app.timer(ctx.settings.sweep_seconds)(self.refresh_gauges)
 
     async def apply_batch(self, events: list[EventT]) -> None:
         dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}

@@ -142,20 +142,22 @@ def mark_alerted(entry: dict[str, Any], cities: Iterable[str], now: datetime) ->
     return {**entry, "feedback": feedback, "tracking_version": entry.get("tracking_version", 0) + 1}
 
 
+def count(statuses: Iterable[tuple[str, str]], cities: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Per city, from (city, status) pairs: (listings answered by the deadline, answered late or not at all)."""
+    out = {city: [0, 0] for city in cities}
+    for city, st in statuses:
+        if city in out and st == "ANSWERED":
+            out[city][0] += 1
+        elif city in out and st in ("LATE", "OVERDUE"):
+            out[city][1] += 1
+    return {city: (ok, missed) for city, (ok, missed) in out.items()}
+
+
 def tally(entries: Iterable[dict[str, Any]], cities: Iterable[str], now: datetime) -> dict[str, tuple[int, int]]:
     """Per city: (listings answered by the deadline, listings answered late or not at all)."""
     cities = list(cities)
-    out = {city: [0, 0] for city in cities}
-    for entry in entries:
-        if not entry or entry.get("due_at") is None:
-            continue
-        for city in cities:
-            st = status(entry, city, now)
-            if st == "ANSWERED":
-                out[city][0] += 1
-            elif st in ("LATE", "OVERDUE"):
-                out[city][1] += 1
-    return {city: (ok, missed) for city, (ok, missed) in out.items()}
+    tracked = [e for e in entries if e and e.get("due_at") is not None]
+    return count(((city, status(e, city, now)) for e in tracked for city in cities), cities)
 
 
 def ratio(ok: int, missed: int) -> float:

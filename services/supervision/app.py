@@ -47,16 +47,14 @@ class SupervisionService(StreamService):
         self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
 
     async def apply_plan(self, event: EventT, plan: dict[str, Any]) -> str:
-        key = plan["project_id"].encode()
-        project = rules.apply_plan(self.projects.get(key), plan)
-        if project is None:
-            return "duplicate"
-        self.projects[key] = project
-        return "applied"
+        return self.update_project(plan["project_id"], rules.apply_plan, plan)
 
     async def apply_report(self, event: EventT, report: dict[str, Any]) -> str:
-        key = report["project_id"].encode()
-        project = rules.apply_report(self.projects.get(key), report)
+        return self.update_project(report["project_id"], rules.apply_report, report)
+
+    def update_project(self, project_id: str, apply: Any, event: dict[str, Any]) -> str:
+        key = project_id.encode()
+        project = apply(self.projects.get(key), event)
         if project is None:
             return "duplicate"
         self.projects[key] = project

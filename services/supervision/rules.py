@@ -42,6 +42,31 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
+#: the plan fields a project keeps, as the processor's table and the API's view show them
+PLAN_FIELDS = (
+    "project_id",
+    "name",
+    "category",
+    "lead_city",
+    "participating_cities",
+    "responsible_unit",
+    "responsible_person",
+    "plan_year",
+)
+
+
+def milestone(planned: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+    """A planned milestone with its newest report (status, actual_date, progress_pct, issue), if any."""
+    return {
+        "title": planned["title"],
+        "planned_date": _day(planned["planned_date"]).isoformat(),
+        "status": reported.get("status", "NOT_STARTED"),
+        "actual_date": reported.get("actual_date"),
+        "progress_pct": reported.get("progress_pct"),
+        "issue": reported.get("issue"),
+    }
+
+
 def apply_plan(project: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str, Any] | None:
     """The project with its plan (re)applied, keeping the reports of milestones that remain; None for a repeat."""
     if project is not None and project.get("plan_event_id") == plan["meta"]["event_id"]:
@@ -51,23 +76,13 @@ def apply_plan(project: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str
     for m in plan["milestones"]:
         kept = old.get(m["milestone_id"], {})
         milestones[m["milestone_id"]] = {
-            "title": m["title"],
-            "planned_date": _day(m["planned_date"]).isoformat(),
-            "status": kept.get("status", "NOT_STARTED"),
-            "actual_date": kept.get("actual_date"),
-            "progress_pct": kept.get("progress_pct"),
+            **milestone(m, kept),
             "alerted_at": kept.get("alerted_at"),
             "report_event_id": kept.get("report_event_id"),
         }
     return {
-        "project_id": plan["project_id"],
-        "name": plan["name"],
-        "category": plan["category"],
-        "lead_city": plan["lead_city"],
+        **{f: plan[f] for f in PLAN_FIELDS},
         "participating_cities": list(plan["participating_cities"]),
-        "responsible_unit": plan["responsible_unit"],
-        "responsible_person": plan["responsible_person"],
-        "plan_year": plan["plan_year"],
         "plan_event_id": plan["meta"]["event_id"],
         "milestones": milestones,
     }

@@ -89,23 +89,47 @@ def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> Non
         proc.wait()
 
 
-def latest(
-    ctx: Any, event_type: str, key: str, until: Callable[[dict[str, Any]], bool], timeout: float = 90
-) -> dict[str, Any]:
-    """The newest event per `key` on a topic, read from the beginning until `until` holds."""
-    found: dict[str, Any] = {}
+def read_until(
+    ctx: Any, event_type: str, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Every event on a topic, read from the beginning until `until(events)` holds."""
+    found: list[dict[str, Any]] = []
     sub = Subscriber(ctx, [event_type], from_beginning=True)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             for d in sub.poll(timeout_ms=300):
                 assert d.event is not None, d.error
-                found[d.event[key]] = d.event
+                found.append(d.event)
             if until(found):
                 return found
     finally:
         sub.close()
     raise AssertionError(f"{event_type} never reached the expected state in {timeout}s: {found}")
+
+
+def latest(
+    ctx: Any, event_type: str, key: str, until: Callable[[dict[str, Any]], bool], timeout: float = 90
+) -> dict[str, Any]:
+    """The newest event per `key` on a topic, read from the beginning until `until` holds."""
+    events = read_until(ctx, event_type, lambda found: until({e[key]: e for e in found}), timeout)
+    return {e[key]: e for e in events}
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll `check` until it returns something truthy, and return that; a connection refused (a
+    process still starting) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+            if got:
+                return got
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(0.5)
 
 
 def dead_letters(ctx: Any, event_type: str, count: int, timeout: float = 60) -> list[Any]:

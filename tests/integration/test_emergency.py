@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consumers.db import make_engine
-from consumers.subscriber import Subscriber
 from services.api.app import create_app
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision, supervision_router
@@ -27,7 +26,16 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import dead_letters, fresh_settings, metric_at, provisioned, spawn_worker, stop_worker
+from tests.integration.conftest import (
+    dead_letters,
+    fresh_settings,
+    metric_at,
+    provisioned,
+    read_until,
+    spawn_worker,
+    stop_worker,
+    wait_until,
+)
 from topics.publisher import Publisher
 
 METRICS = 19800
@@ -50,23 +58,6 @@ def bus(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 
 def set_clock(ctx: Context, when: datetime) -> None:
     Path(str(ctx.settings.clock_file)).write_text(when.isoformat())
-
-
-def read_until(ctx: Context, event_type: str, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 60):
-    """Every event on a topic, read from the beginning until `until(events)` holds."""
-    sub = Subscriber(ctx, [event_type], from_beginning=True)
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for d in sub.poll(timeout_ms=300):
-                assert d.event is not None, d.error
-                found.append(d.event)
-            if until(found):
-                return found
-    finally:
-        sub.close()
-    raise AssertionError(f"{event_type} never reached the expected state in {timeout}s: {found}")
 
 
 def dispatch(ctx: Context, incident: str, seq: int = 1) -> dict[str, Any]:
@@ -97,11 +88,7 @@ def ack(incident: str, city: str, seq: int = 1, at: datetime | None = None) -> d
 
 
 def wait_metric(port: int, name: str, want: float, timeout: float = 30, **labels: str) -> None:
-    deadline = time.monotonic() + timeout
-    while (got := metric_at(port, name, **labels)) != pytest.approx(want):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name}{labels} is {got}, not {want}")
-        time.sleep(0.5)
+    wait_until(f"{name}{labels} = {want}", lambda: metric_at(port, name, **labels) == pytest.approx(want), timeout)
 
 
 def test_water_pollution_at_wuhu_reaches_downstream_and_silent_cities_are_alerted_once(bus: Context) -> None:

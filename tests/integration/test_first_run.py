@@ -29,6 +29,7 @@ from consumers.subscriber import Subscriber
 from services.common.context import build_context
 from services.common.settings import Settings
 from tests.conftest import example
+from tests.integration.conftest import wait_until
 from topics.publisher import Publisher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,20 +43,6 @@ PORTS = {
 }
 PROMETHEUS_PORT = 29090
 T = datetime.now(UTC).replace(microsecond=0)
-
-
-def wait(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-            if got:
-                return got
-        except (httpx.HTTPError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +67,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Pat
     )
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("TONGCHENG_")})
     try:
-        wait("`tongcheng up`", lambda: b"press Ctrl-C" in (data / "up.log").read_bytes(), 180)
+        wait_until("`tongcheng up`", lambda: b"press Ctrl-C" in (data / "up.log").read_bytes(), 180)
         yield settings, data
     finally:
         proc.send_signal(signal.SIGINT)
@@ -120,7 +107,7 @@ def prometheus(up: tuple[Settings, Path]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{PROMETHEUS_PORT}"
     try:
-        wait("prometheus", lambda: httpx.get(f"{url}/-/ready").status_code == 200, 60)
+        wait_until("prometheus", lambda: httpx.get(f"{url}/-/ready").status_code == 200, 60)
         yield url
     finally:
         proc.terminate()
@@ -144,10 +131,10 @@ def test_metrics_move_bad_input_lands_in_the_dlqs_and_an_alert_fires(
     settings, data = up
     api = f"http://127.0.0.1:{PORTS['TONGCHENG_API_PORT']}"
     # every process is scraped
-    wait("all targets up", lambda: len(query(prometheus, 'up{job=~"tongcheng-.*"} == 1')) == 7, 90)
+    wait_until("all targets up", lambda: len(query(prometheus, 'up{job=~"tongcheng-.*"} == 1')) == 7, 90)
     # the demo traffic moves the metrics
-    first = wait("events consumed", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)"), 90)
-    wait("more events", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)") > first, 60)
+    first = wait_until("events consumed", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)"), 90)
+    wait_until("more events", lambda: value(prometheus, "sum(tongcheng_events_consumed_total)") > first, 60)
     # every processor keeps consuming: each one's count grows between two reads 10 s apart
     services = ("credit", "sanctions", "emergency", "supervision", "readmodel")
 
@@ -155,12 +142,12 @@ def test_metrics_move_bad_input_lands_in_the_dlqs_and_an_alert_fires(
         found = query(prometheus, "sum by (service) (tongcheng_events_consumed_total)")
         return {r["metric"]["service"]: float(r["value"][1]) for r in found}
 
-    before = wait(
+    before = wait_until(
         "every processor consuming", lambda: (c := consumed()) and all(c.get(s, 0) > 0 for s in services) and c, 90
     )
     time.sleep(10)
     assert all(consumed()[s] > before[s] for s in ("credit", "readmodel")), (before, consumed())
-    wait(
+    wait_until(
         "consumer lag exported", lambda: query(prometheus, 'kafka_consumergroup_lag{consumergroup=~"tongcheng-.*"}'), 60
     )
     # bad input lands in the DLQs
@@ -176,21 +163,21 @@ def test_metrics_move_bad_input_lands_in_the_dlqs_and_an_alert_fires(
         sub.close()
     assert len(reasons) >= 2, reasons
     # the API answers from the read model
-    board = wait("scoreboard", lambda: httpx.get(f"{api}/v1/supervision/cities").json()["cities"], 30)
+    board = wait_until("scoreboard", lambda: httpx.get(f"{api}/v1/supervision/cities").json()["cities"], 30)
     assert len(board) == 10
     # an emergency at level I that nobody acknowledges: 15 minutes, reached by moving the clock
     notice = {**example("emergency.notice"), "incident_id": "INC-FIRST-RUN", "level": "I"}
     with Publisher(ctx, "340200", "test") as pub:
         pub.publish("emergency.notice", notice)
-    wait("the dispatch", lambda: value(prometheus, 'sum(tongcheng_emergency_open_incidents{level="I"})') >= 1, 60)
+    wait_until("the dispatch", lambda: value(prometheus, 'sum(tongcheng_emergency_open_incidents{level="I"})') >= 1, 60)
     (data / "clock").write_text((T + timedelta(minutes=16)).isoformat())
-    wait("overdue gauge", lambda: value(prometheus, "sum(tongcheng_emergency_ack_overdue)") >= 1, 60)
+    wait_until("overdue gauge", lambda: value(prometheus, "sum(tongcheng_emergency_ack_overdue)") >= 1, 60)
 
     def firing() -> bool:
         alerts = httpx.get(f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
         return any(a["labels"]["alertname"] == "EmergencyAckOverdue" and a["state"] == "firing" for a in alerts)
 
-    wait("EmergencyAckOverdue firing", firing, 150)
+    wait_until("EmergencyAckOverdue firing", firing, 150)
 
 
 def test_the_status_page_renders_the_scoreboard_in_chromium(up: tuple[Settings, Path]) -> None:

@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     provisioned,
     spawn_worker,
     stop_worker,
+    wait_until,
 )
 from tests.integration.test_credit import profiles, record, uscc
 from topics.publisher import Publisher
@@ -112,14 +113,6 @@ def ratio(city: str) -> float:
     return metric_at(SANCTIONS_METRICS, "tongcheng_sanction_feedback_ratio", city=city)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.5)
-
-
 def feedback(
     subject: str, revision: int, city: str, code: str = "GOV_PROCUREMENT_BAN", outcome: str = "APPLIED"
 ) -> dict[str, Any]:
@@ -164,7 +157,7 @@ def test_feedback_loop_overdue_alerts_ratio_read_model_and_inbox(chain: Context)
         "unknown_measure",
         "unknown_subject",
     ]
-    wait_for("the ratio gauge", lambda: ratio("320800") == 1.0)  # nothing has fallen due yet
+    wait_until("the ratio gauge", lambda: ratio("320800") == 1.0)  # nothing has fallen due yet
 
     # 2. the window closes on the injected clock: one alert per silent city, and only one
     clock_file.write_text((NOW + timedelta(days=6)).isoformat())
@@ -177,14 +170,14 @@ def test_feedback_loop_overdue_alerts_ratio_read_model_and_inbox(chain: Context)
         ]
         return len(found) >= 9
 
-    wait_for("overdue alerts", nine_alerts)
+    wait_until("overdue alerts", nine_alerts)
     time.sleep(4)  # four more sweeps on the advanced clock
     nine_alerts()
     assert sorted(a["city"] for a in found) == sorted(c for c in cities if c != "320800")
     assert {a["kind"] for a in found} == {"SANCTION_FEEDBACK_OVERDUE"}
     # the BLACK listing of the FOCUS test (uscc(303)) fell due too, with no answers: Huai'an answered
     # 1 of its 2 listings in time, Xuancheng none
-    wait_for("ratios after the window", lambda: ratio("341800") == 0.0 and ratio("320800") == 0.5)
+    wait_until("ratios after the window", lambda: ratio("341800") == 0.0 and ratio("320800") == 0.5)
 
     # 3. the whole chain: a SERIOUS penalty from Yangzhou (321000) -> grade D -> BLACK in all 10 cities
     with Publisher(ctx, "321000", "test") as pub:
@@ -197,7 +190,7 @@ def test_feedback_loop_overdue_alerts_ratio_read_model_and_inbox(chain: Context)
     before = ratio("341800")
     with Publisher(ctx, "341800", "test") as pub:
         pub.publish("sanction.feedback", feedback(second, e2["revision"], "341800", outcome="HIT"))
-    wait_for("341800's ratio to rise", lambda: ratio("341800") > before)
+    wait_until("341800's ratio to rise", lambda: ratio("341800") > before)
     assert (before, ratio("341800")) == (0.0, pytest.approx(1 / 3))
 
     # 4. Ma'anshan's inbox: what its departments must apply, and APPLIED sent back for each measure
@@ -233,7 +226,7 @@ def test_feedback_loop_overdue_alerts_ratio_read_model_and_inbox(chain: Context)
             r.status_code == 200 and {f["city"]: f["status"] for f in r.json()["feedback"]}.get("340500") == "ANSWERED"
         )
 
-    wait_for("the read model", api_shows_inbox_feedback)
+    wait_until("the read model", api_shows_inbox_feedback)
     body = client.get(f"/v1/sanctions/{second}").json()
     assert (body["list"], body["initiated_by"], body["reasons"]) == ("BLACK", "321000", ["fb-2"])
     assert body["measures"][0]["legal_basis"] == RULES.measures[body["measures"][0]["code"]].legal_basis

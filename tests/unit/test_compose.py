@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli import build_parser
+from services.cli import WORKERS, build_parser
 from services.common.settings import ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def commands(service: dict[str, Any]) -> list[list[str]]:
 
 def test_every_service_the_issue_names_is_there(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
-    workers = {f"worker-{w}" for w in ("credit", "sanctions", "emergency", "supervision", "readmodel")}
+    workers = {f"worker-{w}" for w in WORKERS}
     assert (
         workers | {"kafka", "registry", "postgres", "init", "api", "lag-exporter", "prometheus", "grafana"} <= services
     )
@@ -51,9 +51,11 @@ def test_every_tongcheng_command_exists_in_the_cli(compose: dict[str, Any]) -> N
                 continue
             seen += 1
             try:
-                parser.parse_args(argv[1:])
+                args = parser.parse_args(argv[1:])
             except SystemExit as exc:
                 pytest.fail(f"{name}: `{' '.join(argv)}` is not a tongcheng command (exit {exc.code})")
+            if args.command == "worker":
+                assert args.service in WORKERS, f"{name}: no worker {args.service!r}"
     assert seen >= 9
 
 

@@ -8,23 +8,12 @@ from pathlib import Path
 
 import yaml
 
-from ops.lag_exporter import FAMILIES
-from services.common.metrics import Metrics
+from tests.conftest import exported_metric_names
 
 GRAFANA = Path(__file__).resolve().parents[2] / "ops" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "tongcheng.json"
 #: PromQL words that look like metric names but are not
 PROMQL = {"sum", "by", "max", "min", "rate", "increase", "histogram_quantile", "le", "without", "avg", "count"}
-
-
-def exported() -> set[str]:
-    names = set(FAMILIES) | {"up"}
-    for family in Metrics().registry.collect():
-        for sample in family.samples or [family]:
-            names.add(getattr(sample, "name", family.name))
-        names |= {family.name, f"{family.name}_total", f"{family.name}_bucket", f"{family.name}_count"}
-        names.add(f"{family.name}_sum")
-    return names
 
 
 def metric_names(expr: str) -> set[str]:
@@ -37,7 +26,7 @@ def panels() -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_every_panel_queries_exported_metrics() -> None:
-    known = exported()
+    known = exported_metric_names()
     for p in panels():
         assert p["targets"], p["title"]
         for t in p["targets"]:
