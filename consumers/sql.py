@@ -166,16 +166,7 @@ class SqlSink:
             self.metrics.events_consumed.labels(service=self.service, topic=topic, outcome=outcome).inc(n)
 
     def reject(self, d: Delivery, reason: Reason, detail: str) -> Any:
-        log.warning("rejected %s[%d]@%d: %s: %s", d.topic, d.partition, d.offset, reason.value, detail)
-        return self.dead.reject(
-            topic=d.topic,
-            partition=d.partition,
-            offset=d.offset,
-            key=d.key,
-            value=d.value,
-            reason=reason,
-            detail=detail,
-        )
+        return self.dead.reject(d, reason, detail)
 
     def step(self) -> int:
         """One poll, one transaction, one offset commit. Returns the number of records consumed."""

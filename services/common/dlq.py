@@ -6,8 +6,9 @@ and is counted in `tongcheng_events_rejected_total{topic,reason}`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from services.common.errors import Reason
 from services.common.metrics import Metrics
@@ -16,6 +17,7 @@ Headers = list[tuple[str, bytes]]
 #: send(topic, key, value, headers) -> anything; must raise or report failures itself.
 SendFn = Callable[[str, bytes | None, bytes | None, Headers], Any]
 MAX_DETAIL = 2000
+log = logging.getLogger("tongcheng")
 
 
 def dlq_topic(topic: str) -> str:
@@ -36,24 +38,27 @@ def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, 
     return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
 
 
+class Consumed(Protocol):
+    """A consumed record, as faust's Message and the subscriber's Delivery both carry it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
 class DeadLetters:
     def __init__(self, send: SendFn, metrics: Metrics, service: str) -> None:
         self._send = send
         self._metrics = metrics
         self._service = service
 
-    def reject(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        reason: Reason,
-        detail: str,
-    ) -> Any:
-        result = self._send(dlq_topic(topic), key, value, dlq_headers(reason, detail, topic, partition, offset))
-        self._metrics.events_rejected.labels(topic=topic, reason=reason.value).inc()
-        self._metrics.events_consumed.labels(service=self._service, topic=topic, outcome="rejected").inc()
+    def reject(self, msg: Consumed, reason: Reason, detail: str) -> Any:
+        """Send `msg` byte for byte to its topic's DLQ with the reason headers, count and log it."""
+        log.warning("rejected %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason.value, detail)
+        headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
+        result = self._send(dlq_topic(msg.topic), msg.key, msg.value, headers)
+        self._metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
+        self._metrics.events_consumed.labels(service=self._service, topic=msg.topic, outcome="rejected").inc()
         return result

@@ -7,6 +7,7 @@ message, dead-lettered byte for byte with its reason, counted, and the agent car
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -22,7 +23,7 @@ from faust.types import EventT
 from prometheus_client import start_http_server
 
 from services.common.context import Context, build_context
-from services.common.dlq import dlq_headers, dlq_topic
+from services.common.dlq import DeadLetters, Headers
 from services.common.errors import ConfigError, Reason, Rejected
 from services.common.metrics import Metrics
 from topics.catalog import EVENT_TYPES
@@ -63,7 +64,23 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
 
 
 class Processor:
-    """The policy every agent follows: decode, apply, emit; reject to the DLQ and carry on."""
+    """The policy every agent follows: decode, apply, emit; reject to the DLQ and carry on.
+
+    A batch's effects reach Kafka in a fixed order, so a worker that dies at any point leaves
+    nothing half done that a restart cannot mend (at-least-once, idempotent):
+
+    1. the derived events and dead letters, retried until the broker acknowledges them;
+    2. then the table writes: the store and the changelog, retried likewise;
+    3. then the batch's offsets, committed by faust once the batch handler returns.
+
+    State never runs ahead of the events it caused. If the worker stops between 1 and 2, the
+    restarted worker still has the old state, applies the events again and emits the same events
+    (their ids derive from what they say). The other order loses outputs: the state already says
+    "applied", so the re-delivered events are duplicates and nothing is emitted again.
+
+    Batches and timers of one processor run one at a time (`exclusive`), so a batch never sends
+    or commits another one's half-built state.
+    """
 
     def __init__(self, ctx: Context, app: faust.App, service: str, metrics: Metrics) -> None:
         self.ctx = ctx
@@ -71,8 +88,14 @@ class Processor:
         self.service = service
         self.metrics = metrics
         self._topics: dict[str, Any] = {}
+        self._tables: list[JsonTable] = []
+        self._lock = asyncio.Lock()
         partitions = {spec.name: spec.partitions for spec in ctx.topics.specs()}
-        self.outputs = Outputs(lambda: cast(Any, app.producer)._ensure_producer(), partitions)
+        producer = lambda: cast(Any, app.producer)._ensure_producer()  # noqa: E731
+        stop = (app.sleep, lambda: app.should_stop)
+        self.outputs = Outputs(producer, partitions, f"{service} outputs", *stop)
+        self.changelogs = Outputs(producer, {}, f"{service} state", *stop)
+        self.dead = DeadLetters(self._dead_letter, metrics, service)
 
     def table(self, name: str, partitions: int) -> JsonTable:
         """A JSON-document table whose changelog is partitioned like its keyed input topic (murmur2 of
@@ -80,7 +103,9 @@ class Processor:
         raw = self.app.Table(
             name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
         )
-        return JsonTable(raw, self.outputs)
+        table = JsonTable(raw)
+        self._tables.append(table)
+        return table
 
     def meta(self, event_type: str, event_id: str, city: str, now: Any, cause: str | None) -> dict[str, Any]:
         """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
@@ -100,14 +125,12 @@ class Processor:
             self._topics[name] = self.app.topic(name, key_type=bytes, value_type=bytes, **kwargs)
         return self._topics[name]
 
-    async def reject(self, event: EventT, reason: Reason, detail: str) -> None:
-        msg = event.message
-        headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
-        await track_topic(cast(Any, self.app.producer)._ensure_producer(), dlq_topic(msg.topic))
-        await self.topic(dlq_topic(msg.topic)).send(key=msg.key, value=msg.value, headers=headers, force=True)
-        self.metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
-        self.count(msg.topic, "rejected")
-        log.warning("rejected %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason.value, detail)
+    def _dead_letter(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        self.outputs.add(topic, key, value, partition=0, headers=headers)  # a DLQ has one partition
+
+    def reject(self, event: EventT, reason: Reason, detail: str) -> None:
+        """Queue the event, byte for byte, for its topic's DLQ; it is sent with the batch's outputs."""
+        self.dead.reject(cast(Any, event.message), reason, detail)
 
     def count(self, topic: str, outcome: str, n: int = 1) -> None:
         self.metrics.events_consumed.labels(service=self.service, topic=topic, outcome=outcome).inc(n)
@@ -130,11 +153,11 @@ class Processor:
                 record = self.decode(event, event_type)
                 outcome = await handle(event, record)
             except Rejected as exc:
-                await self.reject(event, exc.reason, exc.detail)
+                self.reject(event, exc.reason, exc.detail)
                 continue
             except Exception as exc:  # a bug must not stop the worker: dead-letter and go on
                 log.exception("internal error on %s@%d", event.message.topic, event.message.offset)
-                await self.reject(event, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                self.reject(event, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
                 continue
             self.count(event.message.topic, outcome)
         if events:
@@ -147,10 +170,33 @@ class Processor:
         self.outputs.add(topic, key.encode(), value)
 
     async def flush(self) -> None:
-        """Send the queued outputs and wait until every send of this batch (outputs, DLQ, table
-        changelogs) is acknowledged, so the batch's offsets are committed only after its effects."""
+        """Send the batch's outputs, then its table writes, each retried until acknowledged (see the
+        class notes for why in this order). Offsets are committed only after this returns."""
         await self.outputs.send()
-        await self.app.producer.flush()
+        for table in self._tables:
+            for topic, partition, key, raw in table.commit():
+                self.changelogs.add(topic, key, raw, partition)
+        await self.changelogs.send()
+
+    def exclusive(self, work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """`work` (a batch handler or a timer) run alone among this processor's batches and timers.
+
+        If it fails or is cancelled (a shutdown) before its effects are sent, its queued outputs
+        and table writes are dropped: the state stays as the last acknowledged batch left it.
+        """
+
+        @functools.wraps(work)
+        async def run(*args: Any) -> None:
+            async with self._lock:
+                try:
+                    await work(*args)
+                except BaseException:
+                    self.outputs.clear()
+                    for table in self._tables:
+                        table.discard()
+                    raise
+
+        return run
 
 
 class StreamService:
@@ -176,13 +222,29 @@ class StreamService:
         within: float = 0.1,
     ) -> None:
         """The agent `name` on the event type's topic (raw bytes): batches of up to `batch` events,
-        or what arrived within `within` seconds, each handed to `on_batch`."""
+        or what arrived within `within` seconds, each handed to `on_batch` (run `exclusive`ly)."""
+        handler = self.proc.exclusive(on_batch)
 
         async def consume(stream: Any) -> None:
             async for events in stream.take_events(batch, within=within):
-                await on_batch(events)
+                try:
+                    await handler(events)
+                except BaseException as exc:
+                    # take_events acknowledges a batch even when its handler raised; marking the events
+                    # acknowledged first makes that a no-op, so their offsets are not committed and
+                    # the events are delivered again after a restart.
+                    for event in events:
+                        event.message.acked = True
+                    if isinstance(exc, Abandoned):
+                        log.warning("%s", exc)
+                        return
+                    raise
 
         self.app.agent(self.proc.topic(self.ctx.topics.topic(event_type)), name=name)(consume)
+
+    def timer(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """`work` every `seconds`, run `exclusive`ly with the batches."""
+        self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(self.proc.exclusive(work))
 
     def each_event(
         self, event_type: str, handle: Callable[[EventT, dict[str, Any]], Awaitable[str]]
@@ -213,42 +275,109 @@ async def track_topic(producer: Any, topic: str) -> None:
     await producer.client.add_topic(topic)
 
 
+Record = tuple[bytes | None, bytes | None, Headers]
+
+
+class Abandoned(Exception):
+    """A batch's outputs were not all acknowledged when the worker began to stop."""
+
+
 class Outputs:
     """Output records gathered over a batch and sent as one Kafka record batch per partition.
 
     Sending each record through faust's Topic.send costs a few hundred microseconds of Python per
     record; appending to an aiokafka BatchBuilder costs a few. Partitions follow the default
     partitioner (murmur2 of the key), so keys land where any other Kafka producer puts them.
+
+    `send` returns only once every record is acknowledged. The records of a partition the broker
+    refuses are sent again, after a pause that doubles up to `MAX_PAUSE` seconds, until they are
+    taken: a batch's effects are never given up, and its offsets wait (its consumer lag shows it).
+    Only a stopping worker abandons them (`Abandoned`): its batch is then not committed.
     """
 
-    def __init__(self, producer: Callable[[], Any], partitions: dict[str, int]) -> None:
+    FIRST_PAUSE = 0.5
+    MAX_PAUSE = 30.0
+
+    def __init__(
+        self,
+        producer: Callable[[], Any],
+        partitions: dict[str, int],
+        what: str = "outputs",
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._producer = producer
         self._partitions = partitions
-        self._open: dict[tuple[str, int], Any] = {}
-        self._full: list[tuple[str, int, Any]] = []
+        self._what = what
+        self._sleep = sleep  # returns early when the worker stops
+        self._stopping = stopping
+        self._records: dict[tuple[str, int], list[Record]] = {}
 
-    def add(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         """Queue one record; by default on its key's partition, as the default partitioner puts it."""
-        tp = (topic, partition_of(key, self._partitions[topic]) if partition is None else partition)
-        batch = self._open.get(tp)
-        if batch is None:
-            batch = self._open[tp] = self._producer().create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full: start another
-            self._full.append((*tp, batch))
-            batch = self._open[tp] = self._producer().create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"one {topic} record of {len(value)} bytes does not fit in a record batch")
+        if partition is None:
+            if key is None:
+                raise ValueError(f"a record for {topic} needs a key or a partition")
+            partition = partition_of(key, self._partitions[topic])
+        self._records.setdefault((topic, partition), []).append((key, value, list(headers)))
+
+    def clear(self) -> None:
+        self._records = {}
 
     async def send(self) -> int:
-        batches = self._full + [(t, p, b) for (t, p), b in self._open.items()]
-        self._full, self._open = [], {}
-        producer = self._producer()
-        for topic in {topic for topic, _, _ in batches}:
-            await track_topic(producer, topic)
-        futures = [await producer.send_batch(batch, topic, partition=partition) for topic, partition, batch in batches]
-        if futures:
-            await asyncio.gather(*futures)
-        return sum(b.record_count() for _, _, b in batches)
+        pending, self._records = self._records, {}
+        sent, pause = 0, self.FIRST_PAUSE
+        while pending:
+            producer = self._producer()
+            for topic in {topic for topic, _ in pending}:
+                await track_topic(producer, topic)
+            results = await asyncio.gather(
+                *(self._send_partition(producer, tp, records) for tp, records in pending.items()),
+                return_exceptions=True,
+            )
+            refused: dict[tuple[str, int], list[Record]] = {}
+            for (tp, records), result in zip(pending.items(), results, strict=True):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                if isinstance(result, BaseException):
+                    refused[tp] = records
+                    log.error(
+                        "%s: %d records for %s[%d] not acknowledged (%s: %s); sending again in %.1fs",
+                        self._what,
+                        len(records),
+                        tp[0],
+                        tp[1],
+                        type(result).__name__,
+                        result,
+                        pause,
+                    )
+                else:
+                    sent += len(records)
+            pending = refused
+            if pending:
+                await self._sleep(pause)
+                pause = min(pause * 2, self.MAX_PAUSE)
+                if self._stopping():
+                    raise Abandoned(f"{self._what}: the worker is stopping; the batch will be delivered again")
+        return sent
+
+    async def _send_partition(self, producer: Any, tp: tuple[str, int], records: list[Record]) -> None:
+        topic, partition = tp
+        batches = [producer.create_batch()]
+        for key, value, headers in records:
+            if batches[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
+                batches.append(producer.create_batch())
+                if batches[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"one {topic} record of {len(value or b'')} bytes does not fit in a record batch")
+        futures = [await producer.send_batch(batch, topic, partition=partition) for batch in batches]
+        await asyncio.gather(*futures)
 
 
 class _Placement:
@@ -269,36 +398,52 @@ class _Placement:
 class JsonTable:
     """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool).
 
-    Writes go to the table's store, and their changelog records join the batch's `Outputs`, so a
-    batch's changelog is sent as record batches and acknowledged before its offsets commit. faust
-    recovers the table from the same changelog topic and partitions (murmur2 of the key, as with
-    `use_partitioner`).
+    Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
+    then puts them in the store and returns their changelog records, which the `Processor` sends
+    as record batches before the batch's offsets commit. faust recovers the table from the same
+    changelog topic and partitions (murmur2 of the key, as with `use_partitioner`).
     """
 
-    def __init__(self, table: Any, outputs: Outputs) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.outputs = outputs
         self.partitions = int(table.partitions)
+        self._pending: dict[bytes, bytes] = {}
 
     def get(self, key: bytes) -> Any:
-        raw = self.table.get(key)
+        raw = self._pending.get(key)
+        if raw is None:
+            raw = self.table.get(key)
         return json.loads(raw) if raw else None
 
     def __setitem__(self, key: bytes, value: Any) -> None:
-        raw = json.dumps(value, separators=(",", ":")).encode()
-        partition = partition_of(key, self.partitions)
-        placement = _Placement(partition)
-        token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
-        try:
-            self.table.data[key] = raw  # the store only; the changelog record goes out batched
-        finally:
-            _current_event.reset(token)
-        self.outputs.add(self.table.changelog_topic.get_topic_name(), key, raw, partition)
+        self._pending[key] = json.dumps(value, separators=(",", ":")).encode()
+
+    def commit(self) -> list[tuple[str, int, bytes, bytes]]:
+        """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
+        topic = self.table.changelog_topic.get_topic_name()
+        records = []
+        for key, raw in self._pending.items():
+            partition = partition_of(key, self.partitions)
+            placement = _Placement(partition)  # held here: the context keeps only a weak reference
+            token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
+            try:
+                self.table.data[key] = raw  # the store only; the changelog record goes out batched
+            finally:
+                _current_event.reset(token)
+            records.append((topic, partition, key, raw))
+        self._pending = {}
+        return records
+
+    def discard(self) -> None:
+        self._pending = {}
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
+        pending = dict(self._pending)
         for key, raw in list(self.table.items()):
-            if raw:
+            if raw and key not in pending:
                 yield key, json.loads(raw)
+        for key, raw in pending.items():
+            yield key, json.loads(raw)
 
     def values(self) -> Iterator[Any]:
         for _, value in self.items():

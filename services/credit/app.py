@@ -39,10 +39,10 @@ class CreditService(StreamService):
         self.agent("credit.record", "credit-records", self.apply_batch, BATCH)
         actions = self.each_event("enforcement.action", self.convert_action)
         self.agent("enforcement.action", "enforcement-actions", actions, 500, within=0.2)
-        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+        self.timer(ctx.settings.sweep_seconds, self.sweep)
         #: subjects by the day their profile next changes on the clock alone
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
-        self.app.timer(ctx.settings.sweep_seconds)(self.refresh_gauges)
+        self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
     async def apply_batch(self, events: list[EventT]) -> None:
         dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}

@@ -45,8 +45,8 @@ class EmergencyService(StreamService):
         self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"))
         self.agent("emergency.notice", "emergency-notices", self.each_event("emergency.notice", self.apply_notice))
         self.agent("emergency.ack", "emergency-acks", self.each_event("emergency.ack", self.apply_ack))
-        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
-        self.app.timer(ctx.settings.sweep_seconds)(self.refresh_gauges)
+        self.timer(ctx.settings.sweep_seconds, self.sweep)
+        self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: incidents by their earliest deadline still watched
         self.due = DueIndex(self.app, self.incidents, rules.next_deadline)
 

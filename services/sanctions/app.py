@@ -49,8 +49,8 @@ class SanctionService(StreamService):
         self.cities = list(ctx.circle.codes)
         self.agent("credit.profile", "sanction-profiles", self.apply_batch, BATCH)
         self.agent("sanction.feedback", "sanction-feedback", self.apply_feedback, BATCH)
-        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
-        self.app.timer(ctx.settings.sweep_seconds)(self.refresh_gauges)
+        self.timer(ctx.settings.sweep_seconds, self.sweep)
+        self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: listings by the end of their feedback window, while an alert may still be owed
         self.due = DueIndex(self.app, self.entries, self.watch_until)
 

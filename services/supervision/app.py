@@ -44,7 +44,7 @@ class SupervisionService(StreamService):
         self.agent("project.milestone", "project-milestones", self.each_event("project.milestone", self.apply_report))
         actions = self.each_event("enforcement.action", self.count_action)
         self.agent("enforcement.action", "enforcement-counts", actions, within=0.2)
-        self.app.timer(ctx.settings.sweep_seconds)(self.sweep)
+        self.timer(ctx.settings.sweep_seconds, self.sweep)
 
     async def apply_plan(self, event: EventT, plan: dict[str, Any]) -> str:
         return self.update_project(plan["project_id"], rules.apply_plan, plan)

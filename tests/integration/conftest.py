@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def fresh_settings(stack: Settings, **changes: object) -> Settings:
     return stack.with_(topic_prefix=f"t{uuid.uuid4().hex[:10]}", **changes)
+
+
+def clocked_settings(
+    stack: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    now: datetime,
+    metrics_port: int,
+    sweep_seconds: float = 1.0,
+) -> Settings:
+    """Fresh settings for workers that share a data directory and an injected clock file set to `now`."""
+    data = tmp_path_factory.mktemp(name)
+    clock_file = data / "clock"
+    clock_file.write_text(now.isoformat())
+    return fresh_settings(
+        stack, data_dir=data, metrics_port=metrics_port, clock_file=clock_file, sweep_seconds=sweep_seconds
+    )
 
 
 def provisioned(settings: Settings, clock: object | None = None) -> Context:

@@ -15,8 +15,8 @@ from services.common.context import Context
 from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import (
+    clocked_settings,
     dead_letters,
-    fresh_settings,
     latest,
     metric_at,
     provisioned,
@@ -31,10 +31,7 @@ NOW = datetime.now(UTC)
 
 @pytest.fixture(scope="module")
 def credit(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
-    data = tmp_path_factory.mktemp("credit")
-    clock_file = data / "clock"
-    clock_file.write_text(NOW.isoformat())
-    settings = fresh_settings(stack, data_dir=data, metrics_port=METRICS_PORT, clock_file=clock_file, sweep_seconds=1.0)
+    settings = clocked_settings(stack, tmp_path_factory, "credit", NOW, METRICS_PORT)
     ctx = provisioned(settings)
     proc = spawn_worker(settings, "credit")
     yield ctx

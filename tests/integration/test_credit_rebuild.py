@@ -27,7 +27,7 @@ from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.settings import Settings
 from services.credit import rules
-from tests.integration.conftest import fresh_settings, provisioned, spawn_worker, stop_worker
+from tests.integration.conftest import clocked_settings, provisioned, spawn_worker, stop_worker
 from topics.publisher import Prepared, Publisher, producer_config
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
@@ -73,17 +73,14 @@ def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def run(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    data = tmp_path_factory.mktemp("rebuild")
-    clock_file = data / "clock"
-    clock_file.write_text(NOW.isoformat())
-    settings = fresh_settings(stack, data_dir=data, metrics_port=19600, clock_file=clock_file, sweep_seconds=2.0)
+    settings = clocked_settings(stack, tmp_path_factory, "rebuild", NOW, 19600, sweep_seconds=2.0)
     ctx = provisioned(settings)
     producer = KafkaProducer(**producer_config(settings.bootstrap, "rebuild-test"))
     publishers = {city: Publisher(ctx, city, "rebuild-test", producer=producer) for city in ctx.circle.codes}
     prepared = []
     for city, body in credit_records(RECORDS, SUBJECTS, ctx.circle.codes, NOW.date(), seed=11):
         prepared.append(publishers[city].prepare("credit.record", body))
-    r = Run(ctx, data, prepared, oracle(ctx, prepared), producer, {})
+    r = Run(ctx, settings.data_dir, prepared, oracle(ctx, prepared), producer, {})
     yield r
     for service in list(r.workers):
         r.stop(service)

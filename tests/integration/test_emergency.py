@@ -27,8 +27,8 @@ from services.common.metrics import Metrics
 from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import (
+    clocked_settings,
     dead_letters,
-    fresh_settings,
     metric_at,
     provisioned,
     read_until,
@@ -45,10 +45,7 @@ T = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture(scope="module")
 def bus(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
-    data = tmp_path_factory.mktemp("emergency")
-    clock_file = data / "clock"
-    clock_file.write_text(T.isoformat())
-    settings = fresh_settings(stack, data_dir=data, metrics_port=METRICS, clock_file=clock_file, sweep_seconds=1.0)
+    settings = clocked_settings(stack, tmp_path_factory, "emergency", T, METRICS)
     ctx = provisioned(settings)
     procs = [spawn_worker(settings, service) for service in ("emergency", "supervision", "readmodel")]
     yield ctx

@@ -22,8 +22,8 @@ from services.common.metrics import Metrics
 from services.common.settings import Settings
 from services.sanctions.rules import RULES
 from tests.integration.conftest import (
+    clocked_settings,
     dead_letters,
-    fresh_settings,
     latest,
     metric_at,
     provisioned,
@@ -41,10 +41,7 @@ RECENT = (NOW - timedelta(days=30)).date().isoformat()
 
 @pytest.fixture(scope="module")
 def chain(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
-    data = tmp_path_factory.mktemp("sanctions")
-    clock_file = data / "clock"
-    clock_file.write_text(NOW.isoformat())
-    settings = fresh_settings(stack, data_dir=data, metrics_port=19700, clock_file=clock_file, sweep_seconds=1.0)
+    settings = clocked_settings(stack, tmp_path_factory, "sanctions", NOW, 19700)
     ctx = provisioned(settings)
     procs = [spawn_worker(settings, service) for service in ("credit", "sanctions", "readmodel")]
     yield ctx
