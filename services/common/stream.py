@@ -244,7 +244,16 @@ class StreamService:
 
     def timer(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
         """`work` every `seconds`, run `exclusive`ly with the batches."""
-        self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(self.proc.exclusive(work))
+        guarded = self.proc.exclusive(work)
+
+        @functools.wraps(work)
+        async def tick() -> None:
+            try:
+                await guarded()
+            except Abandoned as exc:  # the worker is stopping; the next worker's timer does it again
+                log.warning("%s", exc)
+
+        self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
 
     def each_event(
         self, event_type: str, handle: Callable[[EventT, dict[str, Any]], Awaitable[str]]
