@@ -3,9 +3,10 @@
 A processor's state must never run ahead of the events it emitted. Here the broker refuses the
 credit worker's profiles (the profile topic's `max.message.bytes` is set below one record) while
 the subjects' changelog stays open. The worker must hold the new state back, keep retrying, and
-not commit the input's offset; stopped and restarted once the topic is mended, it must emit the
-profile. Were the state written first, the restarted worker would find the record already applied
-and the profile would be lost for good.
+not commit the input's offset; once the topic is mended, the profile, the state and the offset
+follow. Stopped while refused, it must leave both the offset and the state as they were, so that
+the next worker applies the record again. Were the state written first, the next worker would find
+the record already applied, and the profile would be lost for good.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def record(record_id: str, category: str) -> dict[str, Any]:
     return body
 
 
-def test_refused_outputs_hold_the_state_back_and_are_emitted_after_a_restart(
+def test_refused_outputs_hold_the_state_back_until_the_broker_takes_them(
     settings: Settings, admin: KafkaAdminClient
 ) -> None:
     ctx: Context = provisioned(settings)
@@ -90,35 +91,48 @@ def test_refused_outputs_hold_the_state_back_and_are_emitted_after_a_restart(
     records = ctx.topics.topic("credit.record")
     group = settings.group_id("credit")
     changelog = f"{group}-subjects-changelog"
-    metrics = settings.metrics_port + 1
+    applied = {"service": "credit", "topic": records, "outcome": "applied"}
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     publisher = Publisher(ctx, "320100", "delivery-test", producer=producer)
+
+    def refused_while_applied(record_id: str, category: str, n: int) -> int:
+        """Refuse every profile, publish record n, and check what the worker did with it; the
+        changelog's end offset, which must not have moved."""
+        state = end_offset(settings.bootstrap, changelog)
+        set_max_message_bytes(admin, profiles, "64")  # smaller than any profile: every send is refused
+        publisher.publish("credit.record", record(record_id, category))
+        wait_until(
+            f"record {n} applied",
+            lambda: metric_at(settings.metrics_port + 1, "tongcheng_events_consumed_total", **applied) == n,
+        )
+        time.sleep(3)  # several sends refused, several commit intervals passed
+        assert end_offset(settings.bootstrap, changelog) == state  # the state is held back
+        assert end_offset(settings.bootstrap, profiles) == n - 1  # nothing half sent
+        assert committed(settings.bootstrap, group, records) == n - 1  # the refused batch is not committed
+        return state
+
     worker = spawn_worker(settings, "credit")
     try:
         publisher.publish("credit.record", record("d-1", "HONOR"))
         latest(ctx, "credit.profile", "subject_id", lambda p: p.get(SUBJECT, {}).get("revision") == 1)
         wait_until("the first record's offset committed", lambda: committed(settings.bootstrap, group, records) == 1)
-        state_before = end_offset(settings.bootstrap, changelog)
 
-        set_max_message_bytes(admin, profiles, "64")  # smaller than any profile: every send is refused
-        publisher.publish("credit.record", record("d-2", "CREDIT_COMMITMENT"))
-        applied = {"service": "credit", "topic": records, "outcome": "applied"}
-        wait_until(
-            "the second record applied", lambda: metric_at(metrics, "tongcheng_events_consumed_total", **applied) == 2
-        )
-        time.sleep(3)  # several sends refused, several commit intervals passed
-        assert end_offset(settings.bootstrap, changelog) == state_before  # the state is held back
-        assert end_offset(settings.bootstrap, profiles) == 1
-        assert committed(settings.bootstrap, group, records) == 1  # the refused batch is not committed
-        assert "not acknowledged" in (settings.data_dir / "credit.log").read_text()  # and the log says so
-
-        stop_worker(worker)  # a clean stop while the broker still refuses: the batch is abandoned
-        assert worker.returncode != -signal.SIGKILL, "the worker did not stop by itself"
+        # 1. the worker keeps sending; once the topic takes the profile, the state and offset follow
+        state = refused_while_applied("d-2", "CREDIT_COMMITMENT", 2)
+        assert "not acknowledged" in (settings.data_dir / "credit.log").read_text()  # and the log says why
         set_max_message_bytes(admin, profiles, None)
-        worker = spawn_worker(settings, "credit")
         got = latest(ctx, "credit.profile", "subject_id", lambda p: p.get(SUBJECT, {}).get("revision") == 2)
         assert sorted(r["record_id"] for r in got[SUBJECT]["active_records"]) == ["d-1", "d-2"]
-        wait_until("both offsets committed", lambda: committed(settings.bootstrap, group, records) == 2)
+        wait_until("the second offset committed", lambda: committed(settings.bootstrap, group, records) == 2)
+        assert end_offset(settings.bootstrap, changelog) == state + 1
+
+        # 2. stopped while the broker refuses, the worker abandons the batch without committing it,
+        # so the next worker reads the record again and finds the state without it
+        state = refused_while_applied("d-3", "HONOR", 3)
+        stop_worker(worker)
+        assert worker.returncode != -signal.SIGKILL, "the worker did not stop by itself"
+        assert committed(settings.bootstrap, group, records) == 2
+        assert end_offset(settings.bootstrap, changelog) == state
     finally:
         stop_worker(worker)
         set_max_message_bytes(admin, profiles, None)
