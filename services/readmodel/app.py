@@ -7,6 +7,7 @@ consumers/sql.py over every projection in consumers/readmodel.py until SIGTERM o
 from __future__ import annotations
 
 import logging
+import time
 
 from consumers.db import make_engine, migrate
 from consumers.readmodel import PROJECTIONS
@@ -15,15 +16,17 @@ from services.common.context import build_context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from services.common.shutdown import StopFlag
-from services.common.stream import serve_metrics
+from services.common.stream import quiet_clients, serve_metrics
 
 SERVICE = "readmodel"
 METRICS_OFFSET = 2
+PROGRESS_SECONDS = 30.0
 log = logging.getLogger("tongcheng.readmodel")
 
 
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_clients()
     ctx = build_context(settings)
     engine = make_engine(settings.database_url)
     revision = migrate(engine)
@@ -33,12 +36,16 @@ def run(settings: Settings) -> int:
     group = settings.group_id(SERVICE)
     sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
     stop = StopFlag()
-    total = 0
+    total = since = 0
+    said = time.monotonic()
 
     def progress(n: int) -> None:
-        nonlocal total
-        total += n
-        log.info("%d records written to the read model (%d so far)", n, total)
+        """A line per PROGRESS_SECONDS at most, not one per batch."""
+        nonlocal total, since, said
+        total, since = total + n, since + n
+        if time.monotonic() - said >= PROGRESS_SECONDS:
+            log.info("%d records written to the read model in %.0fs (%d so far)", since, time.monotonic() - said, total)
+            since, said = 0, time.monotonic()
 
     try:
         sink.run(stop, progress)
