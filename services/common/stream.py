@@ -417,6 +417,7 @@ class JsonTable:
         self.table = table
         self.partitions = int(table.partitions)
         self._pending: dict[bytes, bytes] = {}
+        self.indexes: list[DueIndex] = []  # kept current by every write
 
     def get(self, key: bytes) -> Any:
         raw = self._pending.get(key)
@@ -426,6 +427,8 @@ class JsonTable:
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         self._pending[key] = json.dumps(value, separators=(",", ":")).encode()
+        for index in self.indexes:
+            index.update(key, value)
 
     def commit(self) -> list[tuple[str, int, bytes, bytes]]:
         """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
@@ -444,7 +447,10 @@ class JsonTable:
         return records
 
     def discard(self) -> None:
+        """Drop the held writes; the indexes, which saw them, are built again at their next look."""
         self._pending = {}
+        for index in self.indexes:
+            index.forget()
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         pending = dict(self._pending)
@@ -465,16 +471,21 @@ class DueIndex:
     A timer then reads only the keys whose moment has come, not the whole table. The index is
     built from the table at the first look and again after every rebalance (faust's
     `on_rebalance_complete`, sent once the assigned partitions' tables are recovered), so the keys
-    of partitions this worker takes over are indexed too; writes keep it current in between.
+    of partitions this worker takes over are indexed too; every write to the table keeps it current
+    in between.
     """
 
     def __init__(self, app: faust.App, table: JsonTable, when: Callable[[Any], Any]) -> None:
         self.table = table
         self.when = when  # value -> the moment to look again, or None for never
         self._index: dict[bytes, Any] | None = None
-        app.on_rebalance_complete.connect(self._forget)
+        table.indexes.append(self)
+        app.on_rebalance_complete.connect(self._on_rebalance)
 
-    async def _forget(self, *_: Any, **__: Any) -> None:
+    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
+        self.forget()
+
+    def forget(self) -> None:
         self._index = None
 
     def update(self, key: bytes, value: Any) -> None:

@@ -60,7 +60,7 @@ class CreditService(StreamService):
         now = self.ctx.clock.now()
         for key, (state, record) in dirty.items():
             state, _ = rules.evaluate(state, now.date(), bump=False)
-            self.put(key, state)
+            self.subjects[key] = state
             await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
         await self.proc.flush()
 
@@ -70,10 +70,6 @@ class CreditService(StreamService):
         event_id = str(uuid.uuid5(PROFILE_NS, f"{state['subject_id']}#{state['revision']}"))
         body["meta"] = self.proc.meta("credit.profile", event_id, city, now, cause)
         await self.proc.emit("credit.profile", state["subject_id"], body)
-
-    def put(self, key: bytes, state: dict[str, Any]) -> None:
-        self.subjects[key] = state
-        self.due.update(key, state)
 
     async def sweep(self) -> None:
         """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again.
@@ -88,7 +84,7 @@ class CreditService(StreamService):
             if not did:  # nothing ended after all (a stale index entry): look again at its next change
                 self.due.drop(key)
                 continue
-            self.put(key, new)
+            self.subjects[key] = new
             city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
             await self.emit_profile(new, city, None)
             changed += 1

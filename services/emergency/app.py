@@ -50,17 +50,13 @@ class EmergencyService(StreamService):
         #: incidents by their earliest deadline still watched
         self.due = DueIndex(self.app, self.incidents, rules.next_deadline)
 
-    def put(self, key: bytes, incident: dict[str, Any]) -> None:
-        self.incidents[key] = incident
-        self.due.update(key, incident)
-
     async def apply_notice(self, event: EventT, notice: dict[str, Any]) -> str:
         key = notice["incident_id"].encode()
         incident = self.incidents.get(key)
         if not rules.check_order(incident, notice):
             return "duplicate"
         incident = rules.apply_notice(incident, notice, self.rules, self.ctx.circle)
-        self.put(key, incident)
+        self.incidents[key] = incident
         seq = notice["report_seq"]
         report = incident["reports"][str(seq)]
         body = {
@@ -92,7 +88,7 @@ class EmergencyService(StreamService):
         if done is None:
             return "duplicate"
         incident, report = done
-        self.put(key, incident)
+        self.incidents[key] = incident
         waited = (ack["acknowledged_at"] - datetime.fromisoformat(report["sent_at"])).total_seconds()
         self.metrics.emergency_ack_seconds.labels(level=report["effective_level"]).observe(max(waited, 0.0))
         return "applied"
@@ -109,7 +105,7 @@ class EmergencyService(StreamService):
                 for seq, city, deadline in late:
                     await self.emit_alert(incident, seq, city, deadline, now)
                 raised += len(late)
-                self.put(key, incident)
+                self.incidents[key] = incident
             elif incident:
                 self.due.update(key, incident)
         await self.proc.flush()

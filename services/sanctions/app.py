@@ -70,17 +70,13 @@ class SanctionService(StreamService):
                 return "applied"
             entry = feedback.track(prev, entry, now, self.window_days, self.rules.feedback_lists)
             entry["profile_revision"] = profile["revision"]
-            self.put(key, entry)
+            self.entries[key] = entry
             await self.emit(entry, profile["meta"]["event_id"], now)
             await self.emit_tracking(entry, profile["meta"]["event_id"], now)
             return "applied"
 
         await self.proc.each(events, "credit.profile", handle)
         await self.proc.flush()
-
-    def put(self, key: bytes, entry: dict[str, Any]) -> None:
-        self.entries[key] = entry
-        self.due.update(key, entry)
 
     def watch_until(self, entry: dict[str, Any]) -> datetime | None:
         """When the sweep must look at a listing: the end of its window, while some city may still be
@@ -101,7 +97,7 @@ class SanctionService(StreamService):
             entry = feedback.record(self.entries.get(key), fb, self.rules.counted_outcomes)
             if entry is None:
                 return "duplicate"
-            self.put(key, entry)
+            self.entries[key] = entry
             changed[key] = fb["meta"]["event_id"]
             return "applied"
 
@@ -119,7 +115,7 @@ class SanctionService(StreamService):
             late = feedback.overdue(entry, now, self.cities) if entry else []
             if late:
                 entry = feedback.mark_alerted(entry, late, now)
-                self.put(key, entry)
+                self.entries[key] = entry
                 for city in late:
                     await self.emit_alert(entry, city, now)
                 await self.emit_tracking(entry, None, now)
