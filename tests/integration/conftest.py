@@ -25,7 +25,13 @@ from services.cli import provision_bus
 from services.common.context import Context, build_context
 from services.common.settings import ENV, Settings
 
-TEST_PORTS = {"kafka_port": 19092, "controller_port": 19093, "registry_port": 18081, "api_port": 18000}
+#: every test port moves by TONGCHENG_TEST_PORT_SHIFT, so two suites can run side by side; all stay
+#: below Linux's ephemeral range (32768-60999)
+PORT_SHIFT = int(os.environ.get("TONGCHENG_TEST_PORT_SHIFT", "0"))
+TEST_PORTS = {
+    name: port + PORT_SHIFT
+    for name, port in {"kafka_port": 19092, "controller_port": 19093, "registry_port": 18081, "api_port": 18000}.items()
+}
 
 
 @pytest.fixture(scope="session")
