@@ -149,6 +149,9 @@ def unframe(data: bytes | None) -> tuple[int, bytes]:
 
 
 class SchemaSource(Protocol):
+    """Where schema ids come from (the registry). Both methods raise `Unavailable` when the source
+    cannot be asked; `schema_text` raises a `LookupError` when it answers that the id does not exist."""
+
     def register(self, subject: str, schema_text: str) -> int: ...
 
     def schema_text(self, schema_id: int) -> str: ...
@@ -164,6 +167,8 @@ class Codec:
         self._readers: dict[tuple[int, str], Any] = {}
 
     def schema_id(self, subject: str, schema_name: str) -> int:
+        """The id of our schema under `subject` (registered at first use); `Unavailable` when the
+        registry cannot be asked."""
         return self.registry.register(subject, self.catalogue.text(schema_name))
 
     def encode(self, subject: str, schema_name: str, record: Mapping[str, Any]) -> bytes:
@@ -187,13 +192,20 @@ class Codec:
         return self._readers[key]
 
     def _writer(self, schema_id: int) -> Any:
+        """The writer's schema. Only an id the registry says does not exist rejects the record; a
+        registry that cannot be asked raises `Unavailable` (the record is fine: retry it later)."""
         writer = self._writers.get(schema_id)
         if writer is None:
             try:
                 text = self.registry.schema_text(schema_id)
-            except Exception as exc:
+            except LookupError as exc:
                 raise Rejected(Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not in the registry: {exc}") from exc
-            writer = fastavro.parse_schema(json.loads(text))
+            try:
+                writer = fastavro.parse_schema(json.loads(text))
+            except Exception as exc:  # e.g. a Protobuf or JSON Schema id: the record is not ours to read
+                raise Rejected(
+                    Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not an Avro schema: {str(exc)[:200]}"
+                ) from exc
             self._writers[schema_id] = writer
         return writer
 

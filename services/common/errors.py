@@ -1,6 +1,8 @@
 """The bounded set of rejection reasons and the exceptions that carry them.
 
 Reasons are metric label values and the `error.reason` DLQ header, so the set is closed.
+Two classes of error must never be confused: `Rejected` is bad data (to the DLQ, committed),
+`Unavailable` is a transient fault (retried with backoff, nothing committed, nothing rejected).
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class Rejected(TongchengError):
 
     def as_dict(self) -> dict[str, str | None]:
         return {"reason": self.reason.value, "detail": self.detail, "field": self.field}
+
+
+class Unavailable(TongchengError):
+    """A dependency (broker, registry) cannot be reached or timed out: retry later; never a reason to
+    reject data. The input that met it is still good and is delivered again once the dependency is back."""
 
 
 class ConfigError(TongchengError):
