@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 from kafka.errors import KafkaError
@@ -271,63 +268,34 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 # --- up --------------------------------------------------------------------------------------
 
 
-def _spawn_child(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    handle = open(log, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *argv],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        handle.close()
-
-
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from ops.broker import local
+    from services.supervisor import Child, Supervisor
 
     local.start(settings, say)
     provision_bus(build_context(settings), say)
     cmd_db(settings, argparse.Namespace(action="upgrade"))
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    for name in available_workers():
-        children[name] = _spawn_child(["worker", name], logs / f"worker-{name}.log")
-    children["api"] = _spawn_child(["api"], logs / "api.log")
-    children["lag-exporter"] = _spawn_child(["lag-exporter"], logs / "lag-exporter.log")
+    tongcheng = [sys.executable, "-m", "services.cli"]
+    children = [Child(n, [*tongcheng, "worker", n], logs / f"worker-{n}.log") for n in available_workers()]
+    children += [Child(n, [*tongcheng, n], logs / f"{n}.log") for n in ("api", "lag-exporter")]
     if args.demo:
-        rate = f"{args.demo_rate:g}"
-        children["simulate"] = _spawn_child(
-            ["simulate", "--rate", rate, "--seconds", str(7 * 86400)], logs / "simulate.log"
-        )
+        rate, week = f"{args.demo_rate:g}", str(7 * 86400)
+        simulate = [*tongcheng, "simulate", "--rate", rate, "--seconds", week]
+        children.append(Child("simulate", simulate, logs / "simulate.log", restart="on-failure"))
         say(f"demo     {rate} events/s of simulated traffic from every city, some of it bad")
     say(f"api      http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs, metrics at /metrics)")
-    for name, child in children.items():
-        log_name = f"worker-{name}" if name in WORKERS else name
-        say(f"started {name} (pid {child.pid}), log {logs / log_name}.log")
-    say(f"status   http://{settings.api_host}:{settings.api_port}/ (the scoreboard, open emergencies, lists)")
-    say("up: press Ctrl-C to stop everything")
+    supervisor = Supervisor(children, logs / "up-status.json", say, err)
     stop = StopFlag()
     try:
-        while not stop():
-            for name, child in children.items():
-                if child.poll() is not None:
-                    err(f"{name} exited with code {child.returncode}; see its log in {logs}")
-                    stop.set()
-            time.sleep(0.5)
+        supervisor.start()
+        say(f"status   http://{settings.api_host}:{settings.api_port}/ (the scoreboard, open emergencies, lists)")
+        say(f"status   {logs / 'up-status.json'} (every child: pid, state, uptime, restarts)")
+        say("up: a child that dies is restarted; press Ctrl-C to stop everything")
+        supervisor.run(stop)
     finally:
-        say("stopping ...")
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for name, child in children.items():
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                err(f"{name} did not stop in 30s; killed")
+        supervisor.stop_all()
         local.stop(settings, say)
     return 0
 
@@ -399,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", help="consumer group (default tongcheng-inbox-<city>); a new group starts over")
     p.set_defaults(func=cmd_inbox)
 
-    p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors and the API; Ctrl-C stops all")
+    p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors, API; restart what dies")
     p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")
     p.add_argument("--demo-rate", type=float, default=20.0, help="events per second with --demo (default 20)")
     p.set_defaults(func=cmd_up)
