@@ -338,6 +338,12 @@ def cmd_lag_exporter(settings: Settings, args: argparse.Namespace) -> int:
     return lag_exporter.run(settings, args.port or settings.lag_port)
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.bench.run import run
+
+    return int(run(settings, args))
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     import importlib
 
@@ -401,6 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run one processor")
     p.add_argument("service", help=f"one of: {', '.join(WORKERS)}")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "bench", help="benchmark one processor against the raw decode ceiling on the same backlog; last line is JSON"
+    )
+    p.add_argument("processor", choices=["credit", "sanctions", "emergency", "projects", "supervision", "readmodel"])
+    p.add_argument("--quick", action="store_true", help="a short run (under 4 minutes, broker start included)")
+    p.add_argument("--records", type=int, help="backlog size")
+    p.add_argument("--subjects", type=int, help="distinct keys in the backlog")
+    p.add_argument("--rate", type=float, help="events/s for the latency phase")
+    p.add_argument("--seconds", type=float, help="length of the latency phase")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("api", help="run the HTTP API")
     p.set_defaults(func=cmd_api)
