@@ -13,12 +13,11 @@ from collections import Counter
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from services.common.context import Context
 from services.common.metrics import Metrics
+from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
-from services.common.stream import DueIndex, StreamService, run_worker
 from services.credit import rules
 from services.credit.enforcement import records_from_action
 
@@ -44,10 +43,10 @@ class CreditService(StreamService):
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
-    async def apply_batch(self, events: list[EventT]) -> None:
+    async def apply_batch(self, events: list[Record]) -> None:
         dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
 
-        async def handle(event: EventT, record: dict[str, Any]) -> str:
+        async def handle(event: Record, record: dict[str, Any]) -> str:
             key = record["subject"]["subject_id"].encode()
             state = dirty[key][0] if key in dirty else self.subjects.get(key)
             new, applied = rules.apply(state, record)
@@ -92,7 +91,7 @@ class CreditService(StreamService):
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
 
-    async def convert_action(self, event: EventT, action: dict[str, Any]) -> str:
+    async def convert_action(self, event: Record, action: dict[str, Any]) -> str:
         if action["status"] != "CLOSED":
             return "applied"
         key = action["action_id"].encode()

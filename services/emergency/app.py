@@ -20,12 +20,11 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from services.common.context import Context
 from services.common.metrics import Metrics
+from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
-from services.common.stream import DueIndex, StreamService, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
 
@@ -50,7 +49,7 @@ class EmergencyService(StreamService):
         #: incidents by their earliest deadline still watched
         self.due = DueIndex(self.app, self.incidents, rules.next_deadline)
 
-    async def apply_notice(self, event: EventT, notice: dict[str, Any]) -> str:
+    async def apply_notice(self, event: Record, notice: dict[str, Any]) -> str:
         key = notice["incident_id"].encode()
         incident = self.incidents.get(key)
         if not rules.check_order(incident, notice):
@@ -82,7 +81,7 @@ class EmergencyService(StreamService):
         await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
         return "applied"
 
-    async def apply_ack(self, event: EventT, ack: dict[str, Any]) -> str:
+    async def apply_ack(self, event: Record, ack: dict[str, Any]) -> str:
         key = ack["incident_id"].encode()
         done = rules.apply_ack(self.incidents.get(key), ack)
         if done is None:

@@ -14,9 +14,9 @@ from consumers.readmodel import PROJECTIONS
 from consumers.sql import SqlSink
 from services.common.context import build_context
 from services.common.metrics import Metrics
+from services.common.runtime import quiet_clients, serve_metrics
 from services.common.settings import Settings
 from services.common.shutdown import StopFlag
-from services.common.stream import quiet_clients, serve_metrics
 
 SERVICE = "readmodel"
 METRICS_OFFSET = 2

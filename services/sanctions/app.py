@@ -21,12 +21,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from services.common.context import Context
 from services.common.metrics import Metrics
+from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
-from services.common.stream import DueIndex, StreamService, run_worker
 from services.sanctions import feedback, rules
 
 SERVICE = "sanctions"
@@ -54,10 +53,10 @@ class SanctionService(StreamService):
         #: listings by the end of their feedback window, while an alert may still be owed
         self.due = DueIndex(self.app, self.entries, self.watch_until)
 
-    async def apply_batch(self, events: list[EventT]) -> None:
+    async def apply_batch(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
 
-        async def handle(event: EventT, profile: dict[str, Any]) -> str:
+        async def handle(event: Record, profile: dict[str, Any]) -> str:
             key = profile["subject_id"].encode()
             prev = self.entries.get(key)
             if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
@@ -88,11 +87,11 @@ class SanctionService(StreamService):
             return None
         return datetime.fromisoformat(due)
 
-    async def apply_feedback(self, events: list[EventT]) -> None:
+    async def apply_feedback(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
         changed: dict[bytes, str] = {}  # key -> the event_id of its last applied feedback
 
-        async def handle(event: EventT, fb: dict[str, Any]) -> str:
+        async def handle(event: Record, fb: dict[str, Any]) -> str:
             key = fb["subject_id"].encode()
             entry = feedback.record(self.entries.get(key), fb, self.rules.counted_outcomes)
             if entry is None:

@@ -18,12 +18,11 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from services.common.context import Context
 from services.common.metrics import Metrics
+from services.common.runtime import Record, StreamService, run_worker
 from services.common.settings import Settings
-from services.common.stream import StreamService, run_worker
 from services.supervision import rules
 
 SERVICE = "supervision"
@@ -46,10 +45,10 @@ class SupervisionService(StreamService):
         self.agent("enforcement.action", "enforcement-counts", actions, within=0.2)
         self.timer(ctx.settings.sweep_seconds, self.sweep)
 
-    async def apply_plan(self, event: EventT, plan: dict[str, Any]) -> str:
+    async def apply_plan(self, event: Record, plan: dict[str, Any]) -> str:
         return self.update_project(plan["project_id"], rules.apply_plan, plan)
 
-    async def apply_report(self, event: EventT, report: dict[str, Any]) -> str:
+    async def apply_report(self, event: Record, report: dict[str, Any]) -> str:
         return self.update_project(report["project_id"], rules.apply_report, report)
 
     def update_project(self, project_id: str, apply: Any, event: dict[str, Any]) -> str:
@@ -60,7 +59,7 @@ class SupervisionService(StreamService):
         self.projects[key] = project
         return "applied"
 
-    async def count_action(self, event: EventT, action: dict[str, Any]) -> str:
+    async def count_action(self, event: Record, action: dict[str, Any]) -> str:
         if action["status"] != "CLOSED":
             return "applied"
         key = action["action_id"].encode()

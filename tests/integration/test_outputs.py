@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common.context import Context
-from services.common.stream import Outputs
+from services.common.runtime import Outputs
 
 
 def test_a_batch_for_a_topic_known_only_from_bootstrap_is_delivered(ctx: Context) -> None:

@@ -1,0 +1,106 @@
+"""The faust app of a processor, and the worker process that runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.transport.drivers import TRANSPORTS
+from prometheus_client import start_http_server
+
+from services.common.context import Context, build_context
+from services.common.errors import ConfigError
+from services.common.metrics import Metrics
+
+log = logging.getLogger("tongcheng")
+
+#: the driver of `tongcheng://` broker URLs: faust's aiokafka transport with the batch consumer.
+#: faust looks drivers up by the URL's scheme in this registry (which also takes setuptools entry
+#: points of the `faust.transports` group); naming ours here keeps it explicit and install-free.
+TRANSPORTS.aliases.setdefault("tongcheng", "services.common.runtime.transport:Transport")
+
+#: a SIGKILLed member's partitions move once the broker has missed its heartbeats this long
+SESSION_TIMEOUT = 10.0
+HEARTBEAT_INTERVAL = 1.0
+
+
+def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
+    s = ctx.settings
+    if s.table_store == "rocksdb://":
+        try:
+            import rocksdict  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("the rocksdb:// table store needs rocksdict: pip install 'tongcheng[rocksdb]'") from exc
+    datadir = s.data_dir / "faust" / service
+    datadir.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "broker": f"tongcheng://{s.bootstrap}",
+        "store": s.table_store,
+        "web_enabled": False,
+        "processing_guarantee": "at_least_once",
+        "producer_acks": -1,
+        "producer_linger": 0.002,
+        # one record batch per partition holds a whole processing batch of output: when a batch
+        # fills, aiokafka waits for it to drain
+        "producer_max_batch_size": 512 * 1024,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_replication_factor": s.replication_factor,
+        "topic_allow_declare": True,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "datadir": str(datadir),
+        "broker_commit_interval": 1.0,
+        "broker_session_timeout": SESSION_TIMEOUT,
+        "broker_heartbeat_interval": HEARTBEAT_INTERVAL,
+        "broker_max_poll_records": 2000,
+        "stream_buffer_maxsize": 8192,
+        **overrides,
+    }
+    return faust.App(s.group_id(service), **settings)
+
+
+def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_offset: int) -> int:
+    """Run one faust processor: `build(ctx, metrics)` returns the service (with `.app`); metrics on
+    TONGCHENG_METRICS_PORT + `metrics_offset`. A worker started before the broker or the registry
+    waits for them, saying so every 30 s."""
+    from services.common import logs
+    from services.common.shutdown import StopFlag
+    try:  # TEMP until waiting lands
+        from services.common.waiting import wait_for_bus
+    except ImportError:
+        wait_for_bus = None  # type: ignore[assignment]
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install()
+    quiet_clients()
+    if wait_for_bus is not None and not wait_for_bus(settings.bootstrap, settings.registry_url, log, StopFlag()):
+        return 0
+    metrics = Metrics()
+    service = build(build_context(settings), metrics)
+    serve_metrics(metrics, settings.metrics_port + metrics_offset, settings.metrics_host)
+    worker = _Worker(service.app, loglevel="WARNING", quiet=True)
+    quiet_clients()
+    worker.execute_from_commandline()
+    return 0
+
+
+class _Worker(faust.Worker):
+    """faust's worker, with the error-log rate limit on the handlers it installs at start."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        from services.common import logs
+
+        super().on_setup_root_logger(logger, level)
+        logs.install()
+
+
+def quiet_clients() -> None:
+    """Client libraries log at DEBUG on every send; below WARNING that costs ~8% of the hot path."""
+    for name in ("aiokafka", "faust", "mode", "kafka"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1") -> None:
+    start_http_server(port, addr=host, registry=metrics.registry)

@@ -1,0 +1,297 @@
+"""The processor frame: the batch path's delivery order, the DLQ policy, and the agents' wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+
+from services.common.context import Context
+from services.common.dlq import DeadLetters, Headers
+from services.common.errors import Reason, Rejected, Unavailable
+from services.common.metrics import Metrics
+from services.common.runtime.delivery import Abandoned, Outputs
+from services.common.runtime.tables import JsonTable, Progress
+from services.common.runtime.transport import Consumer
+from topics.catalog import EVENT_TYPES
+
+log = logging.getLogger("tongcheng")
+
+#: one consumed record (aiokafka's ConsumerRecord: topic, partition, offset, key, value, headers)
+Record = Any
+Handle = Callable[[Record, dict[str, Any]], Awaitable[str]]
+OnBatch = Callable[[list[Record]], Awaitable[None]]
+
+
+class Processor:
+    """The policy every batch follows: decode, apply, emit; reject to the DLQ and carry on.
+
+    A batch's effects reach Kafka in a fixed order, so a worker that dies at any point leaves
+    nothing half done that a restart cannot mend:
+
+    1. the derived events and dead letters, retried until the broker acknowledges them;
+    2. then the state: the table writes and each input partition's `Progress` (next offset and
+       outcome counts), store and changelog, retried likewise;
+    3. then the offsets, committed to the consumer group.
+
+    State never runs ahead of the events it caused. If the worker dies between 1 and 2, the
+    restarted worker still has the old state, applies the records again and emits the same events
+    (their ids derive from what they say; a dead letter is keyed by its source coordinates). If it
+    dies between 2 and 3, the progress in the state says where processing stands, and the records
+    delivered again below it are skipped. A clean stop finishes the batch in hand, so nothing is
+    processed twice.
+
+    A transient fault (`Unavailable`: the registry cannot be reached) is not the data's fault: the
+    batch is dropped uncommitted and tried again after a pause, consumption waiting meanwhile.
+
+    Batches and timers of one processor run one at a time (`exclusive`), so a batch never sends
+    or commits another one's half-built state.
+    """
+
+    FIRST_PAUSE = 0.5
+    MAX_PAUSE = 30.0
+
+    def __init__(self, ctx: Context, app: faust.App, service: str, metrics: Metrics) -> None:
+        self.ctx = ctx
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+        self._tables: list[JsonTable] = []
+        self._progress: dict[str, Progress] = {}
+        self._lock = asyncio.Lock()
+        partitions = {spec.name: spec.partitions for spec in ctx.topics.specs()}
+        producer = lambda: cast(Any, app.producer)._ensure_producer()  # noqa: E731
+        stop = (app.sleep, lambda: app.should_stop)
+        self.outputs = Outputs(producer, partitions, f"{service} outputs", *stop)
+        self.changelogs = Outputs(producer, {}, f"{service} state", *stop)
+        self.dead = DeadLetters(self._dead_letter, metrics, service)
+        #: the batch in hand: per input partition, its outcomes and rejection reasons
+        self._outcomes: dict[TP, Counter[str]] = {}
+        self._reasons: dict[TP, Counter[str]] = {}
+        self._next: dict[TP, int] = {}
+
+    # --- state ------------------------------------------------------------------------------
+
+    def table(self, name: str, partitions: int) -> JsonTable:
+        """A JSON-document table whose changelog is partitioned like its keyed input topic (murmur2 of
+        the key), so timers may write it outside a stream event."""
+        raw = self.app.Table(
+            name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+        )
+        table = JsonTable(raw)
+        self._tables.append(table)
+        return table
+
+    def progress(self, topic: str, partitions: int) -> Progress:
+        if topic not in self._progress:
+            name = f"progress-{self.ctx.topics.event_type_of(topic).name}"  # type: ignore[union-attr]
+            self._progress[topic] = Progress(self.table(name, partitions))
+        return self._progress[topic]
+
+    def meta(self, event_type: str, event_id: str, city: str, now: Any, cause: str | None) -> dict[str, Any]:
+        """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "source_city": city,
+            "source_system": f"tongcheng-{self.service}",
+            "occurred_at": now,
+            "published_at": now,
+            "correlation_id": None,
+            "causation_id": cause,
+        }
+
+    # --- per event --------------------------------------------------------------------------
+
+    def _dead_letter(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        # keyed by the source coordinates, so a record dead-lettered again after a crash is the
+        # same DLQ entry to every view (and to compaction)
+        src = {k: v for k, v in headers}
+        coordinates = b"%s/%s/%s" % (src["source.topic"], src["source.partition"], src["source.offset"])
+        self.outputs.add(topic, coordinates, value, partition=0, headers=[*headers, ("source.key", key or b"")])
+
+    def reject(self, record: Record, reason: Reason, detail: str) -> None:
+        """Queue the record, byte for byte, for its topic's DLQ; it is sent with the batch's outputs."""
+        self.dead.reject(record, reason, detail)
+        tp = TP(record.topic, record.partition)
+        if tp in self._reasons:
+            self._reasons[tp][reason.value] += 1
+            self._outcomes[tp]["rejected"] += 1
+
+    def decode(self, record: Record, event_type: str) -> dict[str, Any]:
+        """Decode and contract-check one input record; raises Rejected (bad data) or Unavailable."""
+        kind = self.ctx.topics.event_type_of(record.topic)
+        schema = kind.schema if kind else None
+        decoded = self.ctx.codec.decode(record.value, schema)
+        self.ctx.validator.check(event_type, decoded)
+        return decoded
+
+    async def each(self, records: Sequence[Record], event_type: str, handle: Handle) -> None:
+        """Run `handle` on every decodable record of a batch; handle returns the outcome to count."""
+        started = time.perf_counter()
+        counted: Counter[tuple[str, str]] = Counter()
+        for record in records:
+            try:
+                decoded = self.decode(record, event_type)
+                outcome = await handle(record, decoded)
+            except Rejected as exc:
+                self.reject(record, exc.reason, exc.detail)
+                continue
+            except Unavailable:
+                raise
+            except Exception as exc:  # a bug must not stop the worker: dead-letter and go on
+                log.exception("internal error on %s[%d]@%d", record.topic, record.partition, record.offset)
+                self.reject(record, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                continue
+            counted[(record.topic, outcome)] += 1
+            tp = TP(record.topic, record.partition)
+            if tp in self._outcomes:
+                self._outcomes[tp][outcome] += 1
+        for (topic, outcome), n in counted.items():
+            self.metrics.events_consumed.labels(service=self.service, topic=topic, outcome=outcome).inc(n)
+        if records:
+            self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
+
+    async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
+        """Queue one output event; `flush` sends a batch's outputs as one record batch per partition."""
+        topic = self.ctx.topics.topic(event_type)
+        value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
+        self.outputs.add(topic, key.encode(), value)
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send the batch's outputs, then its state and progress, each retried until acknowledged
+        (see the class notes for why in this order). Offsets are committed after this returns."""
+        for tp, next_offset in self._next.items():
+            self._progress[tp.topic].advance(
+                tp.partition, next_offset, dict(self._outcomes[tp]), dict(self._reasons[tp])
+            )
+        await self.outputs.send()
+        for table in self._tables:
+            for topic, partition, key, raw in table.commit():
+                self.changelogs.add(topic, key, raw, partition)
+        await self.changelogs.send()
+
+    def _drop(self) -> None:
+        self.outputs.clear()
+        for table in self._tables:
+            table.discard()
+
+    def exclusive(self, work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """`work` (a timer) run alone among this processor's batches and timers.
+
+        If it fails or is cancelled (a shutdown) before its effects are sent, its queued outputs
+        and table writes are dropped: the state stays as the last acknowledged batch left it.
+        """
+
+        @functools.wraps(work)
+        async def run(*args: Any) -> None:
+            async with self._lock:
+                try:
+                    await work(*args)
+                except BaseException:
+                    self._drop()
+                    raise
+
+        return run
+
+    async def on_fetched(self, on_batch: OnBatch, fetched: Mapping[TP, Sequence[Record]]) -> None:
+        """One fetch of one input topic: skip what the state already holds, process, commit."""
+        topic = next(iter(fetched)).topic
+        progress = self._progress[topic]
+        todo: list[Record] = []
+        commit: dict[TP, int] = {}
+        for tp, records in fetched.items():
+            start = progress.next_offset(tp.partition)
+            fresh = [r for r in records if r.offset >= start] if records[0].offset < start else list(records)
+            commit[tp] = max(records[-1].offset + 1, start)
+            if fresh:
+                todo.extend(fresh)
+        pause = self.FIRST_PAUSE
+        async with self._lock:
+            while todo:
+                self._next = {tp: offset for tp, offset in commit.items()}
+                self._outcomes = {tp: Counter() for tp in commit}
+                self._reasons = {tp: Counter() for tp in commit}
+                try:
+                    await on_batch(todo)
+                    break
+                except Unavailable as exc:
+                    self._drop()
+                    log.warning("%s: %s; the batch waits and is tried again in %.1fs", self.service, exc, pause)
+                except Abandoned as exc:
+                    self._drop()
+                    log.warning("%s", exc)
+                    return
+                except BaseException:
+                    self._drop()
+                    raise
+                finally:
+                    self._next, self._outcomes, self._reasons = {}, {}, {}
+                await self.app.sleep(pause)
+                pause = min(pause * 2, self.MAX_PAUSE)
+                if self.app.should_stop:
+                    log.warning("%s: stopping; the waiting batch will be delivered again", self.service)
+                    return
+            await cast(Consumer, self.app.consumer).commit_processed(commit)
+
+
+class StreamService:
+    """The frame of every faust processor: its app, its `Processor`, and batch handlers on topics."""
+
+    SERVICE = ""
+
+    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
+        from services.common.runtime.app import make_app
+
+        self.ctx = ctx
+        self.metrics = metrics
+        self.app = app or make_app(ctx, self.SERVICE)
+        self.proc = Processor(ctx, self.app, self.SERVICE, metrics)
+        #: the batch handlers the transport's consumer calls, by topic (see transport.batch_handlers)
+        self.app.tongcheng_batch_handlers = {}  # type: ignore[attr-defined]
+
+    def partitions(self, event_type: str) -> int:
+        return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
+
+    def agent(self, event_type: str, name: str, on_batch: OnBatch, batch: int = 0, within: float = 0.0) -> None:
+        """`on_batch` gets the records of `event_type`'s topic, a fetch at a time (`batch` and
+        `within` are kept for the callers: a fetch is bounded by the consumer's max poll records)."""
+        topic = self.ctx.topics.topic(event_type)
+        self.proc.progress(topic, self.partitions(event_type))
+        # the subscription stays faust's: every topic of the app's conductor is subscribed
+        self.app.topics.add(self.app.topic(topic, key_type=bytes, value_type=bytes))
+        handlers = self.app.tongcheng_batch_handlers  # type: ignore[attr-defined]
+        handlers[topic] = functools.partial(self.proc.on_fetched, on_batch)
+
+    def timer(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """`work` every `seconds`, run `exclusive`ly with the batches."""
+        guarded = self.proc.exclusive(work)
+
+        @functools.wraps(work)
+        async def tick() -> None:
+            try:
+                await guarded()
+            except Abandoned as exc:  # the worker is stopping; the next worker's timer does it again
+                log.warning("%s", exc)
+            except Unavailable as exc:
+                log.warning("%s: %s; the timer runs again at its next tick", self.SERVICE, exc)
+
+        self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
+
+    def each_event(self, event_type: str, handle: Handle) -> OnBatch:
+        """A batch handler that applies `handle` to each record, then sends the batch's effects."""
+
+        async def on_batch(records: list[Record]) -> None:
+            await self.proc.each(records, event_type, handle)
+            await self.proc.flush()
+
+        return on_batch

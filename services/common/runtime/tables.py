@@ -1,0 +1,190 @@
+"""State: JSON-document tables over faust tables, the per-partition progress, and due indexes."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+
+from services.common.runtime.delivery import partition_of
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+
+
+class _Placement:
+    """Stands in for "the current event" when a table is written outside one (after a batch, in a timer).
+
+    faust's RocksDB store files each write under `current_event().message.partition` and refuses a
+    write without an event, even for `use_partitioner` tables. Our tables are written once per batch
+    and from timers, so each write names the partition its changelog record goes to. Recovery files
+    changelog records the same way.
+    """
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+class JsonTable:
+    """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool).
+
+    Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
+    then puts them in the store and returns their changelog records, which the `Processor` sends
+    as record batches before the batch's offsets commit. A key's changelog partition is murmur2 of
+    the key (as with `use_partitioner`), unless the write names it (`put(..., partition=)`).
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partitions = int(table.partitions)
+        self._pending: dict[bytes, tuple[bytes, int | None]] = {}
+        self.indexes: list[DueIndex] = []  # kept current by every write
+
+    def get(self, key: bytes) -> Any:
+        held = self._pending.get(key)
+        raw = held[0] if held is not None else self.table.get(key)
+        return _loads(raw) if raw else None
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.put(key, value)
+
+    def put(self, key: bytes, value: Any, partition: int | None = None) -> None:
+        self._pending[key] = (_dumps(value).encode(), partition)
+        for index in self.indexes:
+            index.update(key, value)
+
+    def commit(self) -> list[tuple[str, int, bytes, bytes]]:
+        """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
+        if not self._pending:
+            return []
+        topic = self.table.changelog_topic.get_topic_name()
+        data = self.table.data
+        records = []
+        for key, (raw, partition) in self._pending.items():
+            if partition is None:
+                partition = partition_of(key, self.partitions)
+            placement = _Placement(partition)  # held here: the context keeps only a weak reference
+            token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
+            try:
+                data[key] = raw  # the store only; the changelog record goes out batched
+            finally:
+                _current_event.reset(token)
+            records.append((topic, partition, key, raw))
+        self._pending = {}
+        return records
+
+    def discard(self) -> None:
+        """Drop the held writes; the indexes, which saw them, are built again at their next look."""
+        self._pending = {}
+        for index in self.indexes:
+            index.forget()
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        pending = dict(self._pending)
+        for key, raw in list(self.table.items()):
+            if raw and key not in pending:
+                yield key, _loads(raw)
+        for key, (raw, _) in pending.items():
+            yield key, _loads(raw)
+
+    def values(self) -> Iterator[Any]:
+        for _, value in self.items():
+            yield value
+
+
+OUTCOMES = ("applied", "duplicate", "rejected")
+
+
+class Progress:
+    """Where each input partition's processing stands, kept in the state itself.
+
+    One document per partition of an input topic, in a table partitioned like the topic and
+    written in the same changelog step as the batch's state: the next offset to process and what
+    the records before it came to (consumed, applied, duplicate, rejected, and rejections by
+    reason). After a crash between the state's write and the offset commit, the records below
+    `offset` are delivered again, and skipped here: they are neither applied nor counted twice,
+    so consumed = applied + duplicate + rejected holds exactly, whatever the kill point.
+    """
+
+    def __init__(self, table: JsonTable) -> None:
+        self.table = table
+
+    @staticmethod
+    def _key(partition: int) -> bytes:
+        return b"p%d" % partition
+
+    def of(self, partition: int) -> dict[str, Any]:
+        doc = self.table.get(self._key(partition))
+        return doc or {"offset": 0, "consumed": 0, **{o: 0 for o in OUTCOMES}, "reasons": {}}
+
+    def next_offset(self, partition: int) -> int:
+        return int(self.of(partition)["offset"])
+
+    def advance(self, partition: int, next_offset: int, outcomes: dict[str, int], reasons: dict[str, int]) -> None:
+        doc = self.of(partition)
+        doc["offset"] = next_offset
+        doc["consumed"] += sum(outcomes.values())
+        for outcome, n in outcomes.items():
+            doc[outcome] = doc.get(outcome, 0) + n
+        for reason, n in reasons.items():
+            doc["reasons"][reason] = doc["reasons"].get(reason, 0) + n
+        self.table.put(self._key(partition), doc, partition=partition)
+
+    def documents(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        for key, doc in self.table.items():
+            if key.startswith(b"p"):
+                yield int(key[1:]), doc
+
+
+class DueIndex:
+    """The keys of a table by when a timer must look at them next (an expiry, a deadline).
+
+    A timer then reads only the keys whose moment has come, not the whole table. The index is
+    built from the table at the first look and again after every rebalance (faust's
+    `on_rebalance_complete`, sent once the assigned partitions' tables are recovered), so the keys
+    of partitions this worker takes over are indexed too; every write to the table keeps it current
+    in between.
+    """
+
+    def __init__(self, app: faust.App, table: JsonTable, when: Callable[[Any], Any]) -> None:
+        self.table = table
+        self.when = when  # value -> the moment to look again, or None for never
+        self._index: dict[bytes, Any] | None = None
+        table.indexes.append(self)
+        app.on_rebalance_complete.connect(self._on_rebalance)
+
+    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self._index = None
+
+    def update(self, key: bytes, value: Any) -> None:
+        if self._index is None:
+            return
+        moment = self.when(value) if value else None
+        if moment is None:
+            self._index.pop(key, None)
+        else:
+            self._index[key] = moment
+
+    def drop(self, key: bytes) -> None:
+        if self._index is not None:
+            self._index.pop(key, None)
+
+    def ready(self, now: Any) -> list[bytes]:
+        """The keys whose moment is `now` or earlier."""
+        if self._index is None:
+            self._index = {}
+            for key, value in self.table.items():
+                moment = self.when(value)
+                if moment is not None:
+                    self._index[key] = moment
+        return [key for key, moment in self._index.items() if moment <= now]

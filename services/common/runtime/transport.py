@@ -1,0 +1,148 @@
+"""The batch path: faust's aiokafka consumer, with whole fetches handed to the processors.
+
+faust-streaming 0.15.3 delivers every fetched record one at a time: `Consumer._drain_messages`
+awaits the conductor's callback per message (4 tasks, a `sleep(0)` per 100 events, a lock per
+message), the stream buffers it, and `take_events` rebuilds a batch. That path caps a worker at
+about 8,000 events/s on this machine class, a tenth of what decoding allows.
+
+faust lets an application bring its own transport: drivers are looked up by the broker URL's
+scheme in `faust.transport.drivers.TRANSPORTS`, which also reads the `faust.transports` entry
+points. Tongcheng registers `tongcheng://` there (pyproject.toml) with this module's `Transport`,
+whose `Consumer` replaces one method, `_drain_messages`: each fetch (a mapping partition ->
+records) goes to the processor of its topic as one batch. Everything else stays faust's: group
+membership, the assignor, table recovery (changelog records still take faust's per-message path
+to the recovery service), standbys and flow control around rebalances.
+
+Offsets of batch topics are committed by the processor once a batch's outputs and state are
+acknowledged (`commit_processed`); faust's own commit loop never sees them, because the batch
+path does not use faust's acked-offset bookkeeping (whose off-by-one and gap handling are the
+subject of faust-streaming #48, #312 and #606).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+
+log = logging.getLogger("tongcheng.runtime")
+
+#: records of one topic from one fetch, by partition
+Fetched = Mapping[TP, Sequence[Any]]
+BatchHandler = Callable[[Fetched], Awaitable[None]]
+
+
+class Consumer(driver.Consumer):
+    """faust's aiokafka consumer, with a batch path for the topics that have a batch handler."""
+
+    _in_flight: asyncio.Future[Any] | None = None
+
+    @property
+    def _batch_handlers(self) -> dict[str, BatchHandler]:
+        return batch_handlers(self.app)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Fetch, then hand each batch topic's records to its handler and other records to faust.
+
+        A batch in hand when the worker stops is finished (its outputs, state and offsets), so a
+        clean stop leaves nothing to process again; the fetcher's cancel waits for it.
+        """
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                generation = self.app.consumer_generation_id
+                records, active = await self._wait_next_records(1.0)
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    # a rebalance began while these were fetched: they are read again from the
+                    # positions the recovery seeks to (the committed offsets)
+                    continue
+                batches: dict[str, dict[TP, Sequence[Any]]] = {}
+                for tp, tp_records in records.items():
+                    if active is not None and tp not in active:
+                        continue
+                    if tp.topic in self._batch_handlers:
+                        batches.setdefault(tp.topic, {})[tp] = tp_records
+                    else:
+                        await self._deliver_each(tp, tp_records)
+                for topic, fetched in batches.items():
+                    work = asyncio.ensure_future(self._batch_handlers[topic](fetched))
+                    self._in_flight = work
+                    try:
+                        await asyncio.shield(work)
+                    except asyncio.CancelledError:
+                        if not work.done():
+                            log.info("stopping: finishing the batch in hand first")
+                            await asyncio.wait({work})
+                        raise
+                    finally:
+                        self._in_flight = None
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def _deliver_each(self, tp: TP, records: Sequence[Any]) -> None:
+        """faust's own path, one message at a time: changelogs (recovery, standbys), other topics."""
+        get_read_offset = self._read_offset.__getitem__
+        for record in records:
+            r_offset = get_read_offset(tp)
+            if r_offset is None or record.offset >= r_offset:
+                await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                self._read_offset[tp] = record.offset
+
+    async def wait_empty(self) -> None:
+        """Before a revocation or a stop: also wait for the batch in hand (its commit included)."""
+        work = self._in_flight
+        if work is not None and not work.done():
+            await asyncio.wait({work}, timeout=self.app.conf.broker_session_timeout)
+        await super().wait_empty()
+
+    async def commit_processed(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit the next offsets to read for batch partitions this member still owns.
+
+        A failed commit is not fatal: the processed position is also kept in the processor's
+        state (see `Progress`), so records below it are skipped if they are delivered again.
+        faust's own `_commit` crashes the consumer on any error, which would turn a broker
+        restart into a dead worker.
+        """
+        assignment = self.assignment()
+        mine = {tp: offset for tp, offset in offsets.items() if tp in assignment}
+        if not mine:
+            return False
+        thread = cast(Any, self._thread)
+        aiokafka_consumer = thread._ensure_consumer()
+        commit = {driver.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "") for tp, offset in mine.items()}
+        try:
+            await thread.call_thread(aiokafka_consumer.commit, commit)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.info("offsets not committed (%s); the processor's state keeps the position", exc)
+            return False
+        except KafkaError as exc:
+            log.warning("offsets not committed (%s: %s); the next batch commits again", type(exc).__name__, exc)
+            return False
+        self._committed_offset.update(mine)
+        return True
+
+
+def batch_handlers(app: Any) -> dict[str, BatchHandler]:
+    """The app's batch handlers by topic, set by `StreamService.agent` (none: faust's path only)."""
+    return cast(dict[str, BatchHandler], getattr(app, "tongcheng_batch_handlers", {}))
+
+
+class Transport(driver.Transport):
+    """The aiokafka transport with Tongcheng's batch consumer (`tongcheng://host:port`)."""
+
+    Consumer = Consumer
