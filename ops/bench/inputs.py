@@ -1,0 +1,390 @@
+"""Realistic input for each processor benchmark, encoded and ready to send.
+
+City input (credit records, notices, acks, plans, milestones, enforcement actions, sanction
+feedback) goes through the publisher SDK (`Publisher.prepare`: meta, contract checks, Avro), as a
+city system would send it. Derived input (profiles, list entries, tracking, dispatches: what the
+sanctions processor and the read model consume) is made by the processors' own rules run in
+process on the city input (services/*/rules.py), with `meta` as the processors fill it, so it
+carries what a running circle would carry: revisions that grow, listings with their measures,
+dispatches with their recipients and deadlines.
+
+The bodies follow ops/simulate.py (the same shapes and mixes), reproducible from a seed.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from kafka import KafkaProducer
+
+from ops.bench.workload import credit_records, subject_ids
+from ops.simulate import CATEGORIES, DOMAINS, SUBTYPES
+from services.common.context import Context
+from services.common.errors import Rejected
+from services.credit import rules as credit_rules
+from services.emergency import rules as emergency_rules
+from services.sanctions import feedback as sanction_feedback
+from services.sanctions import rules as sanction_rules
+from topics.catalog import EVENT_TYPES
+from topics.publisher import Prepared, Publisher
+
+SOURCE = "tongcheng-bench"
+NS = uuid.UUID("6a0c3f7e-8b14-4d2a-9e55-1f7c2b9d3a60")  # ids of the derived events made here
+
+
+@dataclass
+class Timed:
+    """One event of the latency phase, sent `at` seconds after the phase starts."""
+
+    at: float
+    event: Prepared
+    stream: str = "main"  # "main", or "credit" for the credit load beside the emergency benchmark
+
+
+@dataclass
+class Inputs:
+    """Builds the events; one instance per benchmark run (it keeps the state the rules need)."""
+
+    ctx: Context
+    producer: KafkaProducer
+    seed: int = 1
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.cities = list(self.ctx.circle.codes)
+        self.publishers = {c: Publisher(self.ctx, c, SOURCE, producer=self.producer) for c in self.cities}
+        self.now = self.ctx.clock.now()
+        self.today = self.now.date()
+        self.n = 0
+        # in-process state of the rules (what the processors will hold once they consumed it)
+        self.credit_states: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, dict[str, Any]] = {}
+        self.sanction_rules = sanction_rules.RULES
+        self.window_days = self.ctx.settings.feedback_window_days or self.sanction_rules.feedback_window_days
+
+    # --- encoding ------------------------------------------------------------------------------
+
+    def prepare(self, city: str, event_type: str, body: dict[str, Any]) -> Prepared:
+        return self.publishers[city].prepare(event_type, body)
+
+    def derived(self, event_type: str, key: str, body: dict[str, Any]) -> Prepared:
+        kind = EVENT_TYPES[event_type]
+        topic = self.ctx.topics.topic(event_type)
+        value = self.ctx.codec.encode(f"{topic}-value", kind.schema, body)
+        return Prepared(event_type, topic, key.encode(), value, body)
+
+    def meta(self, event_type: str, event_id: str, city: str, service: str, cause: str | None) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "source_city": city,
+            "source_system": f"tongcheng-{service}",
+            "occurred_at": now,
+            "published_at": now,
+            "correlation_id": None,
+            "causation_id": cause,
+        }
+
+    def derived_id(self, *parts: Any) -> str:
+        return str(uuid.uuid5(NS, "/".join(str(p) for p in parts)))
+
+    # --- credit ----------------------------------------------------------------------------------
+
+    def credit_records(self, count: int, subjects: int) -> Iterator[Prepared]:
+        """CreditRecords: ops/bench/workload.py's mix (valid USCCs, AMEND/REVOKE/REPAIR, 2% redeliveries)."""
+        for city, body in credit_records(count, subjects, self.cities, self.today, self.seed):
+            yield self.prepare(city, "credit.record", body)
+
+    def profiles(self, records: Iterator[Prepared]) -> Iterator[tuple[Prepared, Prepared | None]]:
+        """(record, the CreditProfile the credit processor emits for it, or None for a redelivery)."""
+        for record in records:
+            event = record.event
+            key = event["subject"]["subject_id"]
+            try:
+                state, applied = credit_rules.apply(self.credit_states.get(key), event)
+            except Rejected:  # e.g. a REPAIR before its time: the credit processor dead-letters it
+                applied = False
+            if not applied:
+                yield record, None
+                continue
+            state, _ = credit_rules.evaluate(state, self.today, bump=False)
+            self.credit_states[key] = state
+            body = credit_rules.profile(state, self.ctx.clock.now())
+            city = event["meta"]["source_city"]
+            pid = self.derived_id("profile", key, state["revision"])
+            body["meta"] = self.meta("credit.profile", pid, city, "credit", event["meta"]["event_id"])
+            yield record, self.derived("credit.profile", key, body)
+
+    # --- sanctions -------------------------------------------------------------------------------
+
+    def sanction_outputs(self, profile: Prepared) -> list[Prepared]:
+        """The list entry and tracking the sanctions processor emits for a profile (often none)."""
+        p = profile.event
+        key = p["subject_id"]
+        prev = self.entries.get(key)
+        if prev is not None and prev.get("profile_revision", 0) >= p["revision"]:
+            return []
+        decision = self.sanction_rules.decide(p, self.today)
+        now = self.ctx.clock.now()
+        entry = sanction_rules.next_entry(prev, decision, p, now, self.cities)
+        if entry is None:
+            if prev is not None:
+                self.entries[key] = {**prev, "profile_revision": p["revision"]}
+            return []
+        entry = sanction_feedback.track(prev, entry, now, self.window_days, self.sanction_rules.feedback_lists)
+        entry["profile_revision"] = p["revision"]
+        self.entries[key] = entry
+        cause = p["meta"]["event_id"]
+        return [self.entry_event(entry, cause), self.tracking_event(entry, cause)]
+
+    def entry_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
+        expires = entry["expires_at"]
+        body = {
+            "meta": self.meta(
+                "sanction.list",
+                self.derived_id("entry", entry["subject_id"], entry["revision"]),
+                entry["initiated_by"],
+                "sanctions",
+                cause,
+            ),
+            **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
+            "effective_from": datetime.fromisoformat(entry["effective_from"]),
+            "expires_at": (
+                datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
+                if expires
+                else None
+            ),
+            "revision": entry["revision"],
+            "removal_reason": entry["removal_reason"],
+        }
+        return self.derived("sanction.list", entry["subject_id"], body)
+
+    def tracking_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
+        now = self.ctx.clock.now()
+        body = {
+            "meta": self.meta(
+                "sanction.tracking",
+                self.derived_id("tracking", entry["subject_id"], entry["tracking_version"]),
+                entry["initiated_by"],
+                "sanctions",
+                cause,
+            ),
+            "subject_id": entry["subject_id"],
+            "list": entry["list"],
+            "status": entry["status"],
+            "list_revision": entry["revision"],
+            "listed_revision": entry.get("listed_revision", entry["revision"]),
+            "due_at": datetime.fromisoformat(entry["due_at"]) if entry.get("due_at") else None,
+            "cities": sanction_feedback.cities_view(entry, self.cities, now),
+            "version": entry["tracking_version"],
+        }
+        return self.derived("sanction.tracking", entry["subject_id"], body)
+
+    def black_listed(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries.values() if e["list"] == "BLACK" and e["status"] == "LISTED"]
+
+    def feedback(self, count: int) -> list[Prepared]:
+        """SanctionFeedback from the member cities on the current BLACK listings (as ops/simulate.py)."""
+        black = self.black_listed()
+        out: list[Prepared] = []
+        for _ in range(count if black else 0):
+            entry = self.rng.choice(black)
+            city = self.rng.choice(self.cities)
+            self.n += 1
+            body = {
+                "subject_id": entry["subject_id"],
+                "list_revision": entry["revision"],
+                "city": city,
+                "measure_code": self.rng.choice(entry["measures"])["code"],
+                "outcome": self.rng.choice(("APPLIED", "APPLIED", "APPLIED", "HIT", "NOT_APPLICABLE")),
+                "business_ref": f"BENCH-{self.n}",
+                "reported_at": self.ctx.clock.now().isoformat(),
+            }
+            out.append(self.prepare(city, "sanction.feedback", body))
+        return out
+
+    def tracking_for(self, fb: Prepared) -> Prepared | None:
+        """The tracking event the sanctions processor emits for one feedback (None when unchanged)."""
+        key = fb.event["subject_id"]
+        entry = sanction_feedback.record(self.entries.get(key), fb.event, self.sanction_rules.counted_outcomes)
+        if entry is None:
+            return None
+        self.entries[key] = entry
+        return self.tracking_event(entry, fb.event["meta"]["event_id"])
+
+    # --- emergency -------------------------------------------------------------------------------
+
+    def notice(self) -> Prepared:
+        city = self.rng.choice(self.cities)
+        category, subtype = self.rng.choice(SUBTYPES)
+        level = self.rng.choice(("I", "II", "III", "III", "IV", "IV"))
+        declared = self.rng.sample([c for c in self.cities if c != city], self.rng.choice((0, 0, 1)))
+        body = {
+            "incident_id": f"INC-{city}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
+            "report_seq": 1,
+            "report_kind": "INITIAL",
+            "category": category,
+            "subtype": subtype,
+            "level": level,
+            "location": {"city": city},
+            "description": "基准测试事件",
+            "casualties": {"deaths": 0, "injured": self.rng.randrange(0, 5), "evacuated": self.rng.randrange(0, 300)},
+            "affected_cities": declared,
+            "requested_actions": ["加强监测"],
+            "reporter": {"unit": "应急管理局", "official": "值班员", "contact": "12345"},
+        }
+        return self.prepare(city, "emergency.notice", body)
+
+    def acks(self, notice: Prepared, share: float = 0.85) -> list[Prepared]:
+        """Acknowledgements from the recipients the rules route the notice to (85% of them answer)."""
+        n = notice.event
+        level = emergency_rules.RULES.effective_level(n, self.ctx.circle)
+        out = []
+        for city in emergency_rules.RULES.recipients(n, level, self.ctx.circle):
+            if self.rng.random() < share:
+                body = {
+                    "incident_id": n["incident_id"],
+                    "report_seq": 1,
+                    "city": city,
+                    "actions_taken": ["已接收"],
+                    "acknowledged_at": self.ctx.clock.now().isoformat(),
+                }
+                out.append(self.prepare(city, "emergency.ack", body))
+        return out
+
+    def dispatch(self, notice: Prepared) -> Prepared:
+        """The EmergencyDispatch the emergency processor emits for a notice."""
+        n = notice.event
+        incident = emergency_rules.apply_notice(None, n, emergency_rules.RULES, self.ctx.circle)
+        report = incident["reports"]["1"]
+        body = {
+            "meta": self.meta(
+                "emergency.dispatch",
+                self.derived_id("dispatch", n["incident_id"], 1),
+                n["meta"]["source_city"],
+                "emergency",
+                n["meta"]["event_id"],
+            ),
+            "incident_id": n["incident_id"],
+            "report_seq": 1,
+            "effective_level": report["effective_level"],
+            "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
+            "recipients": [
+                {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
+                for city, slot in report["recipients"].items()
+            ],
+            "report_kind": n["report_kind"],
+            "subtype": n["subtype"],
+            "location_city": n["location"]["city"],
+        }
+        return self.derived("emergency.dispatch", n["incident_id"], body)
+
+    # --- projects and enforcement ----------------------------------------------------------------
+
+    def plan(self) -> Prepared:
+        lead = self.rng.choice(self.cities)
+        pid = f"NJMC-{self.today.year}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
+        milestones = [
+            {
+                "milestone_id": f"M{i + 1}",
+                "title": f"第{i + 1}阶段",
+                "planned_date": (self.today + timedelta(days=self.rng.randrange(-90, 90))).isoformat(),
+            }
+            for i in range(self.rng.randrange(2, 5))
+        ]
+        body = {
+            "project_id": pid,
+            "name": "都市圈合作项目",
+            "category": self.rng.choice(CATEGORIES),
+            "lead_city": lead,
+            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
+            "responsible_unit": "发展和改革委员会",
+            "responsible_person": "项目负责人",
+            "total_investment": f"{self.rng.randrange(1, 500) * 1_000_000}.00",
+            "plan_year": self.today.year,
+            "milestones": milestones,
+        }
+        self.plans[pid] = body
+        return self.prepare(lead, "project.plan", body)
+
+    def milestone(self) -> Prepared:
+        """A status report on a milestone of a known plan: done (some late), in progress or blocked."""
+        plan = self.plans[self.rng.choice(list(self.plans))]
+        m = self.rng.choice(plan["milestones"])
+        planned = datetime.fromisoformat(m["planned_date"]).date()
+        roll = self.rng.random()
+        if roll < 0.55:
+            late = self.rng.random() < 0.3
+            actual = planned + timedelta(days=self.rng.randrange(1, 20) if late else -self.rng.randrange(0, 10))
+            status, actual_date = "DONE", min(actual, self.today)
+        elif roll < 0.9:
+            status, actual_date = "IN_PROGRESS", None
+        else:
+            status, actual_date = "BLOCKED", None
+        body = {
+            "project_id": plan["project_id"],
+            "milestone_id": m["milestone_id"],
+            "status": status,
+            "actual_date": actual_date.isoformat() if actual_date else None,
+            "progress_pct": 100 if status == "DONE" else self.rng.randrange(0, 90),
+            "issue": "需要跨市协调用地" if status == "BLOCKED" else None,
+        }
+        return self.prepare(plan["lead_city"], "project.milestone", body)
+
+    def projects(self, count: int) -> tuple[list[Prepared], list[Prepared]]:
+        """(plans, milestone reports): one plan for every four reports, as in ops/simulate.py."""
+        plans = [self.plan() for _ in range(max(1, count // 5))]
+        return plans, [self.milestone() for _ in range(count - len(plans))]
+
+    def enforcement(self, count: int, subjects: int) -> list[Prepared]:
+        """Joint enforcement actions: each PLANNED, then CLOSED with findings a little later in the stream."""
+        pool = subject_ids(max(2, subjects), self.seed + 1)
+        out: list[Prepared] = []
+        planned: list[dict[str, Any]] = []
+        now = self.ctx.clock.now().isoformat()
+        while len(out) < count:
+            self.n += 1
+            if planned and (self.rng.random() < 0.5 or len(out) + len(planned) >= count):
+                action = planned.pop(0)
+                findings = [
+                    {
+                        "subject": subject,
+                        "violation": "联合检查发现的违法行为",
+                        "severity": self.rng.choice(("MINOR", "GENERAL", "GENERAL", "SERIOUS")),
+                        "decision_no": f"{action['lead_city']}联罚〔{self.today.year}〕{self.n}-{i}号",
+                        "penalty_types": ["FINE"],
+                        "fine_amount": f"{self.rng.randrange(1, 100) * 1000}.00",
+                    }
+                    for i, subject in enumerate(action["targets"])
+                    if self.rng.random() < 0.7
+                ]
+                closed = {**action, "status": "CLOSED", "ended_at": now, "findings": findings}
+                out.append(self.prepare(action["lead_city"], "enforcement.action", closed))
+                continue
+            lead = self.rng.choice(self.cities)
+            action = {
+                "action_id": f"JE-{lead}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
+                "domain": self.rng.choice(DOMAINS),
+                "lead_city": lead,
+                "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
+                "status": "PLANNED",
+                "started_at": now,
+                "ended_at": None,
+                "targets": [
+                    {"subject_id": s, "subject_kind": "ENTERPRISE", "name": f"企业{s[-6:]}有限公司"}
+                    for s in self.rng.sample(pool, 2)
+                ],
+                "findings": [],
+            }
+            planned.append(action)
+            out.append(self.prepare(lead, "enforcement.action", action))
+        return out
