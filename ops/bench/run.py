@@ -501,7 +501,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     records, subjects, rate, seconds = options(args)
     say(
         f"bench {processor}{' --quick' if getattr(args, 'quick', False) else ''}: {records} records, "
-        f"{subjects} subjects, latency phase {rate:g}/s for {seconds:g}s; topic prefix {prefix}, "
+        f"{subjects} subjects, "
+        + (f"latency phase {rate:g}/s for {seconds:g}s" if rate else "no latency phase")
+        + f"; topic prefix {prefix}, "
         f"broker {bench_s.bootstrap}, registry {bench_s.registry_url}, metrics from :{bench_s.metrics_port}"
     )
     started = not (local.kafka_ready(bench_s) and local.registry_ready(bench_s))
