@@ -2,7 +2,7 @@
 
 It fills in `meta`, validates with the shared contract checks, keys each event from the topic
 catalogue, and sends with acks=all and idempotence. Every send is checked: the sync API raises,
-the callback API reports, and `close()` flushes.
+the callback API reports, and `close()` flushes within its timeout.
 
     with Publisher.for_city(settings, "320100") as pub:
         event_id = pub.publish("credit.record", {...})
@@ -10,6 +10,9 @@ the callback API reports, and `close()` flushes.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.transaction_manager import TransactionState
 
 from services.common.context import Context, build_context
 from services.common.errors import PublishError, Reason, Rejected
@@ -24,6 +28,7 @@ from services.common.settings import Settings
 from topics.catalog import EVENT_TYPES
 
 DeliveryCallback = Callable[[str, Exception | None], None]
+log = logging.getLogger(__name__)
 
 
 def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
@@ -39,7 +44,129 @@ def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
         "max_request_size": 2 * 1024 * 1024,
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 60_000,
+        # kafka-python's default lets the reconnect backoff grow to 30 s while a broker is away, so a
+        # client could wait that long after the broker's return; 1 s is the Java client's default
+        "reconnect_backoff_max_ms": 1_000,
     }
+
+
+def publisher_config(bootstrap: str, client_id: str) -> dict[str, Any]:
+    """The producer of the SDK and the HTTP API: a caller waiting for an acknowledgement (30 s by
+    default) hears the library's own verdict, since a record is given up after 15 s; a send blocks
+    at most 5 s for metadata (or the first connection) while the broker is away."""
+    return {
+        **producer_config(bootstrap, client_id),
+        "request_timeout_ms": 10_000,
+        "delivery_timeout_ms": 15_000,
+        "max_block_ms": 5_000,
+        "bootstrap_timeout_ms": 5_000,
+    }
+
+
+# --- the workaround for a producer kafka-python leaves stuck ------------------------------------
+#
+# kafka-python 3.0.12, idempotent producer: when a batch that was already sent once (a retry, e.g.
+# in flight when the broker went away) reaches delivery_timeout_ms, Sender._send_producer_data()
+# (kafka/producer/sender.py) calls TransactionManager.reset_producer_id(). That drops the producer
+# id but leaves the state READY, and TransactionManager.init_producer_id() only asks for a new id
+# from UNINITIALIZED (kafka/producer/transaction_manager.py). Sender.run_once() then waits for an
+# id nobody requests: it never drains or expires a batch again, every later send waits forever
+# and flush() without a timeout never returns, even after the broker is back. A producer in the
+# fatal-error state is as useless. Such a producer is replaced by a new one (`HealingProducer`).
+
+
+def stuck_reason(producer: KafkaProducer) -> str | None:
+    """Why `producer` can never deliver again, or None while it can."""
+    tm = getattr(producer, "_transaction_manager", None)
+    if tm is None:
+        return None
+    if tm.has_fatal_error():
+        return f"fatal error: {tm.last_error!r}"
+    if tm._current_state == TransactionState.READY and not tm.has_producer_id():
+        return "producer id reset after an expired retry, and no new one will be requested"
+    return None
+
+
+def abandon(producer: KafkaProducer, timeout: float = 5.0) -> None:
+    """Close without delivering: pending sends fail ("Producer is closed forcefully") at once.
+    KafkaProducer.close(timeout) raises from its flush before it gets to force the sender closed."""
+    sender = producer._sender
+    sender.force_close()
+    sender.join(timeout)
+    try:
+        producer.close(timeout=0)
+    except KafkaError as exc:  # a send that raced the force close
+        log.warning("closing an abandoned producer: %s", exc)
+
+
+def close_within(producer: KafkaProducer, timeout: float) -> bool:
+    """Flush and close in at most about `timeout` seconds; what is not acknowledged by then fails.
+    Returns whether everything pending was delivered. (kafka-python's flush(timeout) waits up to
+    `timeout` per pending batch, so the flush runs in a thread joined with the deadline.)"""
+    deadline = time.monotonic() + timeout
+    flusher = threading.Thread(target=producer.flush, name="publisher-flush", daemon=True)
+    flusher.start()
+    flusher.join(timeout)
+    if flusher.is_alive():
+        log.warning("%s: not everything was acknowledged within %.1f s; the rest fails", producer, timeout)
+        abandon(producer)
+        return False
+    try:
+        producer.close(timeout=max(deadline - time.monotonic(), 0.1))
+    except KafkaError:  # a send arrived after the flush
+        abandon(producer)
+        return False
+    return True
+
+
+class HealingProducer:
+    """A KafkaProducer for one or many publishers, replaced when kafka-python has left it stuck.
+
+    Checked on every send, flush and close: a stuck producer is abandoned, so its pending sends
+    fail and their callers hear of it, and the next send goes through a new producer with a new
+    producer id. The first producer is made at the first use; a replacement skips the bootstrap
+    (the broker version is known), so the swap never blocks. A producer passed in by the caller
+    is used as it is, never replaced.
+    """
+
+    def __init__(self, config: Mapping[str, Any], producer: KafkaProducer | None = None) -> None:
+        self._config = dict(config)
+        self._owned = producer is None
+        self._producer = producer
+        self._lock = threading.Lock()
+        self.replaced = 0
+
+    @property
+    def producer(self) -> KafkaProducer:
+        current = self._producer
+        if current is not None and (not self._owned or stuck_reason(current) is None):
+            return current
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(**self._config)
+            elif self._producer is current and current is not None:
+                log.warning("%s is stuck (%s); replacing it with a new producer", current, stuck_reason(current))
+                self._producer = KafkaProducer(**{**self._config, "api_version": current.config["api_version"]})
+                self.replaced += 1
+                abandon(current)
+            return self._producer
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Any:
+        return self.producer.send(topic, key=key, value=value)
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._producer is not None:
+            self.producer.flush(timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Deliver what is pending within `timeout` seconds, then close; False if something failed."""
+        current = self._producer
+        if current is None:
+            return True
+        if self._owned and stuck_reason(current) is not None:
+            abandon(current)
+            return False
+        return close_within(current, timeout)
 
 
 @dataclass(frozen=True)
@@ -63,15 +190,25 @@ class Outcome:
 
 
 class Publisher:
-    def __init__(self, context: Context, city: str, source_system: str, producer: KafkaProducer | None = None) -> None:
+    def __init__(
+        self,
+        context: Context,
+        city: str,
+        source_system: str,
+        producer: KafkaProducer | HealingProducer | None = None,
+    ) -> None:
         if not context.circle.is_member(city):
             raise Rejected(Reason.UNKNOWN_CITY, f"{city!r} is not a member city of {context.circle.code}", "city")
         self.ctx = context
         self.city = city
         self.source_system = source_system
-        self._producer = producer or KafkaProducer(
-            **producer_config(context.settings.bootstrap, f"tongcheng-{city}-{source_system}")
-        )
+        if isinstance(producer, HealingProducer):
+            self._producer = producer
+        elif producer is not None:
+            self._producer = HealingProducer({}, producer)
+        else:
+            config = publisher_config(context.settings.bootstrap, f"tongcheng-{city}-{source_system}")
+            self._producer = HealingProducer(config)
 
     @classmethod
     def for_city(cls, settings: Settings, city: str, source_system: str | None = None) -> Publisher:
@@ -122,7 +259,12 @@ class Publisher:
     # --- sending ---------------------------------------------------------------------------
 
     def send_prepared(self, p: Prepared, on_delivery: DeliveryCallback | None = None) -> Any:
-        future = self._producer.send(p.topic, key=p.key, value=p.value)
+        """Hand one event to the producer; raises PublishError if it cannot even be queued (no
+        metadata for the topic within 5 s while the broker is away)."""
+        try:
+            future = self._producer.send(p.topic, key=p.key, value=p.value)
+        except KafkaError as exc:
+            raise PublishError(f"{p.topic}: event {p.event_id} not sent: {exc}") from exc
         if on_delivery is not None:
             future.add_callback(lambda _md: on_delivery(p.event_id, None))
             future.add_errback(lambda exc: on_delivery(p.event_id, PublishError(f"{p.topic}: {exc}")))
@@ -131,14 +273,16 @@ class Publisher:
     def publish(self, event_type: str, body: Mapping[str, Any], timeout: float = 30.0) -> str:
         """Send one event and wait for the broker's acknowledgement; returns the event_id."""
         p = self.prepare(event_type, body)
+        future = self.send_prepared(p)
         try:
-            self.send_prepared(p).get(timeout=timeout)
+            future.get(timeout=timeout)
         except KafkaError as exc:
             raise PublishError(f"{p.topic}: broker did not acknowledge event {p.event_id}: {exc}") from exc
         return p.event_id
 
     def publish_async(self, event_type: str, body: Mapping[str, Any], on_delivery: DeliveryCallback) -> str:
-        """Send without waiting; `on_delivery(event_id, error)` reports the outcome."""
+        """Send without waiting; `on_delivery(event_id, error)` reports the outcome. Raises
+        PublishError if the event cannot even be queued."""
         p = self.prepare(event_type, body)
         self.send_prepared(p, on_delivery)
         return p.event_id
@@ -155,11 +299,14 @@ class Publisher:
             except Rejected as exc:
                 outcomes.append(Outcome(i, None, exc))
                 continue
-            pending.append((i, p, self.send_prepared(p)))
-        self._producer.flush(timeout=timeout)
+            try:
+                pending.append((i, p, self.send_prepared(p)))
+            except PublishError as exc:
+                outcomes.append(Outcome(i, p.event_id, exc))
+        deadline = time.monotonic() + timeout
         for i, p, future in pending:
             try:
-                future.get(timeout=timeout)
+                future.get(timeout=max(deadline - time.monotonic(), 0.0))
                 outcomes.append(Outcome(i, p.event_id, None))
             except KafkaError as exc:
                 outcomes.append(Outcome(i, p.event_id, PublishError(f"{p.topic}: {exc}")))
@@ -168,6 +315,7 @@ class Publisher:
     def flush(self, timeout: float | None = None) -> None:
         self._producer.flush(timeout=timeout)
 
-    def close(self) -> None:
-        self._producer.flush()
-        self._producer.close()
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is pending and close, within `timeout` seconds even while the broker is
+        away; sends not acknowledged by then fail (their callbacks and futures say so)."""
+        self._producer.close(timeout)

@@ -15,14 +15,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from services.api.problems import Problem, on_http_error, on_problem, on_validation_error
+from services.api.problems import Problem, on_http_error, on_problem, on_validation_error, problem_response
+from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
 from services.common.context import Context
-from services.common.errors import Rejected
+from services.common.errors import PublishError, Rejected
 from services.common.metrics import Metrics
 from services.common.validation import MAX_PAYLOAD_BYTES
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
-from topics.publisher import Publisher, producer_config
+from topics.publisher import HealingProducer, Publisher, publisher_config
 
 EVENT_BODY = {
     "requestBody": {
@@ -42,13 +43,15 @@ EVENT_BODY = {
 
 
 class Ingestion:
-    """Per-city publishers sharing one producer; the token decides the city."""
+    """Per-city publishers sharing one producer; the token decides the city. The producer is
+    replaced when kafka-python leaves it stuck (see topics/publisher.py, HealingProducer)."""
 
     def __init__(self, ctx: Context, tokens: TokenStore, producer: KafkaProducer | None, metrics: Metrics) -> None:
         self.ctx = ctx
         self.tokens = tokens
-        self._producer = producer
+        self._producer = HealingProducer({}, producer) if producer is not None else None
         self._publishers: dict[str, Publisher] = {}
+        self.probe = BrokerProbe(ctx.settings.bootstrap)
         self.counter = Counter(
             "tongcheng_http_ingest",
             "Events posted to the HTTP ingestion endpoint, by outcome.",
@@ -57,16 +60,16 @@ class Ingestion:
         )
 
     def publisher(self, city: str) -> Publisher:
-        if self._producer is None:
-            self._producer = KafkaProducer(**producer_config(self.ctx.settings.bootstrap, "tongcheng-api"))
+        if self._producer is None:  # its KafkaProducer is made at the first send
+            self._producer = HealingProducer(publisher_config(self.ctx.settings.bootstrap, "tongcheng-api"))
         if city not in self._publishers:
             self._publishers[city] = Publisher(self.ctx, city, "http-ingest", producer=self._producer)
         return self._publishers[city]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        self.probe.close()
         if self._producer is not None:
-            self._producer.flush()
-            self._producer.close()
+            self._producer.close(timeout)
 
 
 def _authenticate(tokens: TokenStore, authorization: str | None) -> str:
@@ -152,10 +155,16 @@ def create_app(
         except Rejected as exc:
             ingestion.counter.labels(event_type, "rejected").inc()
             raise Problem(422, "Invalid event", exc.detail, reason=exc.reason.value, field=exc.field) from exc
-        future = publisher.send_prepared(prepared)
+        ready, why = await run_in_threadpool(ingestion.probe.state)
+        if not ready:  # refused before it is queued, so the 503 means "not sent"
+            ingestion.counter.labels(event_type, "broker_error").inc()
+            raise Problem(503, "Broker unavailable", f"the event was not sent: {why}")
         try:
+            # a send may wait (at most 5 s) for the topic's metadata, so not on the event loop; the
+            # producer gives a record up after 15 s, so the wait ends with its own verdict
+            future = await run_in_threadpool(publisher.send_prepared, prepared)
             await run_in_threadpool(future.get, 30)
-        except KafkaError as exc:
+        except (KafkaError, PublishError) as exc:
             ingestion.counter.labels(event_type, "broker_error").inc()
             raise Problem(503, "Broker unavailable", f"the event was not acknowledged: {exc}") from exc
         ingestion.counter.labels(event_type, "accepted").inc()
@@ -169,6 +178,17 @@ def create_app(
             "topics": ctx.topics.prefix,
             "event_types": sorted(EVENT_TYPES),
         }
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: 200 while the broker answers, 503 problem+json while it does not",
+        responses={503: {"description": "the broker does not answer"}},
+    )
+    async def readyz(request: Request) -> Any:
+        ready, why = await run_in_threadpool(ingestion.probe.state)
+        if not ready:
+            return problem_response(503, "Broker unavailable", why, request.url.path)
+        return {"status": "ready", "broker": ctx.settings.bootstrap}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint() -> Response:
