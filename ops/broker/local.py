@@ -352,6 +352,46 @@ def stop(settings: Settings, say: Say = print, timeout: float = 30.0) -> list[in
     return stopped
 
 
+def signal_kafka(settings: Settings, sig: int) -> int:
+    """Send `sig` to only the Kafka process of a running stack (SIGSTOP freezes it, as a long pause
+    would); returns its pid. For drills and tests of a broker outage."""
+    p = paths(settings)
+    pid = read_pid(p, "kafka")
+    if pid is None or not _alive(pid) or not _ours(pid, str(p.data)):
+        raise BrokerError(f"no running kafka started from {p.data}")
+    os.kill(pid, sig)
+    return pid
+
+
+def kill_kafka(settings: Settings, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
+    """Stop only the Kafka process of a running stack with `sig` (the registry keeps running) and
+    wait for it to exit; returns its pid. `restart_kafka` starts it again."""
+    p = paths(settings)
+    pid = signal_kafka(settings, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise BrokerError(f"kafka (pid {pid}) still running {timeout:.0f}s after signal {sig}")
+        time.sleep(0.1)
+    p.pidfile("kafka").unlink(missing_ok=True)
+    return pid
+
+
+def restart_kafka(settings: Settings, say: Say = print, timeout: float = 120.0) -> int:
+    """Start Kafka again on the same data directory and ports after `kill_kafka`, and wait until it
+    answers; returns the new pid."""
+    p = paths(settings)
+    pid = read_pid(p, "kafka")
+    if pid is not None and _alive(pid) and _ours(pid, str(p.data)):
+        raise BrokerError(f"kafka is still running (pid {pid})")
+    if _port_open(settings.kafka_port):
+        raise BrokerError(f"port {settings.kafka_port} on 127.0.0.1 is taken by another process")
+    pid = start_kafka(settings, p, say)
+    say(f"started kafka (pid {pid}), log {p.logfile('kafka')}")
+    _wait("kafka", lambda: kafka_ready(settings), p, timeout, say)
+    return pid
+
+
 def status(settings: Settings) -> list[tuple[str, str, str, str]]:
     """(name, version, endpoint, state) rows."""
     p = paths(settings)
