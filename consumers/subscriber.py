@@ -2,6 +2,9 @@
 
 Each delivery carries the decoded event, or the reason it could not be decoded, plus its
 position, so a consumer can dead-letter what it cannot use and carry on.
+
+On a DLQ topic each bad record is delivered once: a dead letter is keyed by its source coordinates,
+and a record rejected again after a processor's crash (at-least-once) repeats a key already seen.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Subscriber:
     ) -> None:
         self.ctx = ctx
         self.topics = [t if "." in t and t.count(".") >= 3 else ctx.topics.topic(t) for t in topics]
+        self._dead_seen: set[tuple[str, bytes]] = set()
         self._consumer = KafkaConsumer(
             bootstrap_servers=ctx.settings.bootstrap,
             group_id=group_id,
@@ -106,6 +110,10 @@ class Subscriber:
         out = []
         for records in batches.values():
             for r in records:
+                if r.topic.endswith(".dlq") and r.key is not None:
+                    if (r.topic, r.key) in self._dead_seen:
+                        continue  # the same bad record, rejected again after a crash
+                    self._dead_seen.add((r.topic, r.key))
                 out.append(self.decode(r.topic, r.partition, r.offset, r.key, r.value, r.headers))
         return out
 

@@ -2,6 +2,11 @@
 
 A rejected input goes to `<topic>.dlq` byte for byte, with the headers of DESIGN.md section 4,
 and is counted in `tongcheng_events_rejected_total{topic,reason}`.
+
+A dead letter's key is its source coordinates, `<topic>/<partition>/<offset>` (the record's own key
+moves to the `source.key` header), so a record rejected again after a crash is the same entry: every
+DLQ view (`tongcheng tail`, the subscriber) shows each bad record once. `error.service` names the
+service that rejected it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def dlq_headers(reason: Reason, detail: str, topic: str, partition: int, offset:
     ]
 
 
+def dlq_key(topic: str, partition: int, offset: int) -> bytes:
+    """The key of a dead letter: where the bad record is, the same however often it is rejected."""
+    return f"{topic}/{partition}/{offset}".encode()
+
+
 def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or [])}
 
@@ -58,7 +68,9 @@ class DeadLetters:
         """Send `msg` byte for byte to its topic's DLQ with the reason headers, count and log it."""
         log.warning("rejected %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason.value, detail)
         headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
-        result = self._send(dlq_topic(msg.topic), msg.key, msg.value, headers)
+        headers += [("error.service", self._service.encode()), ("source.key", msg.key or b"")]
+        key = dlq_key(msg.topic, msg.partition, msg.offset)
+        result = self._send(dlq_topic(msg.topic), key, msg.value, headers)
         self._metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
         self._metrics.events_consumed.labels(service=self._service, topic=msg.topic, outcome="rejected").inc()
         return result

@@ -22,7 +22,7 @@ log = logging.getLogger("tongcheng")
 TRANSPORTS.aliases.setdefault("tongcheng", "services.common.runtime.transport:Transport")
 
 #: a SIGKILLed member's partitions move once the broker has missed its heartbeats this long
-SESSION_TIMEOUT = 10.0
+SESSION_TIMEOUT = 8.0
 HEARTBEAT_INTERVAL = 1.0
 
 
@@ -67,15 +67,12 @@ def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_
     waits for them, saying so every 30 s."""
     from services.common import logs
     from services.common.shutdown import StopFlag
-    try:  # TEMP until waiting lands
-        from services.common.waiting import wait_for_bus
-    except ImportError:
-        wait_for_bus = None  # type: ignore[assignment]
+    from services.common.waiting import wait_for_bus
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.install()
     quiet_clients()
-    if wait_for_bus is not None and not wait_for_bus(settings.bootstrap, settings.registry_url, log, StopFlag()):
+    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, StopFlag()):
         return 0
     metrics = Metrics()
     service = build(build_context(settings), metrics)

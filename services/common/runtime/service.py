@@ -12,13 +12,15 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
 from services.common.metrics import Metrics
 from services.common.runtime.delivery import Abandoned, Outputs
-from services.common.runtime.tables import JsonTable, Progress
+from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
 from services.common.runtime.transport import Consumer
 from topics.catalog import EVENT_TYPES
 
@@ -37,15 +39,16 @@ class Processor:
     nothing half done that a restart cannot mend:
 
     1. the derived events and dead letters, retried until the broker acknowledges them;
-    2. then the state: the table writes and each input partition's `Progress` (next offset and
-       outcome counts), store and changelog, retried likewise;
-    3. then the offsets, committed to the consumer group.
+    2. then the state: the table writes, store and changelog, retried likewise;
+    3. then each input partition's `Progress` (its next offset and outcome counts), likewise;
+    4. then the offsets, committed to the consumer group.
 
     State never runs ahead of the events it caused. If the worker dies between 1 and 2, the
     restarted worker still has the old state, applies the records again and emits the same events
     (their ids derive from what they say; a dead letter is keyed by its source coordinates). If it
-    dies between 2 and 3, the progress in the state says where processing stands, and the records
-    delivered again below it are skipped. A clean stop finishes the batch in hand, so nothing is
+    dies between 2 and 3, the records are applied again to a state that has them: duplicates by
+    event_id, which emit nothing. If it dies between 3 and 4, the progress says where processing
+    stands, and the records delivered again below it are skipped. A clean stop finishes the batch in hand, so nothing is
     processed twice.
 
     A transient fault (`Unavailable`: the registry cannot be reached) is not the data's fault: the
@@ -76,6 +79,10 @@ class Processor:
         self._outcomes: dict[TP, Counter[str]] = {}
         self._reasons: dict[TP, Counter[str]] = {}
         self._next: dict[TP, int] = {}
+        #: the last committed progress document per topic and partition, for the metrics thread
+        self.progress_seen: dict[str, dict[int, dict[str, Any]]] = {}
+        metrics.registry.register(ProgressCollector(self))
+        app.on_rebalance_complete.connect(self._read_progress)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -95,6 +102,11 @@ class Processor:
             self._progress[topic] = Progress(self.table(name, partitions))
         return self._progress[topic]
 
+    async def _read_progress(self, *_: Any, **__: Any) -> None:
+        """After a rebalance (tables recovered): the progress of every partition now held."""
+        for topic, progress in self._progress.items():
+            self.progress_seen[topic] = dict(progress.documents())
+
     def meta(self, event_type: str, event_id: str, city: str, now: Any, cause: str | None) -> dict[str, Any]:
         """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
         return {
@@ -111,11 +123,7 @@ class Processor:
     # --- per event --------------------------------------------------------------------------
 
     def _dead_letter(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
-        # keyed by the source coordinates, so a record dead-lettered again after a crash is the
-        # same DLQ entry to every view (and to compaction)
-        src = {k: v for k, v in headers}
-        coordinates = b"%s/%s/%s" % (src["source.topic"], src["source.partition"], src["source.offset"])
-        self.outputs.add(topic, coordinates, value, partition=0, headers=[*headers, ("source.key", key or b"")])
+        self.outputs.add(topic, key, value, partition=0, headers=headers)  # a DLQ has one partition
 
     def reject(self, record: Record, reason: Reason, detail: str) -> None:
         """Queue the record, byte for byte, for its topic's DLQ; it is sent with the batch's outputs."""
@@ -168,17 +176,29 @@ class Processor:
     # --- delivery ---------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send the batch's outputs, then its state and progress, each retried until acknowledged
-        (see the class notes for why in this order). Offsets are committed after this returns."""
-        for tp, next_offset in self._next.items():
-            self._progress[tp.topic].advance(
+        """Send the batch's outputs, then its state, then its progress, each retried until
+        acknowledged (see the class notes for why in this order); the offsets are committed after.
+
+        The progress goes last, on its own: the state's changelog records go to several topics
+        and partitions, each acknowledged on its own, and progress acknowledged for a partition
+        whose state was not would skip that state's records after a crash.
+        """
+        advanced = {
+            tp: self._progress[tp.topic].advance(
                 tp.partition, next_offset, dict(self._outcomes[tp]), dict(self._reasons[tp])
             )
+            for tp, next_offset in self._next.items()
+        }
         await self.outputs.send()
-        for table in self._tables:
-            for topic, partition, key, raw in table.commit():
-                self.changelogs.add(topic, key, raw, partition)
-        await self.changelogs.send()
+        progress_tables = {id(p.table) for p in self._progress.values()}
+        for last in (False, True):
+            for table in self._tables:
+                if (id(table) in progress_tables) == last:
+                    for topic, partition, key, raw in table.commit():
+                        self.changelogs.add(topic, key, raw, partition)
+            await self.changelogs.send()
+        for tp, doc in advanced.items():
+            self.progress_seen.setdefault(tp.topic, {})[tp.partition] = doc
 
     def _drop(self) -> None:
         self.outputs.clear()
@@ -242,6 +262,46 @@ class Processor:
                     log.warning("%s: stopping; the waiting batch will be delivered again", self.service)
                     return
             await cast(Consumer, self.app.consumer).commit_processed(commit)
+
+
+class ProgressCollector(Collector):
+    """The exact counts kept in the state (`Progress`), for the input partitions this worker owns.
+
+    Unlike the process's counters, they survive restarts and are never counted twice, so summed
+    over a processor's workers they reconcile with the input topics' offsets:
+    sum by (topic) of tongcheng_input_records == sum of tongcheng_input_offset.
+    """
+
+    def __init__(self, proc: Processor) -> None:
+        self.proc = proc
+
+    def collect(self) -> Any:
+        records = GaugeMetricFamily(
+            "tongcheng_input_records",
+            "Input records processed by outcome, as kept in the processor's state (exact across restarts).",
+            labels=["service", "topic", "outcome"],
+        )
+        offsets = GaugeMetricFamily(
+            "tongcheng_input_offset",
+            "The next input offset to process, per owned partition, as kept in the processor's state.",
+            labels=["service", "topic", "partition"],
+        )
+        try:
+            owned = self.proc.app.consumer.assignment()
+        except Exception:  # not started yet
+            owned = set()
+        for topic, docs in list(self.proc.progress_seen.items()):
+            totals = Counter[str]()
+            for partition, doc in list(docs.items()):
+                if TP(topic, partition) not in owned:
+                    continue
+                for outcome in OUTCOMES:
+                    totals[outcome] += doc.get(outcome, 0)
+                offsets.add_metric([self.proc.service, topic, str(partition)], doc["offset"])
+            for outcome in OUTCOMES:
+                records.add_metric([self.proc.service, topic, outcome], totals[outcome])
+        yield records
+        yield offsets
 
 
 class StreamService:

@@ -127,7 +127,9 @@ class Progress:
     def next_offset(self, partition: int) -> int:
         return int(self.of(partition)["offset"])
 
-    def advance(self, partition: int, next_offset: int, outcomes: dict[str, int], reasons: dict[str, int]) -> None:
+    def advance(
+        self, partition: int, next_offset: int, outcomes: dict[str, int], reasons: dict[str, int]
+    ) -> dict[str, Any]:
         doc = self.of(partition)
         doc["offset"] = next_offset
         doc["consumed"] += sum(outcomes.values())
@@ -136,6 +138,7 @@ class Progress:
         for reason, n in reasons.items():
             doc["reasons"][reason] = doc["reasons"].get(reason, 0) + n
         self.table.put(self._key(partition), doc, partition=partition)
+        return doc
 
     def documents(self) -> Iterator[tuple[int, dict[str, Any]]]:
         for key, doc in self.table.items():
