@@ -12,6 +12,15 @@ One poll of up to `batch_size` records becomes one database transaction:
 Offsets are committed only after the rows are, so a crash replays the tail of the batch; the
 version guard makes that replay a counted duplicate rather than a second write. Every record
 consumed is counted once as applied, duplicate or rejected.
+
+A transient fault is never the data's fault, and never ends the worker (`SqlSink.run`): the schema
+registry cannot be reached (`Unavailable` from the codec), the broker fails a poll, a DLQ send or
+the offset commit (`KafkaError`), or the database connection is lost (an `OperationalError` that
+says so). The batch's transaction is rolled back, the consumer is moved back to the batch's first
+offset per partition so its records are read again, and the sink waits 0.5 s, doubling to 30 s,
+before it goes on; one warning per kind of fault (at most one per 30 s once `logs.install()` has
+run). Only bad data goes to the DLQ. A commit that failed after the rows were written is not
+undone: the rows stay and the offsets are committed again before anything else.
 """
 
 from __future__ import annotations
@@ -24,19 +33,49 @@ from typing import Any
 
 import sqlalchemy as sa
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from consumers.subscriber import Delivery, Subscriber
 from services.common.context import Context
 from services.common.dlq import DeadLetters
-from services.common.errors import ConfigError, Reason
+from services.common.errors import ConfigError, Reason, Unavailable
 from services.common.metrics import Metrics
-from topics.publisher import producer_config
+from topics.publisher import HealingProducer, producer_config
 
 log = logging.getLogger("tongcheng.sink")
 
 RowFn = Callable[[dict[str, Any], int, int], dict[str, Any]]
 KEY_CHUNK = 500  # keys per IN (...) lookup, well under SQLite's bound-parameter limit
+FIRST_PAUSE = 0.5  # after a transient fault; doubled after each fault in a row
+MAX_PAUSE = 30.0
+COMMIT_TIMEOUT_MS = 10_000  # kafka-python's commit() retries until this passes while the broker is away
+#: what a lost database connection says, where the driver does not flag it as a disconnect
+LOST_CONNECTION = (
+    "server closed the connection",
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "connection timed out",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "ssl syscall error",
+    "database is locked",  # SQLite: another writer holds the file longer than the busy timeout
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """Is `exc` a fault of a dependency (registry, broker, database connection), to wait out?"""
+    if isinstance(exc, Unavailable | KafkaError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig or exc).lower()
+        return any(phrase in text for phrase in LOST_CONNECTION)
+    return False
 
 
 @dataclass(frozen=True)
@@ -147,7 +186,12 @@ class SqlSink:
         self.batch_size = batch_size
         self.poll_timeout_ms = poll_timeout_ms
         self.by_topic = {ctx.topics.topic(p.event_type): p for p in projections}
-        self._producer = producer or KafkaProducer(**producer_config(ctx.settings.bootstrap, f"tongcheng-{service}"))
+        # a raw kafka-python producer can stay stuck for good after an outage longer than its delivery
+        # timeout (topics/publisher.py); a HealingProducer replaces it. A send waits at most 10 s for
+        # metadata, so a DLQ send during an outage fails (and the batch is read again) instead of
+        # blocking the sink for kafka-python's default minute.
+        config = {**producer_config(ctx.settings.bootstrap, f"tongcheng-{service}"), "max_block_ms": 10_000}
+        self._producer = HealingProducer(config, producer)
         self.dead = DeadLetters(self._send, self.metrics, service)
         self.subscriber = Subscriber(
             ctx,
@@ -157,9 +201,16 @@ class SqlSink:
             max_poll_records=batch_size,
             fetch_max_bytes=64 * 1024 * 1024,
         )
+        #: the subscriber's consumer, polled here directly so a batch's first offsets are known
+        self._consumer = self.subscriber._consumer
+        #: the batch in hand: per partition, its first offset (where a transient fault seeks back to)
+        self._batch_start: dict[Any, int] = {}
+        #: rows written but their offsets not committed (the commit failed): commit before going on
+        self._uncommitted = False
+        self.faults = 0
 
     def _send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
-        return self._producer.send(topic, key=key, value=value, headers=headers)
+        return self._producer.producer.send(topic, key=key, value=value, headers=headers)
 
     def count(self, topic: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -169,47 +220,82 @@ class SqlSink:
         return self.dead.reject(d, reason, detail)
 
     def step(self) -> int:
-        """One poll, one transaction, one offset commit. Returns the number of records consumed."""
-        deliveries = self.subscriber.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
-        if not deliveries:
+        """One poll, one transaction, one offset commit. Returns the number of records consumed.
+
+        A transient fault (see `transient`) is raised with the transaction rolled back; `recover`
+        then moves the consumer back so the batch is read again. `run` does both and waits.
+        """
+        if self._uncommitted:
+            self._commit()
+        polled = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
+        records = [r for batch in polled.values() for r in batch]
+        if not records:
             return 0
+        self._batch_start = {tp: batch[0].offset for tp, batch in polled.items() if batch}
         started = time.perf_counter()
+        # every record is decoded before anything is sent or written: a registry that cannot be
+        # asked (Unavailable) stops the batch here, with nothing dead-lettered
+        deliveries = [
+            self.subscriber.decode(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in records
+        ]
         pending: dict[str, _Pending] = {}
-        sends = []
+        rejects: list[tuple[Delivery, Reason, str]] = []
         for d in deliveries:
             projection = self.by_topic[d.topic]
             batch = pending.setdefault(d.topic, _Pending(projection))
             if d.value is None:  # tombstone on a compacted topic
                 if d.key is None:
-                    sends.append(self.reject(d, Reason.UNDECODABLE, "tombstone without a key"))
+                    rejects.append((d, Reason.UNDECODABLE, "tombstone without a key"))
                     continue
                 if projection.tombstone_key is None and len(projection.keys) != 1:
-                    sends.append(self.reject(d, Reason.UNDECODABLE, "tombstone on a table with a composite key"))
+                    rejects.append((d, Reason.UNDECODABLE, "tombstone on a table with a composite key"))
                     continue
                 key = projection.tombstone_key(d.key) if projection.tombstone_key else (d.key.decode(),)
                 batch.put(key, None)
                 continue
             if d.event is None:
                 assert d.error is not None
-                sends.append(self.reject(d, d.error.reason, d.error.detail))
+                rejects.append((d, d.error.reason, d.error.detail))
                 continue
             try:
                 row = projection.row(d.event, d.partition, d.offset)
             except Exception as exc:  # a projection bug must not stop the sink
                 log.exception("projection of %s@%d failed", d.topic, d.offset)
-                sends.append(self.reject(d, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
+                rejects.append((d, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
                 continue
             batch.put(projection.key_of(row), row)
+        sends = [self.reject(d, reason, detail) for d, reason, detail in rejects]
+        counts: list[tuple[str, int, int]] = []
         with self.engine.begin() as conn:
             for topic, batch in pending.items():
-                self._write(conn, topic, batch)
+                counts.append((topic, *self._write(conn, topic, batch)))
+        for topic, applied, duplicate in counts:
+            self.count(topic, "applied", applied)
+            self.count(topic, "duplicate", duplicate)
         for future in sends:
             future.get(timeout=30)
-        self.subscriber.commit()
+        # the rows and dead letters are in: a fault from here on does not read the batch again
+        self._batch_start = {}
+        self._uncommitted = True
+        self._commit()
         self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(deliveries))
         return len(deliveries)
 
-    def _write(self, conn: Connection, topic: str, batch: _Pending) -> None:
+    def _commit(self) -> None:
+        self._consumer.commit(timeout_ms=COMMIT_TIMEOUT_MS)
+        self._uncommitted = False
+
+    def recover(self) -> None:
+        """After a transient fault: read the batch in hand again, from its first offset per partition
+        (the database transaction was rolled back as the fault left `step`)."""
+        start, self._batch_start = self._batch_start, {}
+        owned = self._consumer.assignment()
+        for tp, offset in start.items():
+            if tp in owned:  # a partition moved to another member is read from its committed offset
+                self._consumer.seek(tp, offset)
+
+    def _write(self, conn: Connection, topic: str, batch: _Pending) -> tuple[int, int]:
+        """Write one topic's rows of the batch; returns (applied, duplicate), to count once committed."""
         p = batch.projection
         deletes = [k for k, row in batch.rows.items() if row is None]
         rows = {k: row for k, row in batch.rows.items() if row is not None}
@@ -226,16 +312,52 @@ class SqlSink:
             applied += 1
             if version is not None:
                 newest[key] = version
-        self.count(topic, "applied", applied)
-        self.count(topic, "duplicate", duplicate)
+        return applied, duplicate
 
-    def run(self, should_stop: Callable[[], bool], on_progress: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[int], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Step until `should_stop()`; a transient fault is waited out (0.5 s doubling to 30 s) and
+        the batch read again. Any other exception is a bug or bad configuration, and ends the run."""
+        pause = FIRST_PAUSE
         while not should_stop():
-            n = self.step()
+            try:
+                n = self.step()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                self.faults += 1
+                try:
+                    self.recover()
+                except Exception as again:  # nothing to seek (a rebalance in between): read from the commit
+                    log.info("the batch could not be sought back (%s); it is read from the committed offsets", again)
+                # one line per kind of fault and 30 s: the kind is in the message template, which is
+                # what services.common.logs tells lines apart by
+                log.warning(
+                    f"{self.service}: {type(exc).__name__}, a transient fault: %s; the batch is rolled back "
+                    "and read again in %.1f s",
+                    _brief(exc),
+                    pause,
+                )
+                waited = 0.0
+                while waited < pause and not should_stop():
+                    sleep(min(0.25, pause - waited))
+                    waited += 0.25
+                pause = min(pause * 2, MAX_PAUSE)
+                continue
+            pause = FIRST_PAUSE
             if n and on_progress:
                 on_progress(n)
 
     def close(self) -> None:
         self.subscriber.close()
-        self._producer.flush(timeout=30)
         self._producer.close(timeout=30)
+
+
+def _brief(exc: BaseException) -> str:
+    """The first line of an exception (SQLAlchemy's carry the statement and its parameters)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,7 +1,9 @@
 """`tongcheng worker readmodel`: keeps the SQL read model current from the derived topics.
 
-It migrates the database to the newest Alembic revision, then runs the batched SQL sink of
-consumers/sql.py over every projection in consumers/readmodel.py until SIGTERM or Ctrl-C.
+It waits for the broker and the registry, migrates the database to the newest Alembic revision,
+then runs the batched SQL sink of consumers/sql.py over every projection in consumers/readmodel.py
+until SIGTERM or Ctrl-C. A transient fault (registry, broker, database connection) is waited out by
+the sink, never a reason to exit; warnings and errors are rate-limited (services/common/logs.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import time
 from consumers.db import make_engine, migrate
 from consumers.readmodel import PROJECTIONS
 from consumers.sql import SqlSink
+from services.common import logs
 from services.common.context import build_context
 from services.common.metrics import Metrics
 from services.common.runtime import quiet_clients, serve_metrics
 from services.common.settings import Settings
 from services.common.shutdown import StopFlag
+from services.common.waiting import wait_for_bus
 
 SERVICE = "readmodel"
 METRICS_OFFSET = 2
@@ -26,7 +30,11 @@ log = logging.getLogger("tongcheng.readmodel")
 
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install()  # one line per distinct warning or error per 30 s: an outage is not a log flood
     quiet_clients()
+    stop = StopFlag()
+    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, stop):
+        return 0
     ctx = build_context(settings)
     engine = make_engine(settings.database_url)
     revision = migrate(engine)
@@ -35,7 +43,6 @@ def run(settings: Settings) -> int:
     serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET, settings.metrics_host)
     group = settings.group_id(SERVICE)
     sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
-    stop = StopFlag()
     total = since = 0
     said = time.monotonic()
 
@@ -52,5 +59,5 @@ def run(settings: Settings) -> int:
     finally:
         sink.close()
         engine.dispose()
-    log.info("stopped after %d records", total)
+    log.info("stopped after %d records (%d transient faults waited out)", total, sink.faults)
     return 0
