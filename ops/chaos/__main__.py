@@ -1,0 +1,3 @@
+from ops.chaos.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""What a fault drill looks at, from outside the workers: the topics' offsets, the groups' commits,
+the DLQ view, a worker's CPU time and log, and the profiles a clean run would end with.
+
+Shared by `python -m ops.chaos` and the outage tests (tests/integration/test_worker_outages.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.subscriber import Subscriber
+from schemas.codec import to_json
+from services.common.context import Context
+from services.common.errors import Rejected
+from services.common.settings import ENV, Settings
+from services.credit import rules
+from topics.publisher import Prepared
+
+#: the settings a worker of a drill takes from its stack
+WORKER_SETTINGS = (
+    "topic_prefix",
+    "kafka_port",
+    "registry_port",
+    "data_dir",
+    "metrics_port",
+    "clock_file",
+    "sweep_seconds",
+    "database_url",
+)
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
+    for name in WORKER_SETTINGS:
+        value = getattr(settings, name)
+        if value is not None:
+            env[ENV[name]] = str(value)
+    return {**env, **extra}
+
+
+def spawn_worker(settings: Settings, service: str, log: Path, **extra_env: str) -> subprocess.Popen[bytes]:
+    """`tongcheng worker SERVICE` as a subprocess, its output appended to `log`."""
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", service],
+            env=worker_env(settings, **extra_env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads) so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime and stime, fields 14 and 15
+
+
+def log_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass
+class Sample:
+    """A worker's CPU time and log length at one moment, to compare with a later one."""
+
+    at: float
+    cpu: float
+    lines: int
+    size: int
+
+    @classmethod
+    def of(cls, pid: int, log: Path, at: float) -> Sample:
+        return cls(at, cpu_seconds(pid), log_lines(log), log.stat().st_size if log.exists() else 0)
+
+    def rates(self, later: Sample) -> dict[str, float]:
+        """CPU share of one core, log lines and bytes per second between this sample and `later`."""
+        seconds = max(later.at - self.at, 1e-6)
+        return {
+            "seconds": round(seconds, 1),
+            "cpu_share": round((later.cpu - self.cpu) / seconds, 3),
+            "lines_per_s": round((later.lines - self.lines) / seconds, 2),
+            "bytes_per_s": round((later.size - self.size) / seconds, 1),
+        }
+
+
+class Offsets:
+    """End offsets of topics and a group's committed offsets; the clients are made again after an
+    error (a broker that was restarted)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._consumer: KafkaConsumer | None = None
+        self._admin: KafkaAdminClient | None = None
+
+    def _clients(self) -> tuple[KafkaConsumer, KafkaAdminClient]:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False)
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
+        return self._consumer, self._admin
+
+    def close(self) -> None:
+        for client in (self._consumer, self._admin):
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing after a broker restart
+                    client.close()
+        self._consumer = self._admin = None
+
+    def ends(self, topic: str) -> dict[int, int]:
+        try:
+            consumer, _ = self._clients()
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+        except KafkaError:
+            self.close()
+            raise
+
+    def end(self, topic: str) -> int:
+        """Records written to a topic so far (the sum of its partitions' end offsets)."""
+        return sum(self.ends(topic).values())
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed offsets on `topic` ({} while its coordinator is not known)."""
+        try:
+            _, admin = self._clients()
+            offsets = admin.list_group_offsets([group]).get(group, {})
+        except KafkaError:
+            self.close()
+            return {}
+        return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset >= 0}
+
+    def caught_up(self, group: str, topic: str) -> bool:
+        """The group has committed every record of `topic`."""
+        committed = self.committed(group, topic)
+        try:
+            ends = self.ends(topic)
+        except KafkaError:
+            return False
+        return bool(ends) and all(committed.get(p, -1) >= end for p, end in ends.items())
+
+
+def state_counts(port: int, topic: str) -> dict[str, float]:
+    """A worker's counts kept in its state: outcome -> records, and 'offset' -> summed next offsets."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[str, float] = {"offset": 0.0}
+    for line in text.splitlines():
+        if line.startswith("tongcheng_input_records{") and f'topic="{topic}"' in line:
+            outcome = line.split('outcome="')[1].split('"')[0]
+            out[outcome] = float(line.split()[-1])
+        elif line.startswith("tongcheng_input_offset{") and f'topic="{topic}"' in line:
+            out["offset"] += float(line.split()[-1])
+    return out
+
+
+@dataclass
+class DeadLetterView:
+    shown: int  # deliveries of the DLQ view (consumers.subscriber.Subscriber, which dedupes by key)
+    distinct: int  # distinct source coordinates among them
+    reasons: Counter[str]
+    keys: set[str]
+
+
+def dead_letter_view(ctx: Context, event_type: str, idle_ms: int = 2000) -> DeadLetterView:
+    """What the DLQ view of an event type shows, read to its end."""
+    sub = Subscriber(ctx, [ctx.topics.dlq(event_type)], from_beginning=True)
+    seen: list[tuple[str, str, str]] = []
+    reasons: Counter[str] = Counter()
+    keys: set[str] = set()
+    try:
+        while batch := sub.poll(timeout_ms=idle_ms):
+            for d in batch:
+                seen.append(
+                    (d.headers.get("source.topic", ""), d.headers["source.partition"], d.headers["source.offset"])
+                )
+                reasons[d.headers.get("error.reason", "")] += 1
+                keys.add(d.headers.get("source.key", ""))
+    finally:
+        sub.close()
+    return DeadLetterView(len(seen), len(set(seen)), reasons, keys)
+
+
+def garbage(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of records no schema can read (a wrong magic byte): each for the DLQ as `undecodable`."""
+    rng = random.Random(seed)
+    return [(f"garbage-{seed}-{i}".encode(), bytes([7]) + rng.randbytes(20)) for i in range(count)]
+
+
+def oracle(ctx: Context, prepared: Iterable[Prepared], now: datetime) -> tuple[dict[str, dict[str, Any]], int]:
+    """The end state of a clean run by the pure credit rules, each subject's events applied in
+    publication order: (the profile body per subject, without meta; how many records the rules refuse)."""
+    return oracle_of((ctx.codec.decode(p.value, "CreditRecord") for p in prepared), now)
+
+
+def oracle_of(events: Iterable[dict[str, Any]], now: datetime) -> tuple[dict[str, dict[str, Any]], int]:
+    """`oracle` over decoded CreditRecords, in the order given."""
+    states: dict[str, Any] = {}
+    refused = 0
+    for event in events:
+        sid = event["subject"]["subject_id"]
+        try:
+            states[sid], _ = rules.apply(states.get(sid), event)
+        except Rejected:
+            refused += 1
+    out = {}
+    for sid, state in states.items():
+        state, _ = rules.evaluate(state, now.date(), bump=False)
+        body = to_json(rules.profile(state, now))
+        out[sid] = {k: v for k, v in body.items() if k != "meta"}
+    return out, refused
+
+
+def _read_all(ctx: Context, topic: str, idle_ms: int = 1500) -> list[Any]:
+    """Every record of `topic` to its end now, partition by partition in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
+    got: dict[int, list[Any]] = {}
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            polled = consumer.poll(timeout_ms=idle_ms, max_records=5000)
+            if not polled:
+                break
+            for tp, records in polled.items():
+                got.setdefault(tp.partition, []).extend(r for r in records if r.offset < ends[tp])
+    finally:
+        consumer.close()
+    return [r for p in sorted(got) for r in got[p]]
+
+
+def topic_events(ctx: Context, event_type: str) -> list[dict[str, Any]]:
+    """The decodable events of an input topic, each partition in offset order (a subject's events
+    share a partition, so each subject's are in the order the broker took them)."""
+    kind = ctx.topics.event_type_of(ctx.topics.topic(event_type))
+    out = []
+    for record in _read_all(ctx, ctx.topics.topic(event_type)):
+        try:
+            out.append(ctx.codec.decode(record.value, kind.schema if kind else None))
+        except Rejected:
+            continue
+    return out
+
+
+def latest_profiles(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The newest profile per subject on the profile topic (without meta), read to its end."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in _read_all(ctx, ctx.topics.topic("credit.profile")):
+        event = to_json(ctx.codec.decode(record.value, "CreditProfile"))
+        latest[event["subject_id"]] = {k: v for k, v in event.items() if k != "meta"}
+    return latest
