@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -23,6 +24,7 @@ def uscc_check_char(first17: str) -> str:
     return USCC_ALPHABET[0 if value == 31 else value]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a subject's records repeat its code; checked once per code
 def is_valid_uscc(code: str) -> bool:
     if len(code) != 18 or any(ch not in _USCC_VALUE for ch in code):
         return False

@@ -189,7 +189,10 @@ def test_sink_batches_profiles_into_rows_and_dead_letters_the_rest(ctx: Context,
             break
     dlq.close()
     assert [d.headers["error.reason"] for d in dead] == ["undecodable"]
-    assert dead[0].value == b"\x00\x00\x00\x00\x01not avro" and dead[0].key == subjects[1].encode()
+    assert dead[0].value == b"\x00\x00\x00\x00\x01not avro"  # byte for byte
+    assert dead[0].headers["source.key"] == subjects[1]
+    where = (dead[0].headers["source.topic"], dead[0].headers["source.partition"], dead[0].headers["source.offset"])
+    assert dead[0].key == "/".join(where).encode()  # keyed by where the bad record is
 
 
 def test_redelivery_into_a_fresh_group_changes_nothing(ctx: Context, engine: Engine) -> None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from services.common.dlq import Headers
-
 log = logging.getLogger("tongcheng.runtime")
 
-Record = tuple[bytes | None, bytes | None, Headers]
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+_NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's batch builder takes a list; never written to
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -84,14 +83,14 @@ class Outputs:
         key: bytes | None,
         value: bytes | None,
         partition: int | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Queue one record; by default on its key's partition, as the default partitioner puts it."""
         if partition is None:
             if key is None:
                 raise ValueError(f"a record for {topic} needs a key or a partition")
             partition = partition_of(key, self._partitions[topic])
-        self._records.setdefault((topic, partition), []).append((key, value, list(headers)))
+        self._records.setdefault((topic, partition), []).append((key, value, headers or _NO_HEADERS))
 
     def clear(self) -> None:
         self._records = {}
@@ -138,8 +137,7 @@ class Outputs:
         batches = [producer.create_batch()]
         for key, value, headers in records:
             if batches[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
-                batches.append(producer.create_batch())
-                if batches[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    raise ValueError(f"one {topic} record of {len(value or b'')} bytes does not fit in a record batch")
+                batches.append(producer.create_batch())  # an empty batch takes any one record
+                batches[-1].append(key=key, value=value, timestamp=None, headers=headers)
         futures = [await producer.send_batch(batch, topic, partition=partition) for batch in batches]
         await asyncio.gather(*futures)

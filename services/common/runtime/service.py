@@ -41,7 +41,8 @@ class Processor:
     1. the derived events and dead letters, retried until the broker acknowledges them;
     2. then the state: the table writes, store and changelog, retried likewise;
     3. then each input partition's `Progress` (its next offset and outcome counts), likewise;
-    4. then the offsets, committed to the consumer group.
+    4. then the offsets, committed to the consumer group (in the background, while the next
+       batch is processed; a stop or a revocation waits for the commit).
 
     State never runs ahead of the events it caused. If the worker dies between 1 and 2, the
     restarted worker still has the old state, applies the records again and emits the same events
@@ -104,6 +105,8 @@ class Processor:
 
     async def _read_progress(self, *_: Any, **__: Any) -> None:
         """After a rebalance (tables recovered): the progress of every partition now held."""
+        for table in self._tables:
+            table.forget_decoded()
         for topic, progress in self._progress.items():
             self.progress_seen[topic] = dict(progress.documents())
 
@@ -261,7 +264,7 @@ class Processor:
                 if self.app.should_stop:
                     log.warning("%s: stopping; the waiting batch will be delivered again", self.service)
                     return
-            await cast(Consumer, self.app.consumer).commit_processed(commit)
+            cast(Consumer, self.app.consumer).commit_soon(commit)
 
 
 class ProgressCollector(Collector):

@@ -41,22 +41,42 @@ class JsonTable:
     the key (as with `use_partitioner`), unless the write names it (`put(..., partition=)`).
     """
 
+    #: decoded documents kept beside the store, newest reads and writes first out last; the
+    #: values are the rules' own (they copy on write), so a read costs no JSON parsing
+    CACHE = 50_000
+
     def __init__(self, table: Any) -> None:
         self.table = table
         self.partitions = int(table.partitions)
-        self._pending: dict[bytes, tuple[bytes, int | None]] = {}
+        self._pending: dict[bytes, tuple[Any, int | None]] = {}
+        self._decoded: dict[bytes, Any] = {}
         self.indexes: list[DueIndex] = []  # kept current by every write
 
     def get(self, key: bytes) -> Any:
         held = self._pending.get(key)
-        raw = held[0] if held is not None else self.table.get(key)
-        return _loads(raw) if raw else None
+        if held is not None:
+            return held[0]
+        value = self._decoded.get(key)
+        if value is None:
+            raw = self.table.get(key)
+            if not raw:
+                return None
+            value = self._remember(key, _loads(raw))
+        return value
+
+    def _remember(self, key: bytes, value: Any) -> Any:
+        cache = self._decoded
+        cache.pop(key, None)
+        cache[key] = value
+        if len(cache) > self.CACHE:
+            del cache[next(iter(cache))]
+        return value
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         self.put(key, value)
 
     def put(self, key: bytes, value: Any, partition: int | None = None) -> None:
-        self._pending[key] = (_dumps(value).encode(), partition)
+        self._pending[key] = (value, partition)
         for index in self.indexes:
             index.update(key, value)
 
@@ -66,8 +86,13 @@ class JsonTable:
             return []
         topic = self.table.changelog_topic.get_topic_name()
         data = self.table.data
+        # faust's memory store drops, after a rebalance, the keys of partitions this worker no
+        # longer holds, but knows a key's partition only from the changelog records it recovered
+        key_partition = getattr(data, "_key_partition", None)
         records = []
-        for key, (raw, partition) in self._pending.items():
+        for key, (value, partition) in self._pending.items():
+            raw = _dumps(value).encode()
+            self._remember(key, value)
             if partition is None:
                 partition = partition_of(key, self.partitions)
             placement = _Placement(partition)  # held here: the context keeps only a weak reference
@@ -76,13 +101,20 @@ class JsonTable:
                 data[key] = raw  # the store only; the changelog record goes out batched
             finally:
                 _current_event.reset(token)
+            if key_partition is not None:
+                key_partition[key] = partition
             records.append((topic, partition, key, raw))
         self._pending = {}
         return records
 
+    def forget_decoded(self) -> None:
+        """After a rebalance the store holds what recovery read: decode it afresh."""
+        self._decoded = {}
+
     def discard(self) -> None:
         """Drop the held writes; the indexes, which saw them, are built again at their next look."""
         self._pending = {}
+        self._decoded = {}  # a dropped batch may have changed a document it read
         for index in self.indexes:
             index.forget()
 
@@ -91,8 +123,8 @@ class JsonTable:
         for key, raw in list(self.table.items()):
             if raw and key not in pending:
                 yield key, _loads(raw)
-        for key, (raw, _) in pending.items():
-            yield key, _loads(raw)
+        for key, (value, _) in pending.items():
+            yield key, value
 
     def values(self) -> Iterator[Any]:
         for _, value in self.items():
