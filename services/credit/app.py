@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from typing import Any
 
 import faust
 
 from services.common.context import Context
 from services.common.metrics import Metrics
-from services.common.runtime import DueIndex, Record, StreamService, run_worker
+from services.common.runtime import DueIndex, Record, StreamService, Tally, run_worker
 from services.common.settings import Settings
 from services.credit import rules
 from services.credit.enforcement import records_from_action
@@ -41,6 +40,7 @@ class CreditService(StreamService):
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         #: subjects by the day their profile next changes on the clock alone
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
+        self.grades = Tally(self.app, self.subjects, lambda state: state.get("grade"))
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
     async def apply_batch(self, events: list[Record]) -> None:
@@ -104,7 +104,7 @@ class CreditService(StreamService):
         return "applied"
 
     async def refresh_gauges(self) -> None:
-        grades = Counter(state["grade"] for state in self.subjects.values() if state and state.get("grade"))
+        grades = self.grades.counts()  # kept current by every write; no subject is decoded
         for grade in ("A", "B", "C", "D"):
             self.metrics.credit_subjects.labels(grade=grade).set(grades.get(grade, 0))
 

@@ -13,7 +13,7 @@ are checked by tests/unit/test_runtime_assumptions.py.
 from services.common.runtime.app import make_app, quiet_clients, run_worker, serve_metrics
 from services.common.runtime.delivery import Abandoned, Outputs, partition_of, track_topic
 from services.common.runtime.service import Processor, Record, StreamService
-from services.common.runtime.tables import DueIndex, JsonTable, Progress
+from services.common.runtime.tables import DueIndex, JsonTable, Progress, Tally
 
 __all__ = [
     "Abandoned",
@@ -24,6 +24,7 @@ __all__ = [
     "Progress",
     "Record",
     "StreamService",
+    "Tally",
     "make_app",
     "partition_of",
     "quiet_clients",

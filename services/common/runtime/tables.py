@@ -50,7 +50,7 @@ class JsonTable:
         self.partitions = int(table.partitions)
         self._pending: dict[bytes, tuple[Any, int | None]] = {}
         self._decoded: dict[bytes, Any] = {}
-        self.indexes: list[DueIndex] = []  # kept current by every write
+        self.indexes: list[DueIndex | Tally] = []  # kept current by every write
 
     def get(self, key: bytes) -> Any:
         held = self._pending.get(key)
@@ -176,6 +176,47 @@ class Progress:
         for key, doc in self.table.items():
             if key.startswith(b"p"):
                 yield int(key[1:]), doc
+
+
+class Tally:
+    """How many of a table's documents fall in each class (a grade, a list), kept current by writes.
+
+    A gauge then reads the counts instead of decoding every document on a timer. Like `DueIndex`,
+    it is built from the table at the first look and again after every rebalance or dropped batch.
+    """
+
+    def __init__(self, app: faust.App, table: JsonTable, label: Callable[[Any], str | None]) -> None:
+        self.table = table
+        self.label = label  # value -> its class, or None for none
+        self._labels: dict[bytes, str] | None = None
+        self._counts: dict[str, int] = {}
+        table.indexes.append(self)
+        app.on_rebalance_complete.connect(self._on_rebalance)
+
+    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self._labels = None
+
+    def update(self, key: bytes, value: Any) -> None:
+        if self._labels is None:
+            return
+        old = self._labels.pop(key, None)
+        if old is not None:
+            self._counts[old] -= 1
+        new = self.label(value) if value else None
+        if new is not None:
+            self._labels[key] = new
+            self._counts[new] = self._counts.get(new, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        if self._labels is None:
+            labels: dict[bytes, str] = {}
+            self._labels, self._counts = labels, {}
+            for key, value in self.table.items():
+                self.update(key, value)
+        return dict(self._counts)
 
 
 class DueIndex:
