@@ -80,13 +80,16 @@ class Consumer(driver.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                generation = self.app.consumer_generation_id
                 records, active = await self._wait_next_records(1.0)
                 if not records or self.should_stop:
                     continue
-                if not self.flow_active or self.app.consumer_generation_id != generation:
-                    # a rebalance began while these were fetched: they are read again from the
-                    # positions the recovery seeks to (the committed offsets)
+                if not self.flow_active:
+                    # a rebalance began while these were fetched: as faust does, go back to the
+                    # committed offsets; the recovery that follows seeks every partition again.
+                    # (Not a generation check around the fetch: the fetch waits for the flow to
+                    # resume, so the first records of a recovery would be dropped and never read
+                    # again, and the recovery would wait for them for ever.)
+                    await self.perform_seek()
                     continue
                 batches: dict[str, dict[TP, Sequence[Any]]] = {}
                 for tp, tp_records in records.items():
@@ -97,6 +100,8 @@ class Consumer(driver.Consumer):
                     else:
                         await self._deliver_each(tp, tp_records)
                 for topic, fetched in batches.items():
+                    if not self.flow_active:
+                        break  # a revocation began: after it, these are read again from the commit
                     work = asyncio.ensure_future(self._batch_handlers[topic](fetched))
                     self._in_flight = work
                     try:
