@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from services.common.runtime import app as runtime_app
-from services.common.runtime.tables import JsonTable, Progress, Tally
+from services.common.runtime.tables import DueIndex, JsonTable, Progress, Tally
 from services.common.settings import Settings
 
 
@@ -59,3 +59,19 @@ def test_a_tally_follows_every_write_and_forgets_a_dropped_batch(tmp_path: Path)
     assert grades.counts() == {"A": 2, "B": 1, "D": 1}
     asyncio.run(app.on_rebalance_complete.send())
     assert grades.counts() == {"A": 2, "B": 1, "D": 1}
+
+
+def test_a_due_index_gives_the_keys_whose_moment_has_come(tmp_path: Path) -> None:
+    app, t = table(tmp_path)
+    t[b"early"] = {"due": 5}
+    t[b"late"] = {"due": 50}
+    t[b"never"] = {"due": None}
+    t.commit()
+    due = DueIndex(app, t, lambda value: value["due"])
+    assert due.ready(10) == [b"early"]
+    t[b"late"] = {"due": 7}  # a write moves it
+    assert sorted(due.ready(10)) == [b"early", b"late"]
+    due.drop(b"early")
+    assert due.ready(10) == [b"late"]
+    t.discard()  # the batch that moved it was dropped: built again from the table
+    assert due.ready(10) == [b"early"]

@@ -50,7 +50,7 @@ class JsonTable:
         self.partitions = int(table.partitions)
         self._pending: dict[bytes, tuple[Any, int | None]] = {}
         self._decoded: dict[bytes, Any] = {}
-        self.indexes: list[DueIndex | Tally] = []  # kept current by every write
+        self.indexes: list[TableIndex] = []  # kept current by every write
 
     def get(self, key: bytes) -> Any:
         held = self._pending.get(key)
@@ -178,89 +178,89 @@ class Progress:
                 yield int(key[1:]), doc
 
 
-class Tally:
-    """How many of a table's documents fall in each class (a grade, a list), kept current by writes.
+class TableIndex:
+    """A view of a table's documents, one entry per key, kept current by every write to the table.
 
-    A gauge then reads the counts instead of decoding every document on a timer. Like `DueIndex`,
-    it is built from the table at the first look and again after every rebalance or dropped batch.
+    It is built from the table at its first look and again after every rebalance (faust's
+    `on_rebalance_complete`, sent once the assigned partitions' tables are recovered, so the keys
+    of partitions this worker takes over are in it) and after a dropped batch.
+    """
+
+    def __init__(self, app: faust.App, table: JsonTable, of: Callable[[Any], Any]) -> None:
+        self.table = table
+        self.of = of  # value -> its entry, or None for none
+        self._entries: dict[bytes, Any] | None = None
+        table.indexes.append(self)
+        app.on_rebalance_complete.connect(self._on_rebalance)
+
+    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self._entries = None
+
+    def update(self, key: bytes, value: Any) -> None:
+        if self._entries is not None:
+            self._set(self._entries, key, self.of(value) if value else None)
+
+    def _set(self, entries: dict[bytes, Any], key: bytes, entry: Any) -> None:
+        if entry is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = entry
+
+    def entries(self) -> dict[bytes, Any]:
+        if self._entries is None:
+            self._reset()
+            entries: dict[bytes, Any] = {}
+            for key, value in self.table.items():
+                self._set(entries, key, self.of(value) if value else None)
+            self._entries = entries
+        return self._entries
+
+    def _reset(self) -> None:
+        """Before a rebuild: drop what is derived from the entries."""
+
+
+class Tally(TableIndex):
+    """How many of a table's documents fall in each class (a grade, a list).
+
+    A gauge then reads the counts instead of decoding every document on a timer.
     """
 
     def __init__(self, app: faust.App, table: JsonTable, label: Callable[[Any], str | None]) -> None:
-        self.table = table
-        self.label = label  # value -> its class, or None for none
-        self._labels: dict[bytes, str] | None = None
         self._counts: dict[str, int] = {}
-        table.indexes.append(self)
-        app.on_rebalance_complete.connect(self._on_rebalance)
+        super().__init__(app, table, label)
 
-    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
-        self.forget()
-
-    def forget(self) -> None:
-        self._labels = None
-
-    def update(self, key: bytes, value: Any) -> None:
-        if self._labels is None:
-            return
-        old = self._labels.pop(key, None)
+    def _set(self, entries: dict[bytes, Any], key: bytes, entry: Any) -> None:
+        old = entries.get(key)
         if old is not None:
             self._counts[old] -= 1
-        new = self.label(value) if value else None
-        if new is not None:
-            self._labels[key] = new
-            self._counts[new] = self._counts.get(new, 0) + 1
+        if entry is not None:
+            self._counts[entry] = self._counts.get(entry, 0) + 1
+        super()._set(entries, key, entry)
+
+    def _reset(self) -> None:
+        self._counts = {}
 
     def counts(self) -> dict[str, int]:
-        if self._labels is None:
-            labels: dict[bytes, str] = {}
-            self._labels, self._counts = labels, {}
-            for key, value in self.table.items():
-                self.update(key, value)
-        return dict(self._counts)
+        self.entries()
+        return {label: n for label, n in self._counts.items() if n}
 
 
-class DueIndex:
+class DueIndex(TableIndex):
     """The keys of a table by when a timer must look at them next (an expiry, a deadline).
 
-    A timer then reads only the keys whose moment has come, not the whole table. The index is
-    built from the table at the first look and again after every rebalance (faust's
-    `on_rebalance_complete`, sent once the assigned partitions' tables are recovered), so the keys
-    of partitions this worker takes over are indexed too; every write to the table keeps it current
-    in between.
+    A timer then reads only the keys whose moment has come, not the whole table.
     """
 
     def __init__(self, app: faust.App, table: JsonTable, when: Callable[[Any], Any]) -> None:
-        self.table = table
-        self.when = when  # value -> the moment to look again, or None for never
-        self._index: dict[bytes, Any] | None = None
-        table.indexes.append(self)
-        app.on_rebalance_complete.connect(self._on_rebalance)
-
-    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
-        self.forget()
-
-    def forget(self) -> None:
-        self._index = None
-
-    def update(self, key: bytes, value: Any) -> None:
-        if self._index is None:
-            return
-        moment = self.when(value) if value else None
-        if moment is None:
-            self._index.pop(key, None)
-        else:
-            self._index[key] = moment
+        super().__init__(app, table, when)  # value -> the moment to look again, or None for never
 
     def drop(self, key: bytes) -> None:
-        if self._index is not None:
-            self._index.pop(key, None)
+        if self._entries is not None:
+            self._entries.pop(key, None)
 
     def ready(self, now: Any) -> list[bytes]:
         """The keys whose moment is `now` or earlier."""
-        if self._index is None:
-            self._index = {}
-            for key, value in self.table.items():
-                moment = self.when(value)
-                if moment is not None:
-                    self._index[key] = moment
-        return [key for key, moment in self._index.items() if moment <= now]
+        return [key for key, moment in self.entries().items() if moment <= now]
