@@ -20,30 +20,19 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
 
 from consumers.subscriber import Subscriber
+from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.emergency.rules import RULES as EMERGENCY_RULES
 from topics.publisher import Publisher, producer_config
-
-SUBTYPES = (
-    ("ACCIDENT", "WATER_POLLUTION"),
-    ("ACCIDENT", "HAZMAT_SPILL"),
-    ("NATURAL_DISASTER", "FLOOD"),
-    ("ACCIDENT", "AIR_POLLUTION"),
-    ("PUBLIC_HEALTH", "EPIDEMIC"),
-)
-DOMAINS = ("ENVIRONMENT", "MARKET_SUPERVISION", "FISHING_BAN", "ANTI_COUNTERFEIT", "LABOR", "TRANSPORT", "WORK_SAFETY")
-CATEGORIES = ("TRANSPORT", "INDUSTRY", "INNOVATION", "ECOLOGY", "PUBLIC_SERVICE", "OPENING_UP", "SMART_CITY")
 
 
 class Simulation:
@@ -105,64 +94,19 @@ class Simulation:
     def enforcement(self) -> None:
         if self.planned_actions and self.rng.random() < 0.5:
             action = self.planned_actions.pop(0)
-            findings = []
-            for i, subject in enumerate(action["targets"]):
-                if self.rng.random() < 0.7:
-                    findings.append(
-                        {
-                            "subject": subject,
-                            "violation": "联合检查发现的违法行为",
-                            "severity": self.rng.choice(("MINOR", "GENERAL", "GENERAL", "SERIOUS")),
-                            "decision_no": f"{action['lead_city']}联罚〔{self.today.year}〕{self.n}-{i}号",
-                            "penalty_types": ["FINE"],
-                            "fine_amount": f"{self.rng.randrange(1, 100) * 1000}.00",
-                        }
-                    )
-            closed = {**action, "status": "CLOSED", "ended_at": self.now_iso(), "findings": findings}
+            closed = workload.closed_action(self.rng, action, self.today, self.n, self.now_iso())
             closed.pop("meta", None)
             self.send(action["lead_city"], "enforcement.action", closed)
             return
         lead = self.rng.choice(self.cities)
-        targets = [
-            {"subject_id": s, "subject_kind": "ENTERPRISE", "name": f"企业{s[-6:]}有限公司"}
-            for s in self.rng.sample(self.subjects, 2)
-        ]
-        action = {
-            "action_id": f"JE-{lead}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
-            "domain": self.rng.choice(DOMAINS),
-            "lead_city": lead,
-            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
-            "status": "PLANNED",
-            "started_at": self.now_iso(),
-            "ended_at": None,
-            "targets": targets,
-            "findings": [],
-        }
+        targets = workload.enterprise_targets(self.rng, self.subjects)
+        action = workload.planned_action(self.rng, self.cities, lead, self.subjects, self.now_iso(), targets)
         self.planned_actions.append(action)
         self.send(lead, "enforcement.action", action)
 
     def emergency(self) -> None:
-        city = self.rng.choice(self.cities)
-        category, subtype = self.rng.choice(SUBTYPES)
-        level = self.rng.choice(("I", "II", "III", "III", "IV", "IV"))
-        declared = self.rng.sample([c for c in self.cities if c != city], self.rng.choice((0, 0, 1)))
-        if self.rng.random() < self.bad:
-            declared = ["999999"]  # not a member city: refused by the SDK
-        iid = f"INC-{city}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}"
-        body = {
-            "incident_id": iid,
-            "report_seq": 1,
-            "report_kind": "INITIAL",
-            "category": category,
-            "subtype": subtype,
-            "level": level,
-            "location": {"city": city},
-            "description": "模拟事件",
-            "casualties": {"deaths": 0, "injured": self.rng.randrange(0, 5), "evacuated": self.rng.randrange(0, 300)},
-            "affected_cities": declared,
-            "requested_actions": ["加强监测"],
-            "reporter": {"unit": "应急管理局", "official": "值班员", "contact": "12345"},
-        }
+        body = workload.notice(self.rng, self.cities, "模拟事件", bad=self.bad)
+        city, iid = body["location"]["city"], body["incident_id"]
         if not self.send(city, "emergency.notice", body):
             return
         self.incidents.append(iid)
@@ -179,68 +123,18 @@ class Simulation:
 
     def project(self) -> None:
         if self.projects and self.rng.random() < 0.8:
-            pid, plan = self.rng.choice(list(self.projects.items()))
-            m = self.rng.choice(plan["milestones"])
-            planned = date.fromisoformat(m["planned_date"])
-            roll = self.rng.random()
-            if roll < 0.55:
-                late = self.rng.random() < 0.3
-                actual = planned + timedelta(days=self.rng.randrange(1, 20) if late else -self.rng.randrange(0, 10))
-                status, actual_date = "DONE", min(actual, self.today)
-            elif roll < 0.9:
-                status, actual_date = "IN_PROGRESS", None
-            else:
-                status, actual_date = "BLOCKED", None
-            report = {
-                "project_id": pid,
-                "milestone_id": m["milestone_id"],
-                "status": status,
-                "actual_date": actual_date.isoformat() if actual_date else None,
-                "progress_pct": 100 if status == "DONE" else self.rng.randrange(0, 90),
-                "issue": "需要跨市协调用地" if status == "BLOCKED" else None,
-            }
-            self.send(plan["lead_city"], "project.milestone", report)
+            report = workload.milestone(self.rng, self.projects, self.today)
+            self.send(self.projects[report["project_id"]]["lead_city"], "project.milestone", report)
             return
-        lead = self.rng.choice(self.cities)
-        pid = f"NJMC-{self.today.year}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
-        milestones = [
-            {
-                "milestone_id": f"M{i + 1}",
-                "title": f"第{i + 1}阶段",
-                "planned_date": (self.today + timedelta(days=self.rng.randrange(-90, 90))).isoformat(),
-            }
-            for i in range(self.rng.randrange(2, 5))
-        ]
-        plan = {
-            "project_id": pid,
-            "name": "都市圈合作项目",
-            "category": self.rng.choice(CATEGORIES),
-            "lead_city": lead,
-            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
-            "responsible_unit": "发展和改革委员会",
-            "responsible_person": "项目负责人",
-            "total_investment": f"{self.rng.randrange(1, 500) * 1_000_000}.00",
-            "plan_year": self.today.year,
-            "milestones": milestones,
-        }
-        self.projects[pid] = plan
-        self.send(lead, "project.plan", plan)
+        plan = workload.plan(self.rng, self.cities, self.today)
+        self.projects[plan["project_id"]] = plan
+        self.send(plan["lead_city"], "project.plan", plan)
 
     def feedback(self) -> None:
         if not self.black:
             return
-        entry = self.rng.choice(list(self.black.values()))
-        city = self.rng.choice(self.cities)
-        body = {
-            "subject_id": entry["subject_id"],
-            "list_revision": entry["revision"],
-            "city": city,
-            "measure_code": self.rng.choice(entry["measures"])["code"],
-            "outcome": self.rng.choice(("APPLIED", "APPLIED", "APPLIED", "HIT", "NOT_APPLICABLE")),
-            "business_ref": f"SIM-{self.n}",
-            "reported_at": self.now_iso(),
-        }
-        self.send(city, "sanction.feedback", body)
+        body = workload.feedback(self.rng, list(self.black.values()), self.cities, f"SIM-{self.n}", self.now_iso())
+        self.send(body["city"], "sanction.feedback", body)
 
     def bad_for_the_processors(self) -> None:
         """Input that passes the SDK's checks but that a processor must refuse to its DLQ."""

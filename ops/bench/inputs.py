@@ -8,7 +8,8 @@ process on the city input (services/*/rules.py), with `meta` as the processors f
 carries what a running circle would carry: revisions that grow, listings with their measures,
 dispatches with their recipients and deadlines.
 
-The bodies follow ops/simulate.py (the same shapes and mixes), reproducible from a seed.
+The bodies are ops/bench/workload.py's, as ops/simulate.py sends them (the same shapes and mixes),
+reproducible from a seed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
 
+from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
-from ops.simulate import CATEGORIES, DOMAINS, SUBTYPES
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.credit import rules as credit_rules
@@ -147,7 +147,6 @@ class Inputs:
         return [self.entry_event(entry, cause), self.tracking_event(entry, cause)]
 
     def entry_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        expires = entry["expires_at"]
         body = {
             "meta": self.meta(
                 "sanction.list",
@@ -156,15 +155,7 @@ class Inputs:
                 "sanctions",
                 cause,
             ),
-            **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
-            "effective_from": datetime.fromisoformat(entry["effective_from"]),
-            "expires_at": (
-                datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
-                if expires
-                else None
-            ),
-            "revision": entry["revision"],
-            "removal_reason": entry["removal_reason"],
+            **sanction_rules.list_body(entry),
         }
         return self.derived("sanction.list", entry["subject_id"], body)
 
@@ -178,14 +169,7 @@ class Inputs:
                 "sanctions",
                 cause,
             ),
-            "subject_id": entry["subject_id"],
-            "list": entry["list"],
-            "status": entry["status"],
-            "list_revision": entry["revision"],
-            "listed_revision": entry.get("listed_revision", entry["revision"]),
-            "due_at": datetime.fromisoformat(entry["due_at"]) if entry.get("due_at") else None,
-            "cities": sanction_feedback.cities_view(entry, self.cities, now),
-            "version": entry["tracking_version"],
+            **sanction_feedback.tracking_body(entry, self.cities, now),
         }
         return self.derived("sanction.tracking", entry["subject_id"], body)
 
@@ -197,19 +181,10 @@ class Inputs:
         black = self.black_listed()
         out: list[Prepared] = []
         for _ in range(count if black else 0):
-            entry = self.rng.choice(black)
-            city = self.rng.choice(self.cities)
             self.n += 1
-            body = {
-                "subject_id": entry["subject_id"],
-                "list_revision": entry["revision"],
-                "city": city,
-                "measure_code": self.rng.choice(entry["measures"])["code"],
-                "outcome": self.rng.choice(("APPLIED", "APPLIED", "APPLIED", "HIT", "NOT_APPLICABLE")),
-                "business_ref": f"BENCH-{self.n}",
-                "reported_at": self.ctx.clock.now().isoformat(),
-            }
-            out.append(self.prepare(city, "sanction.feedback", body))
+            now = self.ctx.clock.now().isoformat()
+            body = workload.feedback(self.rng, black, self.cities, f"BENCH-{self.n}", now)
+            out.append(self.prepare(body["city"], "sanction.feedback", body))
         return out
 
     def tracking_for(self, fb: Prepared) -> Prepared | None:
@@ -224,25 +199,8 @@ class Inputs:
     # --- emergency -------------------------------------------------------------------------------
 
     def notice(self) -> Prepared:
-        city = self.rng.choice(self.cities)
-        category, subtype = self.rng.choice(SUBTYPES)
-        level = self.rng.choice(("I", "II", "III", "III", "IV", "IV"))
-        declared = self.rng.sample([c for c in self.cities if c != city], self.rng.choice((0, 0, 1)))
-        body = {
-            "incident_id": f"INC-{city}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
-            "report_seq": 1,
-            "report_kind": "INITIAL",
-            "category": category,
-            "subtype": subtype,
-            "level": level,
-            "location": {"city": city},
-            "description": "基准测试事件",
-            "casualties": {"deaths": 0, "injured": self.rng.randrange(0, 5), "evacuated": self.rng.randrange(0, 300)},
-            "affected_cities": declared,
-            "requested_actions": ["加强监测"],
-            "reporter": {"unit": "应急管理局", "official": "值班员", "contact": "12345"},
-        }
-        return self.prepare(city, "emergency.notice", body)
+        body = workload.notice(self.rng, self.cities, "基准测试事件")
+        return self.prepare(body["location"]["city"], "emergency.notice", body)
 
     def acks(self, notice: Prepared, share: float = 0.85) -> list[Prepared]:
         """Acknowledgements from the recipients the rules route the notice to (85% of them answer)."""
@@ -265,7 +223,6 @@ class Inputs:
         """The EmergencyDispatch the emergency processor emits for a notice."""
         n = notice.event
         incident = emergency_rules.apply_notice(None, n, emergency_rules.RULES, self.ctx.circle)
-        report = incident["reports"]["1"]
         body = {
             "meta": self.meta(
                 "emergency.dispatch",
@@ -274,71 +231,21 @@ class Inputs:
                 "emergency",
                 n["meta"]["event_id"],
             ),
-            "incident_id": n["incident_id"],
-            "report_seq": 1,
-            "effective_level": report["effective_level"],
-            "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
-            "recipients": [
-                {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
-                for city, slot in report["recipients"].items()
-            ],
-            "report_kind": n["report_kind"],
-            "subtype": n["subtype"],
-            "location_city": n["location"]["city"],
+            **emergency_rules.dispatch_body(n, incident["reports"]["1"]),
         }
         return self.derived("emergency.dispatch", n["incident_id"], body)
 
     # --- projects and enforcement ----------------------------------------------------------------
 
     def plan(self) -> Prepared:
-        lead = self.rng.choice(self.cities)
-        pid = f"NJMC-{self.today.year}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
-        milestones = [
-            {
-                "milestone_id": f"M{i + 1}",
-                "title": f"第{i + 1}阶段",
-                "planned_date": (self.today + timedelta(days=self.rng.randrange(-90, 90))).isoformat(),
-            }
-            for i in range(self.rng.randrange(2, 5))
-        ]
-        body = {
-            "project_id": pid,
-            "name": "都市圈合作项目",
-            "category": self.rng.choice(CATEGORIES),
-            "lead_city": lead,
-            "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
-            "responsible_unit": "发展和改革委员会",
-            "responsible_person": "项目负责人",
-            "total_investment": f"{self.rng.randrange(1, 500) * 1_000_000}.00",
-            "plan_year": self.today.year,
-            "milestones": milestones,
-        }
-        self.plans[pid] = body
-        return self.prepare(lead, "project.plan", body)
+        body = workload.plan(self.rng, self.cities, self.today)
+        self.plans[body["project_id"]] = body
+        return self.prepare(body["lead_city"], "project.plan", body)
 
     def milestone(self) -> Prepared:
         """A status report on a milestone of a known plan: done (some late), in progress or blocked."""
-        plan = self.plans[self.rng.choice(list(self.plans))]
-        m = self.rng.choice(plan["milestones"])
-        planned = datetime.fromisoformat(m["planned_date"]).date()
-        roll = self.rng.random()
-        if roll < 0.55:
-            late = self.rng.random() < 0.3
-            actual = planned + timedelta(days=self.rng.randrange(1, 20) if late else -self.rng.randrange(0, 10))
-            status, actual_date = "DONE", min(actual, self.today)
-        elif roll < 0.9:
-            status, actual_date = "IN_PROGRESS", None
-        else:
-            status, actual_date = "BLOCKED", None
-        body = {
-            "project_id": plan["project_id"],
-            "milestone_id": m["milestone_id"],
-            "status": status,
-            "actual_date": actual_date.isoformat() if actual_date else None,
-            "progress_pct": 100 if status == "DONE" else self.rng.randrange(0, 90),
-            "issue": "需要跨市协调用地" if status == "BLOCKED" else None,
-        }
-        return self.prepare(plan["lead_city"], "project.milestone", body)
+        body = workload.milestone(self.rng, self.plans, self.today)
+        return self.prepare(self.plans[body["project_id"]]["lead_city"], "project.milestone", body)
 
     def projects(self, count: int) -> tuple[list[Prepared], list[Prepared]]:
         """(plans, milestone reports): one plan for every four reports, as in ops/simulate.py."""
@@ -355,36 +262,11 @@ class Inputs:
             self.n += 1
             if planned and (self.rng.random() < 0.5 or len(out) + len(planned) >= count):
                 action = planned.pop(0)
-                findings = [
-                    {
-                        "subject": subject,
-                        "violation": "联合检查发现的违法行为",
-                        "severity": self.rng.choice(("MINOR", "GENERAL", "GENERAL", "SERIOUS")),
-                        "decision_no": f"{action['lead_city']}联罚〔{self.today.year}〕{self.n}-{i}号",
-                        "penalty_types": ["FINE"],
-                        "fine_amount": f"{self.rng.randrange(1, 100) * 1000}.00",
-                    }
-                    for i, subject in enumerate(action["targets"])
-                    if self.rng.random() < 0.7
-                ]
-                closed = {**action, "status": "CLOSED", "ended_at": now, "findings": findings}
+                closed = workload.closed_action(self.rng, action, self.today, self.n, now)
                 out.append(self.prepare(action["lead_city"], "enforcement.action", closed))
                 continue
             lead = self.rng.choice(self.cities)
-            action = {
-                "action_id": f"JE-{lead}-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}",
-                "domain": self.rng.choice(DOMAINS),
-                "lead_city": lead,
-                "participating_cities": self.rng.sample([c for c in self.cities if c != lead], 2),
-                "status": "PLANNED",
-                "started_at": now,
-                "ended_at": None,
-                "targets": [
-                    {"subject_id": s, "subject_kind": "ENTERPRISE", "name": f"企业{s[-6:]}有限公司"}
-                    for s in self.rng.sample(pool, 2)
-                ],
-                "findings": [],
-            }
+            action = workload.planned_action(self.rng, self.cities, lead, pool, now)
             planned.append(action)
             out.append(self.prepare(lead, "enforcement.action", action))
         return out

@@ -66,17 +66,7 @@ class EmergencyService(StreamService):
                 self.ctx.clock.now(),
                 notice["meta"]["event_id"],
             ),
-            "incident_id": notice["incident_id"],
-            "report_seq": seq,
-            "effective_level": report["effective_level"],
-            "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
-            "recipients": [
-                {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
-                for city, slot in report["recipients"].items()
-            ],
-            "report_kind": notice["report_kind"],
-            "subtype": notice["subtype"],
-            "location_city": notice["location"]["city"],
+            **rules.dispatch_body(notice, report),
         }
         await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
         return "applied"

@@ -168,6 +168,23 @@ def apply_notice(
     }
 
 
+def dispatch_body(notice: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The EmergencyDispatch event of one report (as `apply_notice` recorded it), but for its `meta`."""
+    return {
+        "incident_id": notice["incident_id"],
+        "report_seq": notice["report_seq"],
+        "effective_level": report["effective_level"],
+        "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
+        "recipients": [
+            {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
+            for city, slot in report["recipients"].items()
+        ],
+        "report_kind": notice["report_kind"],
+        "subtype": notice["subtype"],
+        "location_city": notice["location"]["city"],
+    }
+
+
 def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(incident, the report acknowledged) with the ack recorded; None for a repeat. Raises Rejected."""
     iid, seq, city = ack["incident_id"], ack["report_seq"], ack["city"]

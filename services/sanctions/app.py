@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -143,19 +143,11 @@ class SanctionService(StreamService):
         event_id = str(uuid.uuid5(TRACKING_NS, f"{entry['subject_id']}#{entry['tracking_version']}"))
         body = {
             "meta": self.proc.meta("sanction.tracking", event_id, entry["initiated_by"], now, cause),
-            "subject_id": entry["subject_id"],
-            "list": entry["list"],
-            "status": entry["status"],
-            "list_revision": entry["revision"],
-            "listed_revision": entry.get("listed_revision", entry["revision"]),
-            "due_at": datetime.fromisoformat(entry["due_at"]) if entry.get("due_at") else None,
-            "cities": feedback.cities_view(entry, self.cities, now),
-            "version": entry["tracking_version"],
+            **feedback.tracking_body(entry, self.cities, now),
         }
         await self.proc.emit("sanction.tracking", entry["subject_id"], body)
 
     async def emit(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
-        expires = entry["expires_at"]
         body = {
             "meta": self.proc.meta(
                 "sanction.list",
@@ -164,16 +156,7 @@ class SanctionService(StreamService):
                 now,
                 cause,
             ),
-            **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
-            "effective_from": datetime.fromisoformat(entry["effective_from"]),
-            # the day after the last day of publicity, at midnight UTC
-            "expires_at": (
-                datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
-                if expires
-                else None
-            ),
-            "revision": entry["revision"],
-            "removal_reason": entry["removal_reason"],
+            **rules.list_body(entry),
         }
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 

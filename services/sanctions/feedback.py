@@ -188,3 +188,17 @@ def cities_view(entry: dict[str, Any], cities: Iterable[str], now: datetime) -> 
             }
         )
     return out
+
+
+def tracking_body(entry: dict[str, Any], cities: Iterable[str], now: datetime) -> dict[str, Any]:
+    """The SanctionTracking event of an entry's feedback tracking, but for its `meta`."""
+    return {
+        "subject_id": entry["subject_id"],
+        "list": entry["list"],
+        "status": entry["status"],
+        "list_revision": entry["revision"],
+        "listed_revision": entry.get("listed_revision", entry["revision"]),
+        "due_at": datetime.fromisoformat(entry["due_at"]) if entry.get("due_at") else None,
+        "cities": cities_view(entry, cities, now),
+        "version": entry["tracking_version"],
+    }

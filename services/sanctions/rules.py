@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +259,20 @@ def next_entry(
     if prev is not None and same_list and all(prev.get(k) == v for k, v in entry.items()):
         return None
     return {**entry, "revision": revision}
+
+
+def list_body(entry: dict[str, Any]) -> dict[str, Any]:
+    """The SanctionList event of an entry, but for its `meta`."""
+    expires = entry["expires_at"]
+    return {
+        **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
+        "effective_from": datetime.fromisoformat(entry["effective_from"]),
+        # the day after the last day of publicity, at midnight UTC
+        "expires_at": (
+            datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
+            if expires
+            else None
+        ),
+        "revision": entry["revision"],
+        "removal_reason": entry["removal_reason"],
+    }
