@@ -1,7 +1,8 @@
 """What a fault drill looks at, from outside the workers: the topics' offsets, the groups' commits,
 the DLQ view, a worker's CPU time and log, and the profiles a clean run would end with.
 
-Shared by `python -m ops.chaos` and the outage tests (tests/integration/test_worker_outages.py).
+Shared by `python -m ops.chaos` and the integration tests (tests/integration: the outage and
+fault tests, and the workers, waits and stops of conftest.py).
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +66,32 @@ def spawn_worker(settings: Settings, service: str, log: Path, **extra_env: str) 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Stop a process with `sig`, killed if it has not ended within `timeout` seconds."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
+    """Poll `check` until it returns something truthy, and return that; a connection refused (a
+    process still starting) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+            if got:
+                return got
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -31,17 +31,25 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from kafka import KafkaProducer
 
 from ops.bench.workload import credit_records
 from ops.broker import local
-from ops.chaos.probes import Offsets, dead_letter_view, garbage, latest_profiles, oracle, spawn_worker, state_counts
+from ops.chaos.probes import (
+    Offsets,
+    dead_letter_view,
+    garbage,
+    latest_profiles,
+    oracle,
+    spawn_worker,
+    state_counts,
+    stop_worker,
+    wait_until,
+)
 from services.cli import provision_bus
 from services.common.context import Context, build_context
 from services.common.settings import Settings
@@ -58,20 +66,6 @@ CATCH_UP_TIMEOUT = 600.0
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-            if got:
-                return got
-        except (httpx.HTTPError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 class Feed:
@@ -166,7 +160,7 @@ def drill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         for k in range(args.kills):
             floor = sum(offsets.committed(group, topic).values())
-            wait(
+            wait_until(
                 f"the worker processes after restart {k}",
                 lambda floor=floor: sum(offsets.committed(group, topic).values()) > floor,  # type: ignore[misc]
                 PROGRESS_TIMEOUT,
@@ -188,25 +182,20 @@ def drill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             )
         while feed.released < feed.portions:
             feed.release()
-        wait("the publisher finished", feed.done.is_set, 600)
+        wait_until("the publisher finished", feed.done.is_set, 600)
         if feed.error is not None:
             raise RuntimeError(f"publishing failed: {feed.error!r}")
         total = offsets.end(topic)
         say(f"published {feed.sent}; the topic holds {total}; waiting for the worker to catch up ...")
-        wait("the worker caught up", lambda: offsets.caught_up(group, topic), CATCH_UP_TIMEOUT, every=1.0)
+        wait_until("the worker caught up", lambda: offsets.caught_up(group, topic), CATCH_UP_TIMEOUT, every=1.0)
         caught_up_s = time.monotonic() - began
-        wait("the state counts every record", lambda: state_counts(port, topic)["offset"] == total, 120)
+        wait_until("the state counts every record", lambda: state_counts(port, topic)["offset"] == total, 120)
         counts = state_counts(port, topic)
         assert worker is not None
         alive = worker.poll() is None
     finally:
         if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop_worker(worker)
         feed.close()
 
     latest = latest_profiles(ctx)

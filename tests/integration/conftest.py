@@ -6,14 +6,11 @@ Each test gets its own topic prefix, so its topics, DLQs and consumer groups are
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +18,10 @@ import pytest
 
 from consumers.subscriber import Subscriber
 from ops.broker import local
+from ops.chaos import probes
 from services.cli import provision_bus
 from services.common.context import Context, build_context
-from services.common.settings import ENV, Settings
+from services.common.settings import Settings
 
 #: every test port moves by TONGCHENG_TEST_PORT_SHIFT, so two suites can run side by side; all stay
 #: below Linux's ephemeral range (32768-60999)
@@ -75,42 +73,9 @@ def ctx(stack: Settings) -> Context:
     return provisioned(fresh_settings(stack))
 
 
-WORKER_SETTINGS = (
-    "topic_prefix",
-    "kafka_port",
-    "registry_port",
-    "data_dir",
-    "metrics_port",
-    "clock_file",
-    "sweep_seconds",
-)
-
-
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
-    for name in WORKER_SETTINGS:
-        env[ENV[name]] = str(getattr(settings, name))
-    return {**env, **extra}
-
-
 def spawn_worker(settings: Settings, service: str, **extra_env: str) -> subprocess.Popen[bytes]:
     """`tongcheng worker SERVICE` as a subprocess, its log appended to <data dir>/<service>.log."""
-    with open(settings.data_dir / f"{service}.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", service],
-            env=worker_env(settings, **extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return probes.spawn_worker(settings, service, settings.data_dir / f"{service}.log", **extra_env)
 
 
 def read_until(
@@ -138,22 +103,6 @@ def latest(
     """The newest event per `key` on a topic, read from the beginning until `until` holds."""
     events = read_until(ctx, event_type, lambda found: until({e[key]: e for e in found}), timeout)
     return {e[key]: e for e in events}
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll `check` until it returns something truthy, and return that; a connection refused (a
-    process still starting) counts as not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-            if got:
-                return got
-        except (httpx.HTTPError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def dead_letters(ctx: Any, event_type: str, count: int, timeout: float = 60) -> list[Any]:

@@ -25,12 +25,13 @@ import httpx
 import pytest
 
 from ops.broker import local
+from ops.chaos.probes import stop_worker, wait_until
 from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.errors import PublishError
 from services.common.settings import ENV, Settings
 from tests.conftest import example
-from tests.integration.conftest import PORT_SHIFT, provisioned, read_until, wait_until
+from tests.integration.conftest import PORT_SHIFT, provisioned, read_until
 from topics.publisher import Publisher
 
 PORTS = {
@@ -69,12 +70,7 @@ def api(restart_stack: Settings) -> Iterator[tuple[str, str]]:
         wait_until("the API answers", lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 30)
         yield url, token
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_worker(proc, timeout=20)
 
 
 @dataclass

@@ -11,18 +11,11 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from ops.chaos.probes import stop_worker
 from services.common.context import Context
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import (
-    clocked_settings,
-    dead_letters,
-    latest,
-    metric_at,
-    provisioned,
-    spawn_worker,
-    stop_worker,
-)
+from tests.integration.conftest import clocked_settings, dead_letters, latest, metric_at, provisioned, spawn_worker
 from topics.publisher import Publisher
 
 METRICS_PORT = 19400

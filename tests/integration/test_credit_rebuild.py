@@ -22,12 +22,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from consumers.db import make_engine
 from consumers.readmodel import credit_profiles
 from ops.bench.workload import credit_records
+from ops.chaos.probes import stop_worker
 from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.settings import Settings
 from services.credit import rules
-from tests.integration.conftest import clocked_settings, provisioned, spawn_worker, stop_worker
+from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
 from topics.publisher import Prepared, Publisher, producer_config
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)

@@ -22,18 +22,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, KafkaAdminClient
 
+from ops.chaos.probes import stop_worker, wait_until
 from services.common.context import Context
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import (
-    clocked_settings,
-    latest,
-    metric_at,
-    provisioned,
-    spawn_worker,
-    stop_worker,
-    wait_until,
-)
+from tests.integration.conftest import clocked_settings, latest, metric_at, provisioned, spawn_worker
 from topics.publisher import Publisher
 
 NOW = datetime.now(UTC)

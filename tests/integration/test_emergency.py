@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consumers.db import make_engine
+from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision, supervision_router
@@ -26,16 +27,7 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import (
-    clocked_settings,
-    dead_letters,
-    metric_at,
-    provisioned,
-    read_until,
-    spawn_worker,
-    stop_worker,
-    wait_until,
-)
+from tests.integration.conftest import clocked_settings, dead_letters, metric_at, provisioned, read_until, spawn_worker
 from topics.publisher import Publisher
 
 METRICS = 19800

@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 from consumers.subscriber import Subscriber
+from ops.chaos.probes import wait_until
 from services.common.context import build_context
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import wait_until
 from topics.publisher import Publisher
 
 ROOT = Path(__file__).resolve().parents[2]

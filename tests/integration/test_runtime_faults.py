@@ -28,9 +28,10 @@ from kafka.errors import KafkaError
 from consumers.subscriber import Subscriber
 from ops.bench.workload import credit_records
 from ops.broker import local
+from ops.chaos.probes import state_counts, stop_worker, wait_until
 from services.common.context import Context
 from services.common.settings import Settings
-from tests.integration.conftest import clocked_settings, provisioned, spawn_worker, stop_worker, wait_until
+from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
 from tests.integration.test_credit_rebuild import oracle, read_profiles
 from topics.publisher import Prepared, Publisher, producer_config
 
@@ -110,19 +111,6 @@ class Bus:
 
     def profiles_written(self) -> int:
         return self.end(self.ctx.topics.topic("credit.profile"))
-
-
-def state_counts(port: int, topic: str) -> dict[str, float]:
-    """The worker's counts kept in its state: outcome -> records, and 'offset' -> summed next offsets."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    out: dict[str, float] = {"offset": 0.0}
-    for line in text.splitlines():
-        if line.startswith("tongcheng_input_records{") and f'topic="{topic}"' in line:
-            outcome = line.split('outcome="')[1].split('"')[0]
-            out[outcome] = float(line.split()[-1])
-        elif line.startswith("tongcheng_input_offset{") and f'topic="{topic}"' in line:
-            out["offset"] += float(line.split()[-1])
-    return out
 
 
 @pytest.fixture

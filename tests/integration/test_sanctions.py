@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from consumers.db import make_engine
 from consumers.inbox import Inbox
+from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.reads import read_router
 from services.api.tokens import TokenStore
@@ -21,16 +22,7 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from services.sanctions.rules import RULES
-from tests.integration.conftest import (
-    clocked_settings,
-    dead_letters,
-    latest,
-    metric_at,
-    provisioned,
-    spawn_worker,
-    stop_worker,
-    wait_until,
-)
+from tests.integration.conftest import clocked_settings, dead_letters, latest, metric_at, provisioned, spawn_worker
 from tests.integration.test_credit import profiles, record, uscc
 from topics.publisher import Publisher
 

@@ -40,11 +40,13 @@ from ops.chaos.probes import (
     oracle_of,
     spawn_worker,
     state_counts,
+    stop_worker,
     topic_events,
+    wait_until,
 )
 from services.common.context import Context
 from services.common.settings import Settings
-from tests.integration.conftest import PORT_SHIFT, provisioned, stop_worker, wait_until
+from tests.integration.conftest import PORT_SHIFT, provisioned
 from tests.integration.test_read_model import profile, uscc
 from topics.publisher import HealingProducer, Prepared, Publisher, publisher_config
 
