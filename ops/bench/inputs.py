@@ -147,31 +147,20 @@ class Inputs:
         return [self.entry_event(entry, cause), self.tracking_event(entry, cause)]
 
     def entry_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        body = {
-            "meta": self.meta(
-                "sanction.list",
-                self.derived_id("entry", entry["subject_id"], entry["revision"]),
-                entry["initiated_by"],
-                "sanctions",
-                cause,
-            ),
-            **sanction_rules.list_body(entry),
-        }
-        return self.derived("sanction.list", entry["subject_id"], body)
+        body = sanction_rules.list_body(entry)
+        return self.sanction_event("sanction.list", "entry", entry["revision"], entry, cause, body)
 
     def tracking_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        now = self.ctx.clock.now()
-        body = {
-            "meta": self.meta(
-                "sanction.tracking",
-                self.derived_id("tracking", entry["subject_id"], entry["tracking_version"]),
-                entry["initiated_by"],
-                "sanctions",
-                cause,
-            ),
-            **sanction_feedback.tracking_body(entry, self.cities, now),
-        }
-        return self.derived("sanction.tracking", entry["subject_id"], body)
+        body = sanction_feedback.tracking_body(entry, self.cities, self.ctx.clock.now())
+        return self.sanction_event("sanction.tracking", "tracking", entry["tracking_version"], entry, cause, body)
+
+    def sanction_event(
+        self, event_type: str, kind: str, version: int, entry: dict[str, Any], cause: str | None, body: dict[str, Any]
+    ) -> Prepared:
+        """`body` with the meta the sanctions processor gives it; its id from `kind` and `version`."""
+        event_id = self.derived_id(kind, entry["subject_id"], version)
+        meta = self.meta(event_type, event_id, entry["initiated_by"], "sanctions", cause)
+        return self.derived(event_type, entry["subject_id"], {"meta": meta, **body})
 
     def black_listed(self) -> list[dict[str, Any]]:
         return [e for e in self.entries.values() if e["list"] == "BLACK" and e["status"] == "LISTED"]
