@@ -64,13 +64,16 @@ class DeadLetters:
         self._metrics = metrics
         self._service = service
 
-    def reject(self, msg: Consumed, reason: Reason, detail: str) -> Any:
-        """Send `msg` byte for byte to its topic's DLQ with the reason headers, count and log it."""
+    def reject(self, msg: Consumed, reason: Reason, detail: str, count: bool = True) -> Any:
+        """Send `msg` byte for byte to its topic's DLQ with the reason headers, log it, and count it
+        (unless the caller counts once the rejection is acknowledged: `count=False`)."""
         log.warning("rejected %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason.value, detail)
         headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
         headers += [("error.service", self._service.encode()), ("source.key", msg.key or b"")]
         key = dlq_key(msg.topic, msg.partition, msg.offset)
         result = self._send(dlq_topic(msg.topic), key, msg.value, headers)
+        if not count:
+            return result
         self._metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
         self._metrics.events_consumed.labels(service=self._service, topic=msg.topic, outcome="rejected").inc()
         return result

@@ -22,7 +22,6 @@ from services.credit.enforcement import records_from_action
 
 SERVICE = "credit"
 METRICS_OFFSET = 1
-BATCH = 2000
 PROFILE_NS = uuid.UUID("0c8f5d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5")
 log = logging.getLogger("tongcheng.credit")
 
@@ -34,9 +33,8 @@ class CreditService(StreamService):
         super().__init__(ctx, metrics, app)
         self.subjects = self.proc.table("subjects", self.partitions("credit.record"))
         self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"))
-        self.agent("credit.record", "credit-records", self.apply_batch, BATCH)
-        actions = self.each_event("enforcement.action", self.convert_action)
-        self.agent("enforcement.action", "enforcement-actions", actions, 500, within=0.2)
+        self.agent("credit.record", self.apply_batch)
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         #: subjects by the day their profile next changes on the clock alone
         self.due = DueIndex(self.app, self.subjects, rules.next_change)
@@ -61,7 +59,6 @@ class CreditService(StreamService):
             state, _ = rules.evaluate(state, now.date(), bump=False)
             self.subjects[key] = state
             await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
-        await self.proc.flush()
 
     async def emit_profile(self, state: dict[str, Any], city: str, cause: str | None) -> None:
         now = self.ctx.clock.now()

@@ -42,8 +42,8 @@ class EmergencyService(StreamService):
         super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
         self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"))
-        self.agent("emergency.notice", "emergency-notices", self.each_event("emergency.notice", self.apply_notice))
-        self.agent("emergency.ack", "emergency-acks", self.each_event("emergency.ack", self.apply_ack))
+        self.agent("emergency.notice", self.each_event("emergency.notice", self.apply_notice))
+        self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: incidents by their earliest deadline still watched

@@ -30,7 +30,6 @@ from services.sanctions import feedback, rules
 
 SERVICE = "sanctions"
 METRICS_OFFSET = 3
-BATCH = 2000
 ENTRY_NS = uuid.UUID("5d0f8a52-7c1e-4b8e-9a57-3f4a1c2b9e61")
 TRACKING_NS = uuid.UUID("9b3e61c4-0d2a-4f7b-8c15-6e2d7a9f4b03")
 ALERT_NS = uuid.UUID("e4a7c2d9-58b1-4f3e-a6d0-1c9b8f2e7a45")
@@ -46,8 +45,8 @@ class SanctionService(StreamService):
         self.entries = self.proc.table("entries", self.partitions("credit.profile"))
         self.window_days = ctx.settings.feedback_window_days or self.rules.feedback_window_days
         self.cities = list(ctx.circle.codes)
-        self.agent("credit.profile", "sanction-profiles", self.apply_batch, BATCH)
-        self.agent("sanction.feedback", "sanction-feedback", self.apply_feedback, BATCH)
+        self.agent("credit.profile", self.apply_batch)
+        self.agent("sanction.feedback", self.apply_feedback)
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: listings by the end of their feedback window, while an alert may still be owed
@@ -75,7 +74,6 @@ class SanctionService(StreamService):
             return "applied"
 
         await self.proc.each(events, "credit.profile", handle)
-        await self.proc.flush()
 
     def watch_until(self, entry: dict[str, Any]) -> datetime | None:
         """When the sweep must look at a listing: the end of its window, while some city may still be
@@ -103,7 +101,6 @@ class SanctionService(StreamService):
         await self.proc.each(events, "sanction.feedback", handle)
         for key, cause in changed.items():  # one tracking event per subject per batch
             await self.emit_tracking(self.entries.get(key), cause, now)
-        await self.proc.flush()
 
     async def sweep(self) -> None:
         """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once."""

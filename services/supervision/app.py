@@ -39,10 +39,9 @@ class SupervisionService(StreamService):
         partitions = self.partitions("project.plan")
         self.projects = self.proc.table("projects", partitions)
         self.actions = self.proc.table("closed-actions", partitions)
-        self.agent("project.plan", "project-plans", self.each_event("project.plan", self.apply_plan))
-        self.agent("project.milestone", "project-milestones", self.each_event("project.milestone", self.apply_report))
-        actions = self.each_event("enforcement.action", self.count_action)
-        self.agent("enforcement.action", "enforcement-counts", actions, within=0.2)
+        self.agent("project.plan", self.each_event("project.plan", self.apply_plan))
+        self.agent("project.milestone", self.each_event("project.milestone", self.apply_report))
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
 
     async def apply_plan(self, event: Record, plan: dict[str, Any]) -> str:

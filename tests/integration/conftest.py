@@ -130,7 +130,8 @@ def metric_at(port: int, name: str, **labels: str) -> float:
                 raise
             time.sleep(0.5)
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    sample = f"{name}{{{want}}} " if want else f"{name} "
     for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}}"):
+        if line.startswith(sample):
             return float(line.split()[-1])
     return 0.0

@@ -130,11 +130,8 @@ class Processor:
 
     def reject(self, record: Record, reason: Reason, detail: str) -> None:
         """Queue the record, byte for byte, for its topic's DLQ; it is sent with the batch's outputs."""
-        self.dead.reject(record, reason, detail)
-        tp = TP(record.topic, record.partition)
-        if tp in self._reasons:
-            self._reasons[tp][reason.value] += 1
-            self._outcomes[tp]["rejected"] += 1
+        self.dead.reject(record, reason, detail, count=False)  # counted once the batch is through
+        self._reasons[TP(record.topic, record.partition)][reason.value] += 1
 
     def decode(self, record: Record, event_type: str) -> dict[str, Any]:
         """Decode and contract-check one input record; raises Rejected (bad data) or Unavailable."""
@@ -147,7 +144,6 @@ class Processor:
     async def each(self, records: Sequence[Record], event_type: str, handle: Handle) -> None:
         """Run `handle` on every decodable record of a batch; handle returns the outcome to count."""
         started = time.perf_counter()
-        counted: Counter[tuple[str, str]] = Counter()
         for record in records:
             try:
                 decoded = self.decode(record, event_type)
@@ -161,12 +157,7 @@ class Processor:
                 log.exception("internal error on %s[%d]@%d", record.topic, record.partition, record.offset)
                 self.reject(record, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
                 continue
-            counted[(record.topic, outcome)] += 1
-            tp = TP(record.topic, record.partition)
-            if tp in self._outcomes:
-                self._outcomes[tp][outcome] += 1
-        for (topic, outcome), n in counted.items():
-            self.metrics.events_consumed.labels(service=self.service, topic=topic, outcome=outcome).inc(n)
+            self._outcomes[TP(record.topic, record.partition)][outcome] += 1
         if records:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
 
@@ -187,9 +178,7 @@ class Processor:
         whose state was not would skip that state's records after a crash.
         """
         advanced = {
-            tp: self._progress[tp.topic].advance(
-                tp.partition, next_offset, dict(self._outcomes[tp]), dict(self._reasons[tp])
-            )
+            tp: self._progress[tp.topic].advance(tp.partition, next_offset, self._counts(tp), dict(self._reasons[tp]))
             for tp, next_offset in self._next.items()
         }
         await self.outputs.send()
@@ -202,6 +191,19 @@ class Processor:
             await self.changelogs.send()
         for tp, doc in advanced.items():
             self.progress_seen.setdefault(tp.topic, {})[tp.partition] = doc
+
+    def _counts(self, tp: TP) -> dict[str, int]:
+        """The batch's outcomes on one input partition, rejections included."""
+        return {**self._outcomes[tp], "rejected": sum(self._reasons[tp].values())}
+
+    def _count_batch(self) -> None:
+        """The process counters, once a batch's effects are acknowledged (a retried batch counts once)."""
+        for tp in self._next:
+            for outcome, n in self._counts(tp).items():
+                if n:
+                    self.metrics.events_consumed.labels(service=self.service, topic=tp.topic, outcome=outcome).inc(n)
+            for reason, n in self._reasons[tp].items():
+                self.metrics.events_rejected.labels(topic=tp.topic, reason=reason).inc(n)
 
     def _drop(self) -> None:
         self.outputs.clear()
@@ -227,17 +229,16 @@ class Processor:
         return run
 
     async def on_fetched(self, on_batch: OnBatch, fetched: Mapping[TP, Sequence[Record]]) -> None:
-        """One fetch of one input topic: skip what the state already holds, process, commit."""
+        """One fetch of one input topic: skip what the state already holds, apply the rest
+        (`on_batch`), send its effects in order (`flush`), count, commit."""
         topic = next(iter(fetched)).topic
         progress = self._progress[topic]
         todo: list[Record] = []
         commit: dict[TP, int] = {}
         for tp, records in fetched.items():
             start = progress.next_offset(tp.partition)
-            fresh = [r for r in records if r.offset >= start] if records[0].offset < start else list(records)
+            todo.extend(r for r in records if r.offset >= start)
             commit[tp] = max(records[-1].offset + 1, start)
-            if fresh:
-                todo.extend(fresh)
         pause = self.FIRST_PAUSE
         async with self._lock:
             while todo:
@@ -246,6 +247,8 @@ class Processor:
                 self._reasons = {tp: Counter() for tp in commit}
                 try:
                     await on_batch(todo)
+                    await self.flush()
+                    self._count_batch()
                     break
                 except Unavailable as exc:
                     self._drop()
@@ -325,9 +328,9 @@ class StreamService:
     def partitions(self, event_type: str) -> int:
         return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
 
-    def agent(self, event_type: str, name: str, on_batch: OnBatch, batch: int = 0, within: float = 0.0) -> None:
-        """`on_batch` gets the records of `event_type`'s topic, a fetch at a time (`batch` and
-        `within` are kept for the callers: a fetch is bounded by the consumer's max poll records)."""
+    def agent(self, event_type: str, on_batch: OnBatch) -> None:
+        """`on_batch` gets the records of `event_type`'s topic, a fetch at a time (at most the
+        consumer's `broker_max_poll_records`), and applies them; the frame sends their effects."""
         topic = self.ctx.topics.topic(event_type)
         self.proc.progress(topic, self.partitions(event_type))
         # the subscription stays faust's: every topic of the app's conductor is subscribed
@@ -351,10 +354,5 @@ class StreamService:
         self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
 
     def each_event(self, event_type: str, handle: Handle) -> OnBatch:
-        """A batch handler that applies `handle` to each record, then sends the batch's effects."""
-
-        async def on_batch(records: list[Record]) -> None:
-            await self.proc.each(records, event_type, handle)
-            await self.proc.flush()
-
-        return on_batch
+        """A batch handler that applies `handle` to each record."""
+        return functools.partial(self.proc.each, event_type=event_type, handle=handle)
