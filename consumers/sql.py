@@ -33,7 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -68,8 +68,10 @@ LOST_CONNECTION = (
 
 def transient(exc: BaseException) -> bool:
     """Is `exc` a fault of a dependency (registry, broker, database connection), to wait out?"""
-    if isinstance(exc, Unavailable | KafkaError):
+    if isinstance(exc, Unavailable):
         return True
+    if isinstance(exc, KafkaError):  # a refused or oversized record is not waited out
+        return bool(exc.retriable) or isinstance(exc, CommitFailedError)  # a rebalance: read the batch again
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, OperationalError):
@@ -217,7 +219,7 @@ class SqlSink:
             self.metrics.events_consumed.labels(service=self.service, topic=topic, outcome=outcome).inc(n)
 
     def reject(self, d: Delivery, reason: Reason, detail: str) -> Any:
-        return self.dead.reject(d, reason, detail)
+        return self.dead.reject(d, reason, detail, count=False)  # counted once the batch is in
 
     def step(self) -> int:
         """One poll, one transaction, one offset commit. Returns the number of records consumed.
@@ -269,13 +271,16 @@ class SqlSink:
         with self.engine.begin() as conn:
             for topic, batch in pending.items():
                 counts.append((topic, *self._write(conn, topic, batch)))
+        for future in sends:
+            future.get(timeout=30)
+        # the rows and dead letters are in: a fault from here on does not read the batch again,
+        # so the batch is counted now, once
+        self._batch_start = {}
         for topic, applied, duplicate in counts:
             self.count(topic, "applied", applied)
             self.count(topic, "duplicate", duplicate)
-        for future in sends:
-            future.get(timeout=30)
-        # the rows and dead letters are in: a fault from here on does not read the batch again
-        self._batch_start = {}
+        for d, reason, _ in rejects:
+            self.dead.count(d, reason)
         self._uncommitted = True
         self._commit()
         self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(deliveries))

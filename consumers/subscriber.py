@@ -50,6 +50,11 @@ class Delivery:
         return out
 
 
+#: dead-letter keys remembered to hide repeats; a record rejected again after a crash is re-sent
+#: within the uncommitted batch that follows its first rejection, so the window need not be long
+DEAD_SEEN = 100_000
+
+
 class Subscriber:
     """Reads one or more topics of the catalogue (full names or event types) and decodes them."""
 
@@ -63,7 +68,7 @@ class Subscriber:
     ) -> None:
         self.ctx = ctx
         self.topics = [t if "." in t and t.count(".") >= 3 else ctx.topics.topic(t) for t in topics]
-        self._dead_seen: set[tuple[str, bytes]] = set()
+        self._dead_seen: dict[tuple[str, bytes], None] = {}  # oldest first, at most DEAD_SEEN
         self._consumer = KafkaConsumer(
             bootstrap_servers=ctx.settings.bootstrap,
             group_id=group_id,
@@ -113,7 +118,9 @@ class Subscriber:
                 if r.topic.endswith(".dlq") and r.key is not None:
                     if (r.topic, r.key) in self._dead_seen:
                         continue  # the same bad record, rejected again after a crash
-                    self._dead_seen.add((r.topic, r.key))
+                    self._dead_seen[(r.topic, r.key)] = None
+                    if len(self._dead_seen) > DEAD_SEEN:  # a repeat follows its first within a batch
+                        del self._dead_seen[next(iter(self._dead_seen))]
                 out.append(self.decode(r.topic, r.partition, r.offset, r.key, r.value, r.headers))
         return out
 

@@ -72,8 +72,11 @@ class DeadLetters:
         headers += [("error.service", self._service.encode()), ("source.key", msg.key or b"")]
         key = dlq_key(msg.topic, msg.partition, msg.offset)
         result = self._send(dlq_topic(msg.topic), key, msg.value, headers)
-        if not count:
-            return result
+        if count:
+            self.count(msg, reason)
+        return result
+
+    def count(self, msg: Consumed, reason: Reason) -> None:
+        """Count one rejection; for callers that count once a batch's rejections are acknowledged."""
         self._metrics.events_rejected.labels(topic=msg.topic, reason=reason.value).inc()
         self._metrics.events_consumed.labels(service=self._service, topic=msg.topic, outcome="rejected").inc()
-        return result

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+from kafka.cluster import collect_hosts
 
 API_VERSIONS = 18
 UNSUPPORTED_VERSION = 35  # still an answer: the broker is serving requests
@@ -32,14 +33,8 @@ def _never() -> bool:
 
 
 def _hosts(bootstrap: str) -> list[tuple[str, int]]:
-    hosts = []
-    for item in bootstrap.split(","):
-        item = item.strip().removeprefix("kafka://")
-        if not item:
-            continue
-        host, _, port = item.rpartition(":")
-        hosts.append((host.strip("[]") or "127.0.0.1", int(port or 9092)))
-    return hosts
+    """host:port pairs as the Kafka clients read them (a missing port is 9092, IPv6 in brackets)."""
+    return [(host, port) for host, port, _ in collect_hosts(bootstrap.replace("kafka://", ""), randomize=False)]
 
 
 def _api_versions(host: str, port: int, timeout: float) -> None:
