@@ -50,6 +50,30 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 INPUT_TYPES = [name for name, e in EVENT_TYPES.items() if not e.derived]
+
+#: The one service that judges each input event type and holds the state it changes. It alone
+#: writes the type's DLQ and its accepted stream (`Catalog.accepted`): the events it applied,
+#: byte for byte with their headers, after every check (schema, contract, provenance, event_id,
+#: order and ownership). Every other reader of the type consumes the accepted stream.
+OWNER: dict[str, str] = {
+    "credit.record": "credit",
+    "enforcement.action": "credit",
+    "sanction.feedback": "sanctions",
+    "emergency.notice": "emergency",
+    "emergency.ack": "emergency",
+    "project.plan": "supervision",
+    "project.milestone": "supervision",
+}
+#: The derived event types and the services that write each.
+WRITERS: dict[str, tuple[str, ...]] = {
+    "credit.profile": ("credit",),
+    "sanction.list": ("sanctions",),
+    "sanction.tracking": ("sanctions",),
+    "emergency.dispatch": ("emergency",),
+    # overdue alerts: milestones (supervision), acknowledgements (emergency), feedback (sanctions)
+    "supervision.alert": ("supervision", "emergency", "sanctions"),
+}
+assert set(OWNER) == set(INPUT_TYPES) and set(WRITERS) | set(OWNER) == set(EVENT_TYPES)
 DLQ_RETENTION_MS = str(30 * DAY_MS)
 
 
@@ -85,11 +109,23 @@ class Catalog:
             base = self.topic(base)
         return f"{base}.dlq"
 
+    def accepted(self, event_type: str) -> str:
+        """The accepted stream of an input type: what its owner applied (see OWNER)."""
+        if event_type not in OWNER:
+            raise KeyError(f"{event_type!r} is not an input event type; known: {', '.join(OWNER)}")
+        return f"{self.prefix}.{event_type}.accepted.v1"
+
     def event_type_of(self, topic: str) -> EventType | None:
-        """The event type a topic carries (None for DLQs and foreign topics)."""
+        """The event type a topic carries, its accepted stream included (None for DLQs and foreign topics)."""
         if not topic.startswith(self.prefix + ".") or not topic.endswith(".v1"):
             return None
-        return EVENT_TYPES.get(topic[len(self.prefix) + 1 : -3])
+        name = topic[len(self.prefix) + 1 : -3]
+        if name.endswith(".accepted") and name[: -len(".accepted")] in OWNER:
+            name = name[: -len(".accepted")]
+        return EVENT_TYPES.get(name)
+
+    def is_accepted(self, topic: str) -> bool:
+        return topic.endswith(".accepted.v1")
 
     def specs(self) -> list[TopicSpec]:
         common = {"min.insync.replicas": str(self.min_insync_replicas)}
@@ -100,6 +136,8 @@ class Catalog:
             else:
                 config = {"cleanup.policy": "delete", "retention.ms": e.retention_ms, "retention.bytes": "-1", **common}
             out.append(TopicSpec(self.topic(e.name), e.partitions, config, e))
+            if e.name in OWNER:  # the accepted stream: kept as long as its input
+                out.append(TopicSpec(self.accepted(e.name), e.partitions, config, e))
             out.append(
                 TopicSpec(self.dlq(e.name), 1, {"cleanup.policy": "delete", "retention.ms": DLQ_RETENTION_MS, **common})
             )

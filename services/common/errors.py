@@ -24,6 +24,11 @@ class Reason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     WRONG_TOPIC = "wrong_topic"
     SOURCE_CITY_MISMATCH = "source_city_mismatch"
+    NULL_VALUE = "null_value"
+    # provenance (record headers signed by the sending city)
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    SOURCE_MISMATCH = "source_mismatch"
     # domain rules
     UNKNOWN_RECORD = "unknown_record"
     REPAIR_TOO_EARLY = "repair_too_early"
@@ -38,6 +43,7 @@ class Reason(StrEnum):
     INCIDENT_CLOSED = "incident_closed"
     UNKNOWN_PROJECT = "unknown_project"
     UNKNOWN_MILESTONE = "unknown_milestone"
+    NOT_OWNER = "not_owner"
     INTERNAL_ERROR = "internal_error"
 
 
