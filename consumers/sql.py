@@ -187,7 +187,8 @@ class SqlSink:
         self.metrics = metrics or Metrics()
         self.batch_size = batch_size
         self.poll_timeout_ms = poll_timeout_ms
-        self.by_topic = {ctx.topics.topic(p.event_type): p for p in projections}
+        # an input type is read from its accepted stream: only what its owner applied is served
+        self.by_topic = {ctx.topics.stream(p.event_type): p for p in projections}
         # a raw kafka-python producer can stay stuck for good after an outage longer than its delivery
         # timeout (topics/publisher.py); a HealingProducer replaces it. A send waits at most 10 s for
         # metadata, so a DLQ send during an outage fails (and the batch is read again) instead of
@@ -266,7 +267,11 @@ class SqlSink:
                 rejects.append((d, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
                 continue
             batch.put(projection.key_of(row), row)
-        sends = [self.reject(d, reason, detail) for d, reason, detail in rejects]
+        # one verdict per event: a record of an accepted stream was judged by its owner; one this
+        # sink cannot use is counted and logged, not dead-lettered a second time
+        sends = [
+            self.reject(d, reason, detail) for d, reason, detail in rejects if not self.ctx.topics.is_accepted(d.topic)
+        ]
         counts: list[tuple[str, int, int]] = []
         with self.engine.begin() as conn:
             for topic, batch in pending.items():

@@ -124,6 +124,11 @@ class Catalog:
             name = name[: -len(".accepted")]
         return EVENT_TYPES.get(name)
 
+    def stream(self, event_type: str) -> str:
+        """The topic a reader other than the owner consumes: a derived type's topic, an input type's
+        accepted stream."""
+        return self.accepted(event_type) if event_type in OWNER else self.topic(event_type)
+
     def is_accepted(self, topic: str) -> bool:
         return topic.endswith(".accepted.v1")
 

@@ -32,17 +32,16 @@ class Reason(StrEnum):
     # domain rules
     UNKNOWN_RECORD = "unknown_record"
     REPAIR_TOO_EARLY = "repair_too_early"
-    FOREIGN_RECORD = "foreign_record"
     UNKNOWN_SUBJECT = "unknown_subject"
     STALE_REVISION = "stale_revision"
     UNKNOWN_MEASURE = "unknown_measure"
     UNKNOWN_INCIDENT = "unknown_incident"
     UNKNOWN_REPORT = "unknown_report"
-    NOT_A_RECIPIENT = "not_a_recipient"
     REPORT_OUT_OF_ORDER = "report_out_of_order"
     INCIDENT_CLOSED = "incident_closed"
     UNKNOWN_PROJECT = "unknown_project"
     UNKNOWN_MILESTONE = "unknown_milestone"
+    #: ownership: only the city that owns a thing may change it (README, refinements)
     NOT_OWNER = "not_owner"
     INTERNAL_ERROR = "internal_error"
 

@@ -169,7 +169,7 @@ def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> tuple[dict[str
             )
         if known["source_city"] != event["meta"]["source_city"]:
             raise Rejected(
-                Reason.FOREIGN_RECORD,
+                Reason.NOT_OWNER,
                 f"record {record_id!r} belongs to city {known['source_city']}; "
                 f"city {event['meta']['source_city']} cannot {action} it",
                 "meta.source_city",

@@ -118,6 +118,13 @@ def check_order(incident: dict[str, Any] | None, notice: dict[str, Any]) -> bool
     known = incident["reports"].get(str(seq))
     if known is not None and known["event_id"] == notice["meta"]["event_id"]:
         return False
+    sender = notice["meta"]["source_city"]
+    if sender != incident["sender"]:
+        raise Rejected(
+            Reason.NOT_OWNER,
+            f"{iid} was reported by city {incident['sender']}; city {sender} cannot send its {kind}",
+            "meta.source_city",
+        )
     if incident["closed"]:
         raise Rejected(
             Reason.INCIDENT_CLOSED, f"{iid} was closed by its FINAL report {incident['last_seq']}; {kind} {seq} refused"
@@ -190,7 +197,7 @@ def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dic
     iid, seq, city = ack["incident_id"], ack["report_seq"], ack["city"]
     if ack["meta"]["source_city"] != city:
         raise Rejected(
-            Reason.SOURCE_CITY_MISMATCH, f"an ack for city {city} was sent by {ack['meta']['source_city']}", "city"
+            Reason.NOT_OWNER, f"an ack for city {city} was sent by city {ack['meta']['source_city']}", "city"
         )
     if incident is None:
         raise Rejected(Reason.UNKNOWN_INCIDENT, f"no incident {iid}", "incident_id")
@@ -200,7 +207,7 @@ def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dic
     slot = report["recipients"].get(city)
     if slot is None:
         raise Rejected(
-            Reason.NOT_A_RECIPIENT,
+            Reason.NOT_OWNER,
             f"{city} is not a recipient of {iid} report {seq} "
             f"(recipients: {', '.join(report['recipients']) or 'none'})",
             "city",

@@ -71,6 +71,15 @@ def apply_plan(project: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str
     """The project with its plan (re)applied, keeping the reports of milestones that remain; None for a repeat."""
     if project is not None and project.get("plan_event_id") == plan["meta"]["event_id"]:
         return None
+    sender, pid = plan["meta"]["source_city"], plan["project_id"]
+    lead = project["lead_city"] if project is not None else plan["lead_city"]
+    if sender != lead:
+        raise Rejected(
+            Reason.NOT_OWNER,
+            f"project {pid} is led by city {lead}; city {sender} cannot "
+            + ("re-plan it" if project is not None else "plan it for another lead city"),
+            "meta.source_city",
+        )
     old = (project or {}).get("milestones", {})
     milestones = {}
     for m in plan["milestones"]:
@@ -102,6 +111,14 @@ def apply_report(project: dict[str, Any] | None, report: dict[str, Any]) -> dict
         )
     if known.get("report_event_id") == report["meta"]["event_id"]:
         return None
+    sender = report["meta"]["source_city"]
+    if sender != project["lead_city"] and sender not in project["participating_cities"]:
+        raise Rejected(
+            Reason.NOT_OWNER,
+            f"city {sender} does not take part in project {pid} "
+            f"(lead {project['lead_city']}, participants {', '.join(project['participating_cities']) or 'none'})",
+            "meta.source_city",
+        )
     actual = report.get("actual_date")
     milestone = {
         **known,

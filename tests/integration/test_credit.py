@@ -136,7 +136,7 @@ def test_bad_inputs_go_to_the_dlq_and_the_good_ones_apply(credit: Context) -> No
     raw.close()
     got = dlq(credit, 5)
     reasons = sorted(d.headers["error.reason"] for d in got)
-    assert reasons == ["foreign_record", "invalid_uscc", "repair_too_early", "undecodable", "unknown_record"]
+    assert reasons == ["invalid_uscc", "not_owner", "repair_too_early", "undecodable", "unknown_record"]
     for d in got:
         assert d.headers["source.topic"] == topic and d.headers["error.detail"]
         assert int(d.headers["source.offset"]) >= 0 and "source.partition" in d.headers

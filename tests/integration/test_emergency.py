@@ -39,7 +39,8 @@ T = datetime.now(UTC).replace(microsecond=0)
 def bus(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
     settings = clocked_settings(stack, tmp_path_factory, "emergency", T, METRICS)
     ctx = provisioned(settings)
-    procs = [spawn_worker(settings, service) for service in ("emergency", "supervision", "readmodel")]
+    # credit owns enforcement actions: supervision counts those it accepted
+    procs = [spawn_worker(settings, service) for service in ("emergency", "supervision", "readmodel", "credit")]
     yield ctx
     for proc in procs:
         stop_worker(proc)
@@ -142,7 +143,7 @@ def test_report_order_and_acks_from_non_recipients_are_refused(bus: Context) -> 
     notices = dead_letters(bus, "emergency.notice", 1)
     assert [d.headers["error.reason"] for d in notices] == ["incident_closed"]
     acks = dead_letters(bus, "emergency.ack", 2)
-    assert sorted(d.headers["error.reason"] for d in acks) == ["not_a_recipient", "unknown_incident"]
+    assert sorted(d.headers["error.reason"] for d in acks) == ["not_owner", "unknown_incident"]
 
 
 def test_project_with_three_milestones_and_the_enforcement_count(bus: Context) -> None:

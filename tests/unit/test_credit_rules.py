@@ -123,7 +123,7 @@ def test_revoke_repair_amend() -> None:
     "events,reason",
     [
         ([ev("AMEND")], Reason.UNKNOWN_RECORD),
-        ([ev(), ev("REVOKE", city="321100")], Reason.FOREIGN_RECORD),
+        ([ev(), ev("REVOKE", city="321100")], Reason.NOT_OWNER),
         ([ev(), ev("REPAIR", when=date(2026, 8, 31))], Reason.REPAIR_TOO_EARLY),
         ([ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 5, 31))], Reason.REPAIR_TOO_EARLY),
     ],

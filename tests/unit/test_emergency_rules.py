@@ -76,6 +76,15 @@ def test_report_order() -> None:
     assert info.value.reason is Reason.REPORT_OUT_OF_ORDER
 
 
+@pytest.mark.parametrize("kind", ["UPDATE", "FINAL"])
+def test_only_the_reporting_city_updates_or_closes_its_incident(kind: str) -> None:
+    first = rules.apply_notice(None, notice(), RULES, CIRCLE)  # reported by Wuhu (340200)
+    with pytest.raises(Rejected) as info:
+        rules.check_order(first, notice(seq=2, event_id="n5", kind=kind, sender="320100"))
+    assert info.value.reason is Reason.NOT_OWNER and "reported by city 340200" in info.value.detail
+    assert rules.check_order(first, notice(seq=2, event_id="n5", kind=kind)) is True
+
+
 def ack(city: str, seq: int = 1, at: datetime = T0 + timedelta(minutes=10)) -> dict[str, Any]:
     return {
         "meta": {"source_city": city},
@@ -93,9 +102,9 @@ def test_acks_and_one_alert_per_silent_recipient() -> None:
     incident = done[0]
     assert rules.apply_ack(incident, ack("320100")) is None  # a repeat
     for bad, reason in (
-        (ack("320800"), Reason.NOT_A_RECIPIENT),
+        (ack("320800"), Reason.NOT_OWNER),
         (ack("320100", seq=9), Reason.UNKNOWN_REPORT),
-        ({**ack("320100"), "city": "340500"}, Reason.SOURCE_CITY_MISMATCH),
+        ({**ack("320100"), "city": "340500"}, Reason.NOT_OWNER),
     ):
         with pytest.raises(Rejected) as info:
             rules.apply_ack(incident, bad)

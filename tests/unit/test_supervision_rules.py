@@ -15,7 +15,7 @@ TODAY = date(2026, 11, 22)
 
 def plan(*milestones: tuple[str, date]) -> dict[str, Any]:
     return {
-        "meta": {"event_id": "p1"},
+        "meta": {"event_id": "p1", "source_city": "320100"},
         "project_id": "P",
         "name": "n",
         "category": "TRANSPORT",
@@ -28,9 +28,9 @@ def plan(*milestones: tuple[str, date]) -> dict[str, Any]:
     }
 
 
-def report(mid: str, status: str, actual: date | None = None, eid: str = "r") -> dict[str, Any]:
+def report(mid: str, status: str, actual: date | None = None, eid: str = "r", city: str = "340500") -> dict[str, Any]:
     return {
-        "meta": {"event_id": eid + mid},
+        "meta": {"event_id": eid + mid, "source_city": city},
         "project_id": "P",
         "milestone_id": mid,
         "status": status,
@@ -87,7 +87,27 @@ def test_reports_about_unknown_projects_or_milestones_are_refused() -> None:
 def test_a_replan_keeps_the_reports_of_remaining_milestones() -> None:
     project = rules.apply_report(three(), {**report("M1", "BLOCKED", eid="b"), "issue": "land"})
     assert project is not None
-    again = rules.apply_plan(project, {**plan(("M1", TODAY), ("M4", TODAY)), "meta": {"event_id": "p2"}})
+    again = rules.apply_plan(
+        project, {**plan(("M1", TODAY), ("M4", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}
+    )
     assert again is not None and set(again["milestones"]) == {"M1", "M4"}
     assert (again["milestones"]["M1"]["status"], again["milestones"]["M1"]["issue"]) == ("BLOCKED", "land")
-    assert rules.apply_plan(again, {**plan(("M1", TODAY)), "meta": {"event_id": "p2"}}) is None
+    assert rules.apply_plan(again, {**plan(("M1", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}) is None
+
+
+def test_only_the_lead_city_plans_and_only_participants_report() -> None:
+    """Ownership: a project is planned and re-planned by its lead city; its milestones are reported by
+    the lead or a participating city."""
+    with pytest.raises(Rejected) as first:
+        rules.apply_plan(None, {**plan(("M1", TODAY)), "meta": {"event_id": "p0", "source_city": "340500"}})
+    assert first.value.reason is Reason.NOT_OWNER
+    project = three()
+    replan = {**plan(("M1", TODAY)), "meta": {"event_id": "p9", "source_city": "340500"}}
+    with pytest.raises(Rejected) as again:
+        rules.apply_plan(project, replan)
+    assert again.value.reason is Reason.NOT_OWNER and "led by city 320100" in again.value.detail
+    with pytest.raises(Rejected) as outsider:
+        rules.apply_report(project, report("M3", "DONE", TODAY, eid="x", city="320200"))
+    assert outsider.value.reason is Reason.NOT_OWNER
+    for city in ("320100", "340500"):  # the lead and a participant
+        assert rules.apply_report(project, report("M3", "IN_PROGRESS", eid=city, city=city)) is not None

@@ -22,7 +22,7 @@ from services.common.metrics import Metrics
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
 from services.common.runtime.transport import Consumer
-from topics.catalog import EVENT_TYPES
+from topics.catalog import EVENT_TYPES, OWNER
 
 log = logging.getLogger("tongcheng")
 
@@ -76,6 +76,9 @@ class Processor:
         self.outputs = Outputs(producer, partitions, f"{service} outputs", *stop)
         self.changelogs = Outputs(producer, {}, f"{service} state", *stop)
         self.dead = DeadLetters(self._dead_letter, metrics, service)
+        #: the raw input topics this service judges (it owns their type), with their accepted streams
+        self.judged = {ctx.topics.topic(t): ctx.topics.accepted(t) for t, owner in OWNER.items() if owner == service}
+        self.refused = 0  # records of accepted streams this service could not use (no dead letter)
         #: the batch in hand: per input partition, its outcomes and rejection reasons
         self._outcomes: dict[TP, Counter[str]] = {}
         self._reasons: dict[TP, Counter[str]] = {}
@@ -129,17 +132,50 @@ class Processor:
         self.outputs.add(topic, key, value, partition=0, headers=headers)  # a DLQ has one partition
 
     def reject(self, record: Record, reason: Reason, detail: str) -> None:
-        """Queue the record, byte for byte, for its topic's DLQ; it is sent with the batch's outputs."""
-        self.dead.reject(record, reason, detail, count=False)  # counted once the batch is through
+        """Queue the record, byte for byte, for its topic's DLQ; it is sent with the batch's outputs.
+
+        One verdict per event: on an accepted stream the owner has judged the record already, so
+        a later refusal here is counted and logged, never a second dead letter.
+        """
         self._reasons[TP(record.topic, record.partition)][reason.value] += 1
+        if self.ctx.topics.is_accepted(record.topic):
+            self.refused += 1
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.info("%s: not applied %s: %s: %s", self.service, where, reason.value, detail)
+            return
+        self.dead.reject(record, reason, detail, count=False)  # counted once the batch is through
 
     def decode(self, record: Record, event_type: str) -> dict[str, Any]:
-        """Decode and contract-check one input record; raises Rejected (bad data) or Unavailable."""
+        """Decode and contract-check one input record; raises Rejected (bad data) or Unavailable.
+
+        On a topic this service judges, the whole verdict is given here but for the domain rules:
+        a null value (a tombstone deletes nothing), the schema, the contract checks, and the
+        signature of the city that sent it.
+        """
+        if record.value is None:
+            raise Rejected(Reason.NULL_VALUE, "a null value (tombstone) on an input topic; it deletes nothing")
         kind = self.ctx.topics.event_type_of(record.topic)
         schema = kind.schema if kind else None
         decoded = self.ctx.codec.decode(record.value, schema)
-        self.ctx.validator.check(event_type, decoded)
+        if not self.ctx.topics.is_accepted(record.topic):  # an accepted record was checked by its owner
+            self.ctx.validator.check(event_type, decoded)
+        if record.topic in self.judged:
+            self.verify(record, decoded)
         return decoded
+
+    def verify(self, record: Record, decoded: dict[str, Any]) -> None:
+        """The provenance check of a judged record (see topics/provenance.py)."""
+
+    def accept(self, record: Record) -> None:
+        """Forward an applied record of a judged topic to its accepted stream, byte for byte, on the
+        same partition, with its headers (so its signature can still be checked) and where it came from."""
+        headers = [
+            *(record.headers or ()),
+            ("accepted.by", self.service.encode()),
+            ("source.partition", str(record.partition).encode()),
+            ("source.offset", str(record.offset).encode()),
+        ]
+        self.outputs.add(self.judged[record.topic], record.key, record.value, record.partition, headers)
 
     async def each(self, records: Sequence[Record], event_type: str, handle: Handle) -> None:
         """Run `handle` on every decodable record of a batch; handle returns the outcome to count."""
@@ -157,6 +193,8 @@ class Processor:
                 log.exception("internal error on %s[%d]@%d", record.topic, record.partition, record.offset)
                 self.reject(record, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
                 continue
+            if outcome == "applied" and record.topic in self.judged:
+                self.accept(record)
             self._outcomes[TP(record.topic, record.partition)][outcome] += 1
         if records:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
@@ -330,8 +368,13 @@ class StreamService:
 
     def agent(self, event_type: str, on_batch: OnBatch) -> None:
         """`on_batch` gets the records of `event_type`'s topic, a fetch at a time (at most the
-        consumer's `broker_max_poll_records`), and applies them; the frame sends their effects."""
-        topic = self.ctx.topics.topic(event_type)
+        consumer's `broker_max_poll_records`), and applies them; the frame sends their effects.
+
+        An input type is read raw only by its owner (topics/catalog.py OWNER), which judges it;
+        every other service reads its accepted stream.
+        """
+        owner = OWNER.get(event_type, self.SERVICE)
+        topic = self.ctx.topics.topic(event_type) if owner == self.SERVICE else self.ctx.topics.accepted(event_type)
         self.proc.progress(topic, self.partitions(event_type))
         # the subscription stays faust's: every topic of the app's conductor is subscribed
         self.app.topics.add(self.app.topic(topic, key_type=bytes, value_type=bytes))
