@@ -17,7 +17,7 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.runtime import DueIndex, Record, StreamService, Tally, run_worker
 from services.common.settings import Settings
-from services.credit import rules
+from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
 
 SERVICE = "credit"
@@ -89,15 +89,18 @@ class CreditService(StreamService):
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
 
     async def convert_action(self, event: Record, action: dict[str, Any]) -> str:
-        if action["status"] != "CLOSED":
-            return "applied"
+        """Judge one enforcement action (its lead city reports it; each event once); a CLOSED one
+        becomes credit records on the input topic, once per action."""
         key = action["action_id"].encode()
-        if self.closed.get(key):
+        known = self.closed.get(key)
+        seen = enforcement.seen(known, action)
+        if seen is None:
             return "duplicate"
-        for record in records_from_action(action, self.ctx.clock.now()):
-            self.ctx.validator.check("credit.record", record)
-            await self.proc.emit("credit.record", record["subject"]["subject_id"], record)
-        self.closed[key] = {"event_id": action["meta"]["event_id"]}
+        if action["status"] == "CLOSED" and not enforcement.was_closed(known):
+            for record in records_from_action(action, self.ctx.clock.now()):
+                self.ctx.validator.check("credit.record", record)
+                await self.proc.emit("credit.record", record["subject"]["subject_id"], record)
+        self.closed[key] = seen
         return "applied"
 
     async def refresh_gauges(self) -> None:

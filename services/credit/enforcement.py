@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from services.common.errors import Reason, Rejected
+
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}
 NAMESPACE = uuid.UUID("5b0e7a8c-1f3d-4c6e-9a2b-7d4e5f6a1b2c")
 
@@ -13,6 +15,38 @@ NAMESPACE = uuid.UUID("5b0e7a8c-1f3d-4c6e-9a2b-7d4e5f6a1b2c")
 def derived_event_id(action_event_id: str, n: int) -> str:
     """Deterministic, so a redelivered action yields the very same records (deduplicated downstream)."""
     return str(uuid.uuid5(NAMESPACE, f"{action_event_id}/{n}"))
+
+
+#: event ids remembered per action, to know a redelivery from a new status report
+MAX_EVENT_IDS = 16
+
+
+def seen(known: dict[str, Any] | None, action: dict[str, Any]) -> dict[str, Any] | None:
+    """What is kept of an action once `action` (one of its status reports) is applied; None for a
+    report already applied. Raises Rejected (not_owner) for a report that is not its lead city's.
+
+    `known` is None for a new action, and {"event_id": ...} for one recorded when only CLOSED
+    actions were kept.
+    """
+    meta, aid = action["meta"], action["action_id"]
+    ids = (known or {}).get("event_ids") or ([known["event_id"]] if known else [])
+    if meta["event_id"] in ids:
+        return None
+    lead = (known or {}).get("lead_city", action["lead_city"])
+    if meta["source_city"] != lead or action["lead_city"] != lead:
+        raise Rejected(
+            Reason.NOT_OWNER,
+            f"enforcement action {aid} is led by city {lead}; city {meta['source_city']} cannot report it"
+            + ("" if action["lead_city"] == lead else f" nor hand it to {action['lead_city']}"),
+            "meta.source_city",
+        )
+    closed = was_closed(known) or action["status"] == "CLOSED"
+    return {"lead_city": lead, "closed": closed, "event_ids": [*ids, meta["event_id"]][-MAX_EVENT_IDS:]}
+
+
+def was_closed(known: dict[str, Any] | None) -> bool:
+    """Whether an action had reached CLOSED (and so had its findings turned into records)."""
+    return known is not None and bool(known.get("closed", True))
 
 
 def records_from_action(action: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
