@@ -3,6 +3,11 @@
 Each delivery carries the decoded event, or the reason it could not be decoded, plus its
 position, so a consumer can dead-letter what it cannot use and carry on.
 
+With `verify=True` the subscriber checks each record's signature against the roster's public keys
+(topics/provenance.py), on an input topic or its accepted stream: a delivery's `origin` is then the
+city that signed it, and a record that is unsigned, badly signed, or signed by another city than its
+`meta.source_city` is delivered with that error and no event. No trust in the bus is needed.
+
 On a DLQ topic each bad record is delivered once: a dead letter is keyed by its source coordinates,
 and a record rejected again after a processor's crash (at-least-once) repeats a key already seen.
 """
@@ -19,7 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 from schemas.codec import to_json
 from services.common.context import Context
 from services.common.dlq import header_map
-from services.common.errors import Rejected, TongchengError
+from services.common.errors import Reason, Rejected, TongchengError
+from topics.provenance import Verifier
 
 
 @dataclass
@@ -32,6 +38,8 @@ class Delivery:
     headers: dict[str, str]
     event: dict[str, Any] | None
     error: Rejected | None
+    #: the city whose signature was verified (subscribers with verify=True)
+    origin: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,6 +50,8 @@ class Delivery:
         }
         if self.headers:
             out["headers"] = self.headers
+        if self.origin is not None:
+            out["origin"] = self.origin
         if self.event is not None:
             out["event"] = to_json(self.event)
         else:
@@ -55,6 +65,15 @@ class Delivery:
 DEAD_SEEN = 100_000
 
 
+def verify_origin(verifier: Verifier, delivery: Delivery) -> str:
+    """The city that signed a delivered input record (on its input topic or accepted stream), which
+    must be its meta.source_city; raises Rejected (unsigned, bad_signature, source_mismatch)."""
+    if delivery.event is None:
+        raise delivery.error or Rejected(Reason.UNDECODABLE, "no event to verify")
+    headers = [(k, v.encode("utf-8")) for k, v in delivery.headers.items()]
+    return verifier.check(delivery.topic, delivery.value, headers, str(delivery.event["meta"]["source_city"]))
+
+
 class Subscriber:
     """Reads one or more topics of the catalogue (full names or event types) and decodes them."""
 
@@ -64,9 +83,11 @@ class Subscriber:
         topics: list[str],
         group_id: str | None = None,
         from_beginning: bool = False,
+        verify: bool = False,
         **consumer_config: Any,
     ) -> None:
         self.ctx = ctx
+        self.verifier = ctx.verifier if verify else None
         self.topics = [t if "." in t and t.count(".") >= 3 else ctx.topics.topic(t) for t in topics]
         self._dead_seen: dict[tuple[str, bytes], None] = {}  # oldest first, at most DEAD_SEEN
         self._consumer = KafkaConsumer(
@@ -106,7 +127,11 @@ class Subscriber:
         hmap = header_map(headers)
         try:
             event = self.ctx.codec.decode(value, kind.schema if kind else None)
-            return Delivery(topic, partition, offset, key, value, hmap, event, None)
+            origin = None
+            if self.verifier is not None:
+                source_city = str((event.get("meta") or {}).get("source_city"))
+                origin = self.verifier.check(topic, value, headers, source_city)
+            return Delivery(topic, partition, offset, key, value, hmap, event, None, origin)
         except Rejected as exc:
             return Delivery(topic, partition, offset, key, value, hmap, None, exc)
 

@@ -78,9 +78,14 @@ def register_schemas(ctx: Context) -> list[tuple[str, int]]:
 
 
 def provision_bus(ctx: Context, say: Any = None) -> None:
-    """Topics of the catalogue (idempotent, drift reported) and the schemas under FULL_TRANSITIVE."""
+    """Topics of the catalogue (idempotent, drift reported), the schemas under FULL_TRANSITIVE, and
+    a signing key for every city that has none."""
+    from services.common.keys import ensure_keys
     from topics import provision
 
+    made = ensure_keys(ctx)
+    if say and made:
+        say(f"keys     made {len(made)} signing key(s): {', '.join(made)} (`tongcheng keys list`)")
     admin = provision.admin_client(ctx.settings.bootstrap)
     try:
         report = provision.apply(ctx.topics, admin)
@@ -148,7 +153,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     sent, refused = 0, Counter[str]()
-    with stream, Publisher.for_city(settings, city, args.source_system) as pub:
+    with stream, Publisher.for_city(settings, city, args.source_system, sign=not args.unsigned) as pub:
         for line, obj in _read_events(stream):
             if isinstance(obj, Rejected):
                 err(f"line {line}: refused: {obj.reason.value}: {obj.detail}")
@@ -236,6 +241,36 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     token = TokenStore(settings.tokens_file).issue(args.city, args.label or "")
     say(token)
     err(f"token for city {args.city} stored (hashed) in {settings.tokens_file}; it is shown only once")
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from services.common.keys import KeyStore
+
+    store = KeyStore(settings)
+    if args.action in ("rotate", "retire", "add") and not args.city:
+        err(f"keys {args.action} needs a CITY")
+        return 2
+    if args.action == "init":
+        made = store.ensure()
+        say(f"made {len(made)} key(s)" + "".join(f"\n  {kid}" for kid in made))
+    elif args.action == "rotate":
+        say(f"{store.rotate(args.city)}: new signing key of {args.city}; the old one stays valid until retired")
+    elif args.action == "retire":
+        if not args.kid:
+            err("keys retire needs CITY KID")
+            return 2
+        store.retire(args.city, args.kid)
+        say(f"{args.kid} retired: records signed with it are refused from now on")
+    elif args.action == "add":
+        if not args.kid:
+            err("keys add needs CITY PUBLIC_KEY (base64 of the raw 32-byte Ed25519 public key)")
+            return 2
+        say(f"{store.add(args.city, args.kid)}: in the roster keys file {store.roster_file}")
+    else:
+        for r in store.rows():
+            private = "private key here" if r.private else "public only"
+            say(f"{r.kid:26} {r.where:17} {private:16} {r.added_at}")
     return 0
 
 
@@ -395,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a file, or - for standard input")
     p.add_argument("--city", help=f"the publishing city's code (default: {ENV['city']})")
     p.add_argument("--source-system", help="the publishing system's name")
+    p.add_argument("--unsigned", action="store_true", help="no signature headers (the processors refuse them)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("tail", help="print a topic's events decoded as JSON lines")
@@ -418,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, help="events/s for the latency phase")
     p.add_argument("--seconds", type=float, help="length of the latency phase")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("keys", help="the cities' signing keys: make missing ones, rotate, retire, enrol, list")
+    p.add_argument("action", choices=["init", "rotate", "retire", "add", "list"])
+    p.add_argument("city", nargs="?", help="the city code (rotate, retire, add)")
+    p.add_argument("kid", nargs="?", help="the key id to retire, or the base64 public key to add")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("api", help="run the HTTP API")
     p.set_defaults(func=cmd_api)

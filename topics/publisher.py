@@ -26,6 +26,7 @@ from services.common.context import Context, build_context
 from services.common.errors import PublishError, Reason, Rejected
 from services.common.settings import Settings
 from topics.catalog import EVENT_TYPES
+from topics.provenance import Signer
 
 DeliveryCallback = Callable[[str, Exception | None], None]
 log = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ class HealingProducer:
                 abandon(current)
             return self._producer
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        return self.producer.send(topic, key=key, value=value)
+    def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
+        return self.producer.send(topic, key=key, value=value, headers=headers or None)
 
     def flush(self, timeout: float | None = None) -> None:
         if self._producer is not None:
@@ -176,6 +177,8 @@ class Prepared:
     key: bytes
     value: bytes
     event: dict[str, Any]
+    #: the city's signature and key id (topics/provenance.py); empty when published unsigned
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def event_id(self) -> str:
@@ -196,12 +199,16 @@ class Publisher:
         city: str,
         source_system: str,
         producer: KafkaProducer | HealingProducer | None = None,
+        sign: bool = True,
     ) -> None:
+        """`sign=False` publishes unsigned records, which the processors refuse (`unsigned`) unless
+        TONGCHENG_PROVENANCE=off: for tests and benchmarks."""
         if not context.circle.is_member(city):
             raise Rejected(Reason.UNKNOWN_CITY, f"{city!r} is not a member city of {context.circle.code}", "city")
         self.ctx = context
         self.city = city
         self.source_system = source_system
+        self.signer = Signer.for_city(context.settings, context.circle, city) if sign else None
         if isinstance(producer, HealingProducer):
             self._producer = producer
         elif producer is not None:
@@ -211,8 +218,8 @@ class Publisher:
             self._producer = HealingProducer(config)
 
     @classmethod
-    def for_city(cls, settings: Settings, city: str, source_system: str | None = None) -> Publisher:
-        return cls(build_context(settings), city, source_system or settings.source_system)
+    def for_city(cls, settings: Settings, city: str, source_system: str | None = None, sign: bool = True) -> Publisher:
+        return cls(build_context(settings), city, source_system or settings.source_system, sign=sign)
 
     def __enter__(self) -> Publisher:
         return self
@@ -254,7 +261,8 @@ class Publisher:
         event = self.ctx.validator.from_json(event_type, self.fill_meta(event_type, body))
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", kind.schema, event)
-        return Prepared(event_type, topic, kind.key_of(event).encode(), value, event)
+        headers = tuple(self.signer.headers(topic, value)) if self.signer else ()
+        return Prepared(event_type, topic, kind.key_of(event).encode(), value, event, headers)
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -262,7 +270,7 @@ class Publisher:
         """Hand one event to the producer; raises PublishError if it cannot even be queued (no
         metadata for the topic within 5 s while the broker is away)."""
         try:
-            future = self._producer.send(p.topic, key=p.key, value=p.value)
+            future = self._producer.send(p.topic, key=p.key, value=p.value, headers=list(p.headers))
         except KafkaError as exc:
             raise PublishError(f"{p.topic}: event {p.event_id} not sent: {exc}") from exc
         if on_delivery is not None:

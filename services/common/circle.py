@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -23,6 +27,71 @@ class City:
     parent: str | None = None
 
 
+#: keys a city may have in the roster at once: the current one and, during a rotation, the next
+MAX_KEYS_PER_CITY = 2
+
+
+def key_id(city: str, public_key: bytes) -> str:
+    """`<city>:<first 16 hex digits of SHA-256 of the raw 32-byte Ed25519 public key>`."""
+    return f"{city}:{hashlib.sha256(public_key).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class RosterKey:
+    """A city's Ed25519 public key as the roster lists it."""
+
+    city: str
+    kid: str
+    public_key: bytes  # raw, 32 bytes
+    added_at: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "city": self.city,
+            "kid": self.kid,
+            "public_key": base64.b64encode(self.public_key).decode("ascii"),
+            "added_at": self.added_at,
+        }
+
+
+def parse_keys(entries: object, where: str) -> list[RosterKey]:
+    """Roster key entries {"city", "public_key" (base64 of the raw 32 bytes), "kid"?, "added_at"?};
+    a kid, when given, must be the one derived from the key."""
+    if not isinstance(entries, list):
+        raise CircleFileError(f"{where}: keys must be a list of {{city, public_key}} objects")
+    out = []
+    for i, e in enumerate(entries):
+        try:
+            city = str(e["city"])
+            raw = base64.b64decode(e["public_key"], validate=True)
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise CircleFileError(f"{where}: keys[{i}] is malformed: {exc!r}") from exc
+        if len(raw) != 32:
+            raise CircleFileError(f"{where}: keys[{i}] public_key is {len(raw)} bytes, an Ed25519 key has 32")
+        kid = key_id(city, raw)
+        if e.get("kid", kid) != kid:
+            raise CircleFileError(f"{where}: keys[{i}] kid {e['kid']!r} does not match its key (expected {kid})")
+        out.append(RosterKey(city, kid, raw, str(e.get("added_at", ""))))
+    return out
+
+
+def read_keys_file(path: Path) -> list[RosterKey]:
+    """An installation's roster keys file ({"keys": [...]}); no file means no keys."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CircleFileError(f"{path}: cannot read roster keys file: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CircleFileError(f"{path}: roster keys file is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CircleFileError(f'{path}: expected {{"keys": [...]}}')
+    return parse_keys(raw.get("keys", []), str(path))
+
+
 @dataclass(frozen=True)
 class Circle:
     code: str
@@ -30,6 +99,29 @@ class Circle:
     cities: dict[str, City]
     borders: dict[str, frozenset[str]]
     downstream_edges: dict[str, frozenset[str]]
+    #: each city's valid public keys, oldest first (at most MAX_KEYS_PER_CITY)
+    keys: dict[str, tuple[RosterKey, ...]] = field(default_factory=dict)
+
+    def keys_of(self, city: str) -> tuple[RosterKey, ...]:
+        return self.keys.get(city, ())
+
+    def all_keys(self) -> list[RosterKey]:
+        return [k for ks in self.keys.values() for k in ks]
+
+    def with_keys(self, keys: Iterable[RosterKey], where: str = "roster") -> Circle:
+        """This circle with `keys` added to its roster (a kid listed twice counts once)."""
+        merged: dict[str, dict[str, RosterKey]] = {c: {k.kid: k for k in ks} for c, ks in self.keys.items()}
+        for k in keys:
+            if k.city not in self.cities:
+                raise CircleFileError(f"{where}: key {k.kid} is for {k.city}, which is not a member city")
+            merged.setdefault(k.city, {}).setdefault(k.kid, k)
+        for city, ks in merged.items():
+            if len(ks) > MAX_KEYS_PER_CITY:
+                raise CircleFileError(
+                    f"{where}: city {city} has {len(ks)} keys ({', '.join(ks)}); at most {MAX_KEYS_PER_CITY} "
+                    "are valid at once (retire one: `tongcheng keys retire CITY KID`)"
+                )
+        return replace(self, keys={c: tuple(ks.values()) for c, ks in merged.items() if ks})
 
     def is_member(self, code: str) -> bool:
         return code in self.cities
@@ -57,8 +149,9 @@ class Circle:
         return list(self.cities)
 
 
-def load_circle(path: Path | str | None = None, circle: str = "njmc") -> Circle:
-    """Read and check a circle file; raise CircleFileError naming the bad entry."""
+def load_circle(path: Path | str | None = None, circle: str = "njmc", keys_file: Path | None = None) -> Circle:
+    """Read and check a circle file, with the public keys it lists inline (`keys`) and those of the
+    installation's roster keys file `keys_file`; raise CircleFileError naming the bad entry."""
     file = Path(path) if path else DATA_DIR / f"{circle}.circle.json"
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
@@ -86,14 +179,17 @@ def load_circle(path: Path | str | None = None, circle: str = "njmc") -> Circle:
                             f"{file}: river {river['name']!r} flows[{j}] names {code}, which is not a member city"
                         )
                 flows[up].add(down)
-        return Circle(
+        loaded = Circle(
             code=raw["circle"],
             name=raw["name"],
             cities=cities,
             borders={k: frozenset(v) for k, v in borders.items()},
             downstream_edges={k: frozenset(v) for k, v in flows.items()},
-        )
+        ).with_keys(parse_keys(raw.get("keys", []), str(file)), str(file))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, CircleFileError):
             raise
         raise CircleFileError(f"{file}: malformed circle file: {exc!r}") from exc
+    if keys_file is None:
+        return loaded
+    return loaded.with_keys(read_keys_file(keys_file), str(keys_file))

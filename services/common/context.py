@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -12,6 +13,9 @@ from services.common.clock import Clock, FileClock, SystemClock
 from services.common.settings import Settings
 from services.common.validation import Validator
 from topics.catalog import Catalog
+from topics.provenance import Verifier
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,11 +38,34 @@ class Context:
     def validator(self) -> Validator:
         return Validator(self.circle, self.schemas, self.clock, self.settings.person_salt)
 
+    @cached_property
+    def verifier(self) -> Verifier:
+        """One per process: the roster's public keys loaded once, the roster keys file re-read when
+        it changes (a rotation needs no restart)."""
+        s = self.settings
+        return Verifier(
+            self.circle.all_keys(),
+            reload=lambda: load_circle(s.circle_file, s.circle, s.roster_keys_path).all_keys(),
+            watch=s.roster_keys_path,
+        )
+
+    @cached_property
+    def provenance_required(self) -> bool:
+        """Whether input records must carry a valid signature of their source city (TONGCHENG_PROVENANCE);
+        logs a warning, once, when the checks are off."""
+        if self.settings.provenance == "off":
+            log.warning(
+                "TONGCHENG_PROVENANCE=off: input signatures are NOT checked; any sender may claim any city "
+                "(for benchmarks only)"
+            )
+            return False
+        return True
+
 
 def build_context(settings: Settings, clock: Clock | None = None) -> Context:
     return Context(
         settings=settings,
-        circle=load_circle(settings.circle_file, settings.circle),
+        circle=load_circle(settings.circle_file, settings.circle, settings.roster_keys_path),
         schemas=SchemaCatalogue(),
         topics=Catalog(settings.topic_prefix, settings.replication_factor, settings.min_insync_replicas),
         clock=clock

@@ -46,6 +46,9 @@ ENV: dict[str, str] = {
     "clock_file": "TONGCHENG_CLOCK_FILE",
     "sweep_seconds": "TONGCHENG_SWEEP_SECONDS",
     "group_tag": "TONGCHENG_GROUP_TAG",
+    "roster_keys_file": "TONGCHENG_ROSTER_KEYS_FILE",
+    "signing_key_file": "TONGCHENG_SIGNING_KEY_FILE",
+    "provenance": "TONGCHENG_PROVENANCE",
 }
 
 DEV_PERSON_SALT = "tongcheng-development-salt"
@@ -90,6 +93,12 @@ class Settings:
     sweep_seconds: float = 30.0
     #: appended to consumer groups and table names: a new tag rebuilds state from offset 0
     group_tag: str = ""
+    #: the installation's roster public keys, merged into the circle's (default <data dir>/roster-keys.json)
+    roster_keys_file: Path | None = None
+    #: a PEM private key the SDK signs with instead of the city's key under <data dir>/keys/
+    signing_key_file: Path | None = None
+    #: "required": processors refuse unsigned or badly signed inputs; "off": no checks (benchmarks only)
+    provenance: str = "required"
     #: the settings __post_init__ derived from others (not set explicitly)
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
@@ -114,6 +123,20 @@ class Settings:
             )
         if self.profile not in ("local", "production"):
             raise ConfigError(f"{ENV['profile']} must be 'local' or 'production', not {self.profile!r}")
+        if self.provenance not in ("required", "off"):
+            raise ConfigError(
+                f"{ENV['provenance']} must be 'required' or 'off' (no signature checks, benchmarks only), "
+                f"not {self.provenance!r}"
+            )
+
+    @property
+    def roster_keys_path(self) -> Path:
+        return self.roster_keys_file or self.data_dir / "roster-keys.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the cities' private keys held by this installation are (mode 0700, files 0600)."""
+        return self.data_dir / "keys"
 
     @property
     def replication_factor(self) -> int:

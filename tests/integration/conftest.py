@@ -21,6 +21,7 @@ from ops.broker import local
 from ops.chaos import probes
 from services.cli import provision_bus
 from services.common.context import Context, build_context
+from services.common.keys import KeyStore
 from services.common.settings import Settings
 
 #: every test port moves by TONGCHENG_TEST_PORT_SHIFT, so two suites can run side by side; all stay
@@ -36,6 +37,7 @@ TEST_PORTS = {
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("stack"), **TEST_PORTS)
     local.start(settings, say=lambda m: print(m))
+    KeyStore(settings).ensure()  # every city's signing key, as `tongcheng up` makes them
     yield settings
     local.stop(settings, say=lambda m: print(m))
 

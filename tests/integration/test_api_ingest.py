@@ -66,7 +66,7 @@ def test_accepted_event_is_on_the_topic_as_the_tokens_city(api) -> None:  # type
     r = client.post("/v1/events/emergency.ack", json=example("emergency.ack"), headers=bearer(tokens["340500"]))
     assert r.status_code == 202
     event_id = r.json()["event_id"]
-    sub = Subscriber(ctx, ["emergency.ack"], from_beginning=True)
+    sub = Subscriber(ctx, ["emergency.ack"], from_beginning=True, verify=True)
     try:
         got = []
         deadline = time.monotonic() + 20
@@ -75,6 +75,7 @@ def test_accepted_event_is_on_the_topic_as_the_tokens_city(api) -> None:  # type
     finally:
         sub.close()
     assert [(d.event["meta"]["event_id"], d.event["meta"]["source_city"]) for d in got] == [(event_id, "340500")]
+    assert got[0].origin == "340500"  # signed with the token city's key, which the bus holds
     assert "tongcheng_http_ingest_total" in client.get("/metrics").text
     assert client.get("/healthz").json()["status"] == "ok"
     assert "/v1/events/{event_type}" in client.get("/openapi.json").json()["paths"]

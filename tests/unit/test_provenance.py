@@ -1,0 +1,208 @@
+"""Record signatures: the signed message, the roster's keys, rotation, and what a verifier refuses."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.common.circle import CircleFileError, RosterKey, key_id, load_circle
+from services.common.context import build_context
+from services.common.errors import ConfigError, Reason, Rejected
+from services.common.keys import KeyStore
+from services.common.settings import Settings
+from topics.provenance import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    Signer,
+    Verifier,
+    private_key_path,
+    raw_public_key,
+    signed_message,
+)
+
+TOPIC = "njmc.credit.record.v1"
+VALUE = b"\x00\x00\x00\x00\x07" + b"avro body"
+SEED = bytes(range(32))  # a fixed private key, for golden bytes
+
+
+def roster_key(city: str, key: Ed25519PrivateKey) -> RosterKey:
+    raw = raw_public_key(key.public_key())
+    return RosterKey(city, key_id(city, raw), raw)
+
+
+@pytest.fixture
+def nanjing() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def zhenjiang() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def verifier(nanjing: Ed25519PrivateKey, zhenjiang: Ed25519PrivateKey) -> Verifier:
+    return Verifier([roster_key("320100", nanjing), roster_key("321100", zhenjiang)])
+
+
+def rejection(verifier: Verifier, topic: str, value: bytes, headers: list[tuple[str, bytes]], city: str) -> Reason:
+    with pytest.raises(Rejected) as caught:
+        verifier.check(topic, value, headers, city)
+    return caught.value.reason
+
+
+def test_golden_message_headers_and_signature() -> None:
+    """The wire format a third party implements: pinned bytes, checked with cryptography alone."""
+    assert signed_message(TOPIC, VALUE) == b"tongcheng.provenance.v1\x00njmc.credit.record.v1\x00" + VALUE
+    assert signed_message("njmc.credit.record.accepted.v1", VALUE) == signed_message(TOPIC, VALUE)
+    key = Ed25519PrivateKey.from_private_bytes(SEED)
+    signer = Signer("320100", key)
+    raw = raw_public_key(key.public_key())
+    assert signer.kid == "320100:" + hashlib.sha256(raw).hexdigest()[:16] == "320100:56475aa75463474c"
+    headers = dict(signer.headers(TOPIC, VALUE))
+    assert headers[KEY_ID_HEADER] == b"320100:56475aa75463474c"
+    # Ed25519 is deterministic: the same key and message give the same 64 bytes
+    assert headers[SIGNATURE_HEADER] == (
+        b"8QdRx6rlWa9ia7K/llBQyb9FI0pU+zdTVzCnfZxkxWe0u+ZVv5gGOyqPybx0+Yl/I1qdk1fX8bemkni3GuaQAg=="
+    )
+    signature = base64.b64decode(headers[SIGNATURE_HEADER], validate=True)
+    message = b"tongcheng.provenance.v1" + b"\x00" + TOPIC.encode() + b"\x00" + VALUE
+    Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)  # raises if it does not verify
+
+
+def test_round_trip_on_the_input_topic_and_its_accepted_stream(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
+    headers = Signer("320100", nanjing).headers(TOPIC, VALUE)
+    assert verifier.check(TOPIC, VALUE, headers, "320100") == "320100"
+    assert verifier.check("njmc.credit.record.accepted.v1", VALUE, headers, "320100") == "320100"
+    assert verifier.origin(TOPIC, VALUE, headers) == "320100"
+
+
+def test_tampered_value_or_topic_is_a_bad_signature(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
+    headers = Signer("320100", nanjing).headers(TOPIC, VALUE)
+    assert rejection(verifier, TOPIC, VALUE + b"x", headers, "320100") is Reason.BAD_SIGNATURE
+    assert rejection(verifier, TOPIC, VALUE[:-1] + b"X", headers, "320100") is Reason.BAD_SIGNATURE
+    assert rejection(verifier, "njmc.enforcement.action.v1", VALUE, headers, "320100") is Reason.BAD_SIGNATURE
+    assert rejection(verifier, "hzmc.credit.record.v1", VALUE, headers, "320100") is Reason.BAD_SIGNATURE
+
+
+def test_unknown_key_and_malformed_headers_are_bad_signatures(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
+    outsider = Signer("320100", Ed25519PrivateKey.generate())  # claims Nanjing, not in the roster
+    assert rejection(verifier, TOPIC, VALUE, outsider.headers(TOPIC, VALUE), "320100") is Reason.BAD_SIGNATURE
+    good = dict(Signer("320100", nanjing).headers(TOPIC, VALUE))
+    not_base64 = [(SIGNATURE_HEADER, b"%%%"), (KEY_ID_HEADER, good[KEY_ID_HEADER])]
+    assert rejection(verifier, TOPIC, VALUE, not_base64, "320100") is Reason.BAD_SIGNATURE
+    short = [(SIGNATURE_HEADER, base64.b64encode(b"x" * 10)), (KEY_ID_HEADER, good[KEY_ID_HEADER])]
+    assert rejection(verifier, TOPIC, VALUE, short, "320100") is Reason.BAD_SIGNATURE
+    twice = [*good.items(), (SIGNATURE_HEADER, good[SIGNATURE_HEADER])]
+    assert rejection(verifier, TOPIC, VALUE, twice, "320100") is Reason.BAD_SIGNATURE
+
+
+def test_missing_headers_are_unsigned(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
+    good = Signer("320100", nanjing).headers(TOPIC, VALUE)
+    assert rejection(verifier, TOPIC, VALUE, [], "320100") is Reason.UNSIGNED
+    assert rejection(verifier, TOPIC, VALUE, [("other", b"1")], "320100") is Reason.UNSIGNED
+    assert rejection(verifier, TOPIC, VALUE, good[:1], "320100") is Reason.UNSIGNED
+    assert rejection(verifier, TOPIC, VALUE, good[1:], "320100") is Reason.UNSIGNED
+
+
+def test_a_city_signing_as_another_is_a_source_mismatch(zhenjiang: Ed25519PrivateKey, verifier: Verifier) -> None:
+    headers = Signer("321100", zhenjiang).headers(TOPIC, VALUE)  # Zhenjiang's valid signature
+    with pytest.raises(Rejected) as caught:
+        verifier.check(TOPIC, VALUE, headers, "320100")  # on a record claiming to be from Nanjing
+    assert caught.value.reason is Reason.SOURCE_MISMATCH
+    assert "321100" in caught.value.detail
+
+
+def settings_in(tmp_path: Path, **changes: object) -> Settings:
+    return Settings(data_dir=tmp_path, **changes)  # type: ignore[arg-type]
+
+
+def test_init_makes_one_private_key_per_city_readable_only_by_its_owner(tmp_path: Path) -> None:
+    store = KeyStore(settings_in(tmp_path))
+    made = store.ensure()
+    circle = store.circle()
+    assert sorted(k.split(":")[0] for k in made) == sorted(circle.codes)
+    assert store.ensure() == []  # idempotent
+    assert os.stat(tmp_path / "keys").st_mode & 0o777 == 0o700
+    for kid in made:
+        assert os.stat(private_key_path(tmp_path / "keys", kid)).st_mode & 0o777 == 0o600
+    listed = json.loads((tmp_path / "roster-keys.json").read_text())["keys"]
+    assert {e["kid"] for e in listed} == set(made) and not any("PRIVATE" in json.dumps(e) for e in listed)
+
+
+def test_rotation_two_keys_valid_then_the_retired_one_refused(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    store = KeyStore(settings)
+    store.ensure()
+    old = Signer.for_city(settings, store.circle(), "320100")
+    new_kid = store.rotate("320100")
+    new = Signer.for_city(settings, store.circle(), "320100")
+    assert new.kid == new_kid != old.kid  # the newest key signs from now on
+    with pytest.raises(ConfigError, match="already has 2 valid keys"):
+        store.rotate("320100")
+    ctx = build_context(settings)
+    for signer in (old, new):
+        assert ctx.verifier.check(TOPIC, VALUE, signer.headers(TOPIC, VALUE), "320100") == "320100"
+    store.retire("320100", old.kid)
+    ctx.verifier.refresh()  # a running verifier re-reads the changed roster file (within 5 s)
+    with pytest.raises(Rejected) as caught:
+        ctx.verifier.check(TOPIC, VALUE, old.headers(TOPIC, VALUE), "320100")
+    assert caught.value.reason is Reason.BAD_SIGNATURE
+    assert build_context(settings).verifier.check(TOPIC, VALUE, new.headers(TOPIC, VALUE), "320100") == "320100"
+    with pytest.raises(ConfigError, match="only key"):
+        store.retire("320100", new.kid)
+
+
+def test_a_verifier_learns_a_key_added_after_it_started(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    store = KeyStore(settings)
+    store.ensure()
+    ctx = build_context(settings)
+    assert ctx.verifier.kids  # built now, before the rotation
+    store.rotate("321100")
+    signer = Signer.for_city(settings, store.circle(), "321100")
+    assert ctx.verifier.check(TOPIC, VALUE, signer.headers(TOPIC, VALUE), "321100") == "321100"
+
+
+def test_signer_errors_name_the_fix(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with pytest.raises(ConfigError, match="tongcheng keys init"):
+        Signer.for_city(settings, load_circle(), "320100")
+    stray = tmp_path / "stray.pem"
+    KeyStore(settings).ensure()
+    zhenjiang = KeyStore(settings).circle().keys_of("321100")[0].kid
+    stray.write_bytes(private_key_path(tmp_path / "keys", zhenjiang).read_bytes())
+    with pytest.raises(ConfigError, match="does not list for city 320100"):
+        Signer.for_city(settings_in(tmp_path, signing_key_file=stray), KeyStore(settings).circle(), "320100")
+    assert Signer.for_city(settings_in(tmp_path, signing_key_file=stray), KeyStore(settings).circle(), "321100")
+
+
+def test_enrolling_a_city_made_key_and_the_roster_limits(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    store = KeyStore(settings)
+    store.ensure()
+    own = Ed25519PrivateKey.generate()  # made by the city; only its public key is given
+    kid = store.add("341800", base64.b64encode(raw_public_key(own.public_key())).decode())
+    verifier = build_context(settings).verifier
+    assert verifier.check(TOPIC, VALUE, Signer("341800", own).headers(TOPIC, VALUE), "341800") == "341800"
+    assert kid == Signer("341800", own).kid
+    with pytest.raises(CircleFileError, match="at most 2"):
+        store.add("341800", base64.b64encode(raw_public_key(Ed25519PrivateKey.generate().public_key())).decode())
+    bad = tmp_path / "bad.json"
+    entry = roster_key("320100", own).as_json() | {"kid": "320100:0000000000000000"}
+    bad.write_text(json.dumps({"keys": [entry]}))
+    with pytest.raises(CircleFileError, match="does not match its key"):
+        load_circle(keys_file=bad)
+
+
+def test_provenance_setting() -> None:
+    assert Settings().provenance == "required"
+    assert Settings.from_env({"TONGCHENG_PROVENANCE": "off"}).provenance == "off"
+    with pytest.raises(ConfigError, match="TONGCHENG_PROVENANCE"):
+        Settings(provenance="optional")
