@@ -29,6 +29,14 @@ class City:
 
 #: keys a city may have in the roster at once: the current one and, during a rotation, the next
 MAX_KEYS_PER_CITY = 2
+#: The bus services that publish input records they derive (credit: the records of a CLOSED
+#: enforcement action). Each signs them with its own roster key, listed under `service:<name>`.
+SIGNING_SERVICES = ("credit",)
+
+
+def service_signer(service: str) -> str:
+    """The roster name of a bus service's key (in place of a city code)."""
+    return f"service:{service}"
 
 
 def key_id(city: str, public_key: bytes) -> str:
@@ -112,8 +120,8 @@ class Circle:
         """This circle with `keys` added to its roster (a kid listed twice counts once)."""
         merged: dict[str, dict[str, RosterKey]] = {c: {k.kid: k for k in ks} for c, ks in self.keys.items()}
         for k in keys:
-            if k.city not in self.cities:
-                raise CircleFileError(f"{where}: key {k.kid} is for {k.city}, which is not a member city")
+            if k.city not in self.signers:
+                raise CircleFileError(f"{where}: key {k.kid} is for {k.city}, not a member city or a signing service")
             merged.setdefault(k.city, {}).setdefault(k.kid, k)
         for city, ks in merged.items():
             if len(ks) > MAX_KEYS_PER_CITY:
@@ -122,6 +130,11 @@ class Circle:
                     "are valid at once (retire one: `tongcheng keys retire CITY KID`)"
                 )
         return replace(self, keys={c: tuple(ks.values()) for c, ks in merged.items() if ks})
+
+    @property
+    def signers(self) -> list[str]:
+        """Who holds roster keys: the member cities, then the bus services that sign what they derive."""
+        return [*self.cities, *(service_signer(s) for s in SIGNING_SERVICES)]
 
     def is_member(self, code: str) -> bool:
         return code in self.cities

@@ -84,15 +84,17 @@ class KeyStore:
         return RosterKey(city, kid, raw, datetime.now(UTC).isoformat(timespec="seconds"))
 
     def _check_city(self, circle: Circle, city: str) -> None:
-        if not circle.is_member(city):
-            raise ConfigError(f"{city} is not a member city of {circle.code}: {', '.join(circle.codes)}")
+        if city not in circle.signers:
+            raise ConfigError(
+                f"{city} is not a member city of {circle.code} nor a signing service: {', '.join(circle.signers)}"
+            )
 
     def ensure(self) -> list[str]:
-        """A key pair for every member city that has no roster key; returns the new key ids."""
+        """A key pair for every member city and signing service that has no roster key; returns the new key ids."""
         with self._locked():
             circle = self.circle()
             keys = read_keys_file(self.roster_file)
-            made = [self._new_key(city) for city in circle.codes if not circle.keys_of(city)]
+            made = [self._new_key(city) for city in circle.signers if not circle.keys_of(city)]
             if made:
                 self._write_roster(keys + made)
             return [k.kid for k in made]

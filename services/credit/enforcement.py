@@ -64,7 +64,7 @@ def records_from_action(action: dict[str, Any], now: datetime) -> list[dict[str,
                     "event_id": derived_event_id(meta["event_id"], n),
                     "event_type": "credit.record",
                     "source_city": action["lead_city"],
-                    "source_system": "tongcheng-enforcement",
+                    "source_system": "tongcheng-credit",  # the service that derived it, and signs it
                     "occurred_at": meta["occurred_at"],
                     "published_at": now,
                     "correlation_id": action["action_id"],

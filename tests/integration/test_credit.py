@@ -124,15 +124,15 @@ def test_bad_inputs_go_to_the_dlq_and_the_good_ones_apply(credit: Context) -> No
         unknown = pub.prepare("credit.record", record(s, "never", action="AMEND"))
     with Publisher(credit, "320100", "test") as pub:
         too_early = pub.prepare("credit.record", record(s, "b-1", action="REPAIR"))
-    for key, value in (
-        (s, b"\x07garbage"),
-        (s, broken),
-        (s, foreign.value),
-        (s, unknown.value),
-        (s, too_early.value),
-        (other, good.value),
+    for key, value, headers in (
+        (s, b"\x07garbage", []),
+        (s, broken, []),
+        (s, foreign.value, list(foreign.headers)),
+        (s, unknown.value, list(unknown.headers)),
+        (s, too_early.value, list(too_early.headers)),
+        (other, good.value, list(good.headers)),
     ):
-        raw.send(topic, key=key.encode(), value=value).get(timeout=30)
+        raw.send(topic, key=key.encode(), value=value, headers=headers).get(timeout=30)
     raw.close()
     got = dlq(credit, 5)
     reasons = sorted(d.headers["error.reason"] for d in got)

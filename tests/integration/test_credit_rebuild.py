@@ -89,7 +89,7 @@ def run(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 
 
 def send(run: Run, items: list[Prepared]) -> None:
-    futures = [run.producer.send(p.topic, key=p.key, value=p.value) for p in items]
+    futures = [run.producer.send(p.topic, key=p.key, value=p.value, headers=list(p.headers)) for p in items]
     run.producer.flush()
     for f in futures:
         f.get(timeout=30)

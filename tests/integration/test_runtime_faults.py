@@ -65,7 +65,7 @@ class Bus:
         return [self.publishers[city].prepare("credit.record", body) for city, body in items]
 
     def send(self, items: list[Prepared]) -> None:
-        futures = [self.producer.send(p.topic, key=p.key, value=p.value) for p in items]
+        futures = [self.producer.send(p.topic, key=p.key, value=p.value, headers=list(p.headers)) for p in items]
         self.producer.flush()
         for f in futures:
             f.get(timeout=30)

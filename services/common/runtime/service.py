@@ -15,6 +15,7 @@ from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.common.circle import service_signer
 from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
@@ -23,6 +24,7 @@ from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
 from services.common.runtime.transport import Consumer
 from topics.catalog import EVENT_TYPES, OWNER
+from topics.provenance import Signer
 
 log = logging.getLogger("tongcheng")
 
@@ -164,7 +166,27 @@ class Processor:
         return decoded
 
     def verify(self, record: Record, decoded: dict[str, Any]) -> None:
-        """The provenance check of a judged record (see topics/provenance.py)."""
+        """A judged record counts only under the city that signed it (topics/provenance.py): raises
+        Rejected (unsigned, bad_signature, source_mismatch). Verified here once per event, by its
+        owner; readers of the accepted stream rely on that.
+
+        The one exception is a record this service derived itself (`emit` of an input type), signed
+        with its own roster key and naming it as `meta.source_system`: it counts under the city of
+        the event it was derived from, which was verified when that event was judged.
+        """
+        if not self.ctx.provenance_required:
+            return
+        meta = decoded["meta"]
+        origin = self.ctx.verifier.origin(record.topic, record.value, record.headers)
+        if origin == meta["source_city"]:
+            return
+        if origin == service_signer(self.service) and meta["source_system"] == f"tongcheng-{self.service}":
+            return
+        raise Rejected(
+            Reason.SOURCE_MISMATCH,
+            f"meta.source_city is {meta['source_city']!r} but the record is signed by {origin}",
+            "meta.source_city",
+        )
 
     def accept(self, record: Record) -> None:
         """Forward an applied record of a judged topic to its accepted stream, byte for byte, on the
@@ -200,10 +222,18 @@ class Processor:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
 
     async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
-        """Queue one output event; `flush` sends a batch's outputs as one record batch per partition."""
+        """Queue one output event; `flush` sends a batch's outputs as one record batch per partition.
+
+        An input event this service derives (credit records of a closed enforcement action) is signed
+        with the service's own roster key, so that it passes the owner's provenance check."""
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
-        self.outputs.add(topic, key.encode(), value)
+        headers = self.signer.headers(topic, value) if event_type in OWNER else None
+        self.outputs.add(topic, key.encode(), value, headers=headers)
+
+    @functools.cached_property
+    def signer(self) -> Signer:
+        return Signer.for_city(self.ctx.settings, self.ctx.circle, service_signer(self.service))
 
     # --- delivery ---------------------------------------------------------------------------
 
