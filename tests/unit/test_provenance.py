@@ -241,3 +241,20 @@ def test_readme_example_verifies_without_our_code(tmp_path: Path) -> None:
         signing_city(TOPIC, VALUE + b"!", headers, roster)
     with pytest.raises(StopIteration):
         signing_city(TOPIC, VALUE, dict(Signer("340500", Ed25519PrivateKey.generate()).headers(TOPIC, VALUE)), roster)
+
+
+def test_a_publisher_signs_with_the_roster_as_it_is_when_made(tmp_path: Path) -> None:
+    from topics.publisher import Publisher
+
+    settings = settings_in(tmp_path)
+    ctx = build_context(settings)  # a process started before the keys were made (e.g. the API)
+    with pytest.raises(ConfigError, match="keys init"):
+        Publisher(ctx, "320100", "test")
+    store = KeyStore(settings)
+    store.ensure()
+    first = Publisher(ctx, "320100", "test")
+    new_kid = store.rotate("320100")
+    assert first.signer is not None and first.signer.kid != new_kid
+    second = Publisher(ctx, "320100", "test")
+    assert second.signer is not None and second.signer.kid == new_kid
+    assert Publisher(ctx, "320100", "test", sign=False).signer is None
