@@ -85,7 +85,7 @@ def provision_bus(ctx: Context, say: Any = None) -> None:
 
     made = ensure_keys(ctx)
     if say and made:
-        say(f"keys     made {len(made)} signing key(s): {', '.join(made)} (`tongcheng keys list`)")
+        say(f"keys     made a signing key for {len(made)} cities in {ctx.settings.keys_dir} (`tongcheng keys list`)")
     admin = provision.admin_client(ctx.settings.bootstrap)
     try:
         report = provision.apply(ctx.topics, admin)
