@@ -36,7 +36,9 @@ from topics.publisher import Publisher, producer_config
 
 
 class Simulation:
-    def __init__(self, ctx: Context, rate: float, seconds: float, bad: float = 0.03, seed: int = 1) -> None:
+    def __init__(
+        self, ctx: Context, rate: float, seconds: float, bad: float = 0.03, seed: int = 1, sign: bool = True
+    ) -> None:
         self.ctx = ctx
         self.rate = rate
         self.seconds = seconds
@@ -44,7 +46,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.cities = list(ctx.circle.codes)
         self.producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "tongcheng-simulate"))
-        self.publishers = {c: Publisher(ctx, c, "tongcheng-simulate", producer=self.producer) for c in self.cities}
+        self.publishers = {c: Publisher(ctx, c, "tongcheng-simulate", self.producer, sign) for c in self.cities}
         today = ctx.clock.now().date()
         self.today = today
         self.credit = credit_records(10**9, 2000, self.cities, today, seed)

@@ -85,7 +85,7 @@ def provision_bus(ctx: Context, say: Any = None) -> None:
 
     made = ensure_keys(ctx)
     if say and made:
-        say(f"keys     made {len(made)} signing key(s): {', '.join(made)} (`tongcheng keys list`)")
+        say(f"keys     made a signing key for {len(made)} cities in {ctx.settings.keys_dir} (`tongcheng keys list`)")
     admin = provision.admin_client(ctx.settings.bootstrap)
     try:
         report = provision.apply(ctx.topics, admin)
@@ -343,7 +343,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from ops.simulate import Simulation
 
     ctx = build_context(settings)
-    sim = Simulation(ctx, args.rate, args.seconds, args.bad, args.seed)
+    sim = Simulation(ctx, args.rate, args.seconds, args.bad, args.seed, sign=not args.unsigned)
     say(
         f"simulate: {args.rate:g} events/s from {len(ctx.circle.codes)} cities for {args.seconds:g}s, "
         f"{args.bad:.0%} bad input; Ctrl-C stops early"
@@ -447,12 +447,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="benchmark one processor against the raw decode ceiling on the same backlog; last line is JSON"
     )
-    p.add_argument("processor", choices=["credit", "sanctions", "emergency", "projects", "supervision", "readmodel"])
+    p.add_argument(
+        "processor",
+        choices=["credit", "sanctions", "emergency", "projects", "supervision", "readmodel", "provenance"],
+        help="a processor, or provenance: the cost of signing and verifying one event (no broker)",
+    )
     p.add_argument("--quick", action="store_true", help="a short run (under 4 minutes, broker start included)")
     p.add_argument("--records", type=int, help="backlog size")
     p.add_argument("--subjects", type=int, help="distinct keys in the backlog")
     p.add_argument("--rate", type=float, help="events/s for the latency phase")
     p.add_argument("--seconds", type=float, help="length of the latency phase")
+    p.add_argument(
+        "--signatures",
+        choices=["on", "off"],
+        default="on",
+        help="on: signed inputs, checked by the worker (default); off: unsigned inputs, TONGCHENG_PROVENANCE=off",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("keys", help="the cities' signing keys: make missing ones, rotate, retire, enrol, list")
@@ -469,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
     p.add_argument("--bad", type=float, default=0.03, help="share of bad input (default 0.03)")
     p.add_argument("--seed", type=int, default=1, help="the same seed gives the same traffic")
+    p.add_argument("--unsigned", action="store_true", help="no signatures (the processors refuse the events)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("lag-exporter", help="serve consumer-group lag with kafka_exporter's metric names")

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.transaction_manager import TransactionState
 
+from services.common.circle import Circle, load_circle
 from services.common.context import Context, build_context
 from services.common.errors import PublishError, Reason, Rejected
 from services.common.settings import Settings
@@ -170,6 +171,12 @@ class HealingProducer:
         return close_within(current, timeout)
 
 
+def current_roster(settings: Settings) -> Circle:
+    """The roster as its files say now: a publisher made after a rotation signs with the new key,
+    and one made after `tongcheng keys init` finds the keys its process did not see at start."""
+    return load_circle(settings.circle_file, settings.circle, settings.roster_keys_path)
+
+
 @dataclass(frozen=True)
 class Prepared:
     event_type: str
@@ -208,7 +215,7 @@ class Publisher:
         self.ctx = context
         self.city = city
         self.source_system = source_system
-        self.signer = Signer.for_city(context.settings, context.circle, city) if sign else None
+        self.signer = Signer.for_city(context.settings, current_roster(context.settings), city) if sign else None
         if isinstance(producer, HealingProducer):
             self._producer = producer
         elif producer is not None:

@@ -53,12 +53,13 @@ class Inputs:
     ctx: Context
     producer: KafkaProducer
     seed: int = 1
+    sign: bool = True  # the inputs carry their city's signature (the derived ones never do)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.cities = list(self.ctx.circle.codes)
-        self.publishers = {c: Publisher(self.ctx, c, SOURCE, producer=self.producer) for c in self.cities}
+        self.publishers = {c: Publisher(self.ctx, c, SOURCE, self.producer, self.sign) for c in self.cities}
         self.now = self.ctx.clock.now()
         self.today = self.now.date()
         self.n = 0

@@ -91,8 +91,10 @@ def bench_settings(base: Settings, prefix: str) -> tuple[Settings, Path]:
 
 def worker_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
-    for name in ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store"):
+    names = ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store")
+    for name in (*names, "provenance"):
         env[ENV[name]] = str(getattr(settings, name))
+    env[ENV["roster_keys_file"]] = str(settings.roster_keys_path)
     env[ENV["database_url"]] = settings.database_url
     if settings.circle_file:
         env[ENV["circle_file"]] = str(settings.circle_file)
@@ -154,7 +156,7 @@ def consumed(worker: Worker, topics: set[str]) -> tuple[float, Counter[str]] | N
 def publish(producer: KafkaProducer, events: list[Prepared]) -> float:
     started = time.perf_counter()
     for p in events:
-        producer.send(p.topic, key=p.key, value=p.value)
+        producer.send(p.topic, key=p.key, value=p.value, headers=list(p.headers) or None)
     producer.flush()
     return time.perf_counter() - started
 
@@ -341,7 +343,7 @@ def pace(producer: KafkaProducer, items: list[Timed], sent: dict[str, tuple[str,
         while i < len(items) and items[i].at <= horizon:
             e = items[i].event
             sent.setdefault(e.event_id, (items[i].stream, time.perf_counter()))
-            producer.send(e.topic, key=e.key, value=e.value)
+            producer.send(e.topic, key=e.key, value=e.value, headers=list(e.headers) or None)
             i += 1
         producer.flush()
         if now - said >= 2:
@@ -396,7 +398,8 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
     workers: list[Worker] = []
     try:
         started = time.perf_counter()
-        plan = build(processor, Inputs(ctx, producer), records, subjects, rate, seconds)
+        inputs = Inputs(ctx, producer, sign=settings.provenance == "required")
+        plan = build(processor, inputs, records, subjects, rate, seconds)
         say(
             f"prepared {plan.records} backlog records in {len(plan.stages)} stage(s) and {len(plan.steady)} "
             f"latency-phase events in {time.perf_counter() - started:.1f}s"
@@ -493,15 +496,22 @@ def remove_topics(settings: Settings, prefix: str) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     processor = args.processor
+    if processor == "provenance":
+        from ops.bench import provenance
+
+        return provenance.run(settings, args)
     if processor not in PROCESSORS:
         say(f"unknown processor {processor!r}; one of {', '.join(PROCESSORS)}")
         return 2
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     bench_s, work = bench_settings(settings, prefix)
+    # signed inputs checked by the worker, or unsigned inputs and no checks
+    signatures = getattr(args, "signatures", None) or "on"
+    bench_s = bench_s.with_(provenance="required" if signatures == "on" else "off")
     records, subjects, rate, seconds = options(args)
     say(
         f"bench {processor}{' --quick' if getattr(args, 'quick', False) else ''}: {records} records, "
-        f"{subjects} subjects, "
+        f"{subjects} subjects, signatures {signatures}, "
         + (f"latency phase {rate:g}/s for {seconds:g}s" if rate else "no latency phase")
         + f"; topic prefix {prefix}, "
         f"broker {bench_s.bootstrap}, registry {bench_s.registry_url}, metrics from :{bench_s.metrics_port}"

@@ -53,6 +53,7 @@ from ops.chaos.probes import (
 from services.cli import provision_bus
 from services.common.context import Context, build_context
 from services.common.settings import Settings
+from topics.provenance import Signer
 from topics.publisher import Prepared, Publisher, producer_config
 
 PORTS: dict[str, Any] = {"kafka_port": 23192, "controller_port": 23193, "registry_port": 23181, "metrics_port": 23500}
@@ -62,6 +63,7 @@ CHUNK = 1000
 MIN_CHUNK_SECONDS = 0.4  # publishing is spread over time even when a portion is released at once
 PROGRESS_TIMEOUT = 180.0  # for a restarted worker to commit something (start, recovery, rebalance)
 CATCH_UP_TIMEOUT = 600.0
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers (the city's signature)
 
 
 def say(message: str) -> None:
@@ -71,7 +73,7 @@ def say(message: str) -> None:
 class Feed:
     """Publishes the mixed workload in chunks from a thread, released a portion at a time."""
 
-    def __init__(self, ctx: Context, chunks: list[list[tuple[bytes, bytes]]], portions: int) -> None:
+    def __init__(self, ctx: Context, chunks: list[list[Record]], portions: int) -> None:
         self.ctx = ctx
         self.topic = ctx.topics.topic("credit.record")
         self.chunks = chunks
@@ -98,7 +100,7 @@ class Feed:
                 with self._go:
                     self._go.wait_for(lambda k=k: self._allowed(k))  # type: ignore[misc]
                 began = time.monotonic()
-                futures = [self.producer.send(self.topic, key=key, value=value) for key, value in chunk]
+                futures = [self.producer.send(self.topic, key=k, value=v, headers=h) for k, v, h in chunk]
                 self.producer.flush()
                 for f in futures:
                     f.get(timeout=60)
@@ -113,9 +115,7 @@ class Feed:
         self.producer.close(timeout=10)
 
 
-def workload(
-    ctx: Context, records: int, subjects: int, seed: int
-) -> tuple[list[Prepared], list[list[tuple[bytes, bytes]]], int]:
+def workload(ctx: Context, records: int, subjects: int, seed: int) -> tuple[list[Prepared], list[list[Record]], int]:
     """The valid records (prepared, in publication order), the chunks to publish (valid and garbage
     mixed), and the number of garbage records."""
     bad = round(records * GARBAGE_SHARE)
@@ -126,8 +126,11 @@ def workload(
         for city, body in credit_records(records - bad, subjects, ctx.circle.codes, NOW.date(), seed=seed)
     ]
     producer.close(timeout=5)
-    junk = garbage(bad, seed)
-    mixed: list[tuple[bytes, bytes]] = [(p.key, p.value) for p in good]
+    # garbage signed by a member city, so that it is dead-lettered as undecodable whichever check comes first
+    signer = Signer.for_city(ctx.settings, ctx.circle, ctx.circle.codes[0])
+    topic = ctx.topics.topic("credit.record")
+    junk = [(key, value, signer.headers(topic, value)) for key, value in garbage(bad, seed)]
+    mixed: list[Record] = [(p.key, p.value, list(p.headers)) for p in good]
     rng = random.Random(seed)
     for item in junk:  # garbage at random places; the valid records keep their order
         mixed.insert(rng.randrange(len(mixed) + 1), item)

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -206,3 +208,53 @@ def test_provenance_setting() -> None:
     assert Settings.from_env({"TONGCHENG_PROVENANCE": "off"}).provenance == "off"
     with pytest.raises(ConfigError, match="TONGCHENG_PROVENANCE"):
         Settings(provenance="optional")
+
+
+def readme_verifier() -> dict[str, object]:
+    """The README's "Verifying without Tongcheng's code" example, run as written."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    after = text.split("**Verifying without Tongcheng's code**", 1)[1]
+    lines = after.split("\n\n", 1)[1].splitlines()
+    code = []
+    for line in lines:
+        if line and not line.startswith("    "):
+            break
+        code.append(line[4:])
+    namespace: dict[str, object] = {}
+    exec(compile("\n".join(code), "README.md", "exec"), namespace)  # noqa: S102 - the documented example
+    return namespace
+
+
+def test_readme_example_verifies_without_our_code(tmp_path: Path) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    settings = settings_in(tmp_path)
+    store = KeyStore(settings)
+    store.ensure()
+    roster = json.loads(settings.roster_keys_path.read_text())
+    signing_city = cast(Callable[..., str], readme_verifier()["signing_city"])
+    signer = Signer.for_city(settings, store.circle(), "340500")
+    headers = dict(signer.headers(TOPIC, VALUE))
+    assert signing_city(TOPIC, VALUE, headers, roster) == "340500"
+    assert signing_city("njmc.credit.record.accepted.v1", VALUE, headers, roster) == "340500"
+    with pytest.raises(InvalidSignature):
+        signing_city(TOPIC, VALUE + b"!", headers, roster)
+    with pytest.raises(StopIteration):
+        signing_city(TOPIC, VALUE, dict(Signer("340500", Ed25519PrivateKey.generate()).headers(TOPIC, VALUE)), roster)
+
+
+def test_a_publisher_signs_with_the_roster_as_it_is_when_made(tmp_path: Path) -> None:
+    from topics.publisher import Publisher
+
+    settings = settings_in(tmp_path)
+    ctx = build_context(settings)  # a process started before the keys were made (e.g. the API)
+    with pytest.raises(ConfigError, match="keys init"):
+        Publisher(ctx, "320100", "test")
+    store = KeyStore(settings)
+    store.ensure()
+    first = Publisher(ctx, "320100", "test")
+    new_kid = store.rotate("320100")
+    assert first.signer is not None and first.signer.kid != new_kid
+    second = Publisher(ctx, "320100", "test")
+    assert second.signer is not None and second.signer.kid == new_kid
+    assert Publisher(ctx, "320100", "test", sign=False).signer is None
