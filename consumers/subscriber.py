@@ -71,7 +71,8 @@ def verify_origin(verifier: Verifier, delivery: Delivery) -> str:
     if delivery.event is None:
         raise delivery.error or Rejected(Reason.UNDECODABLE, "no event to verify")
     headers = [(k, v.encode("utf-8")) for k, v in delivery.headers.items()]
-    return verifier.check(delivery.topic, delivery.value, headers, str(delivery.event["meta"]["source_city"]))
+    meta = delivery.event["meta"]
+    return verifier.check(delivery.topic, delivery.value, headers, str(meta["source_city"]), str(meta["source_system"]))
 
 
 class Subscriber:
@@ -129,8 +130,10 @@ class Subscriber:
             event = self.ctx.codec.decode(value, kind.schema if kind else None)
             origin = None
             if self.verifier is not None:
-                source_city = str((event.get("meta") or {}).get("source_city"))
-                origin = self.verifier.check(topic, value, headers, source_city)
+                meta = event.get("meta") or {}
+                origin = self.verifier.check(
+                    topic, value, headers, str(meta.get("source_city")), str(meta.get("source_system") or "")
+                )
             return Delivery(topic, partition, offset, key, value, hmap, event, None, origin)
         except Rejected as exc:
             return Delivery(topic, partition, offset, key, value, hmap, None, exc)

@@ -129,7 +129,7 @@ def test_init_makes_one_private_key_per_city_readable_only_by_its_owner(tmp_path
     store = KeyStore(settings_in(tmp_path))
     made = store.ensure()
     circle = store.circle()
-    assert sorted(k.split(":")[0] for k in made) == sorted(circle.codes)
+    assert sorted(k.rsplit(":", 1)[0] for k in made) == sorted(circle.signers)  # the cities and service:credit
     assert store.ensure() == []  # idempotent
     assert os.stat(tmp_path / "keys").st_mode & 0o777 == 0o700
     for kid in made:
@@ -258,3 +258,26 @@ def test_a_publisher_signs_with_the_roster_as_it_is_when_made(tmp_path: Path) ->
     second = Publisher(ctx, "320100", "test")
     assert second.signer is not None and second.signer.kid == new_kid
     assert Publisher(ctx, "320100", "test", sign=False).signer is None
+
+
+def test_a_record_the_credit_service_derived_verifies_as_the_service_only_under_its_own_name(
+    nanjing: Ed25519PrivateKey,
+) -> None:
+    """The credit records of a closed enforcement action are signed by `service:credit` and name
+    `tongcheng-credit` as their source system; the service's key vouches for nothing else."""
+    service = Ed25519PrivateKey.generate()
+    verifier = Verifier([roster_key("320100", nanjing), roster_key("service:credit", service)])
+    headers = Signer("service:credit", service).headers(TOPIC, VALUE)
+    assert verifier.check(TOPIC, VALUE, headers, "320100", "tongcheng-credit") == "service:credit"
+    for system in ("", "tongcheng-cli", "tongcheng-sanctions"):
+        with pytest.raises(Rejected) as caught:
+            verifier.check(TOPIC, VALUE, headers, "320100", system)
+        assert caught.value.reason is Reason.SOURCE_MISMATCH
+
+
+def test_key_init_makes_the_signing_services_keys(tmp_path: Path) -> None:
+    store = KeyStore(Settings(data_dir=tmp_path))
+    made = store.ensure()
+    assert len([k for k in made if k.startswith("service:credit:")]) == 1 and len(made) == 11
+    signer = Signer.for_city(store.settings, store.circle(), "service:credit")
+    assert signer.kid in made and store.ensure() == []

@@ -170,23 +170,15 @@ class Processor:
         Rejected (unsigned, bad_signature, source_mismatch). Verified here once per event, by its
         owner; readers of the accepted stream rely on that.
 
-        The one exception is a record this service derived itself (`emit` of an input type), signed
+        The one exception is a record a service derived itself (`emit` of an input type), signed
         with its own roster key and naming it as `meta.source_system`: it counts under the city of
         the event it was derived from, which was verified when that event was judged.
         """
-        if not self.ctx.provenance_required:
-            return
-        meta = decoded["meta"]
-        origin = self.ctx.verifier.origin(record.topic, record.value, record.headers)
-        if origin == meta["source_city"]:
-            return
-        if origin == service_signer(self.service) and meta["source_system"] == f"tongcheng-{self.service}":
-            return
-        raise Rejected(
-            Reason.SOURCE_MISMATCH,
-            f"meta.source_city is {meta['source_city']!r} but the record is signed by {origin}",
-            "meta.source_city",
-        )
+        if self.ctx.provenance_required:
+            meta = decoded["meta"]
+            self.ctx.verifier.check(
+                record.topic, record.value, record.headers, meta["source_city"], meta["source_system"]
+            )
 
     def accept(self, record: Record) -> None:
         """Forward an applied record of a judged topic to its accepted stream, byte for byte, on the
