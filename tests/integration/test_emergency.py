@@ -167,9 +167,11 @@ def test_project_with_three_milestones_and_the_enforcement_count(bus: Context) -
         pub.publish("project.milestone", report("M3", "IN_PROGRESS"))
         pub.publish("project.milestone", report("M9", "DONE", str(today)))
         pub.publish("project.milestone", report("M1", "DONE", str(today), project="NJMC-NOPE"))
+    with Publisher(bus, "320100", "test") as pub:  # an action is reported by its lead city
         action = example("enforcement.action")
-        pub.publish("enforcement.action", action)
-        pub.publish("enforcement.action", action)  # the same action again: counted once
+        prepared = pub.prepare("enforcement.action", action)
+        pub.send_prepared(prepared).get(timeout=30)
+        pub.send_prepared(prepared).get(timeout=30)  # the same event again: counted once
     raised = alerts(bus, "NJMC-TEST-1/M3", 1)
     assert [(a["kind"], a["city"]) for a in raised] == [("MILESTONE_OVERDUE", "321000")]
     wait_metric(SUPERVISION, "tongcheng_project_ontime_ratio", 1 / 3, city="321000")

@@ -107,7 +107,7 @@ class Feed:
             for p in self.items[self.sent : self.sent + per_tick]:
                 self.sent += 1
                 try:
-                    future = self.producer.send(p.topic, p.key, p.value)
+                    future = self.producer.send(p.topic, p.key, p.value, list(p.headers))
                 except KafkaError:  # no metadata within 5 s: the broker is away
                     self.failed.add(p.event_id)
                     continue
