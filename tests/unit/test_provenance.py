@@ -83,6 +83,8 @@ def test_round_trip_on_the_input_topic_and_its_accepted_stream(nanjing: Ed25519P
     assert verifier.check(TOPIC, VALUE, headers, "320100") == "320100"
     assert verifier.check("njmc.credit.record.accepted.v1", VALUE, headers, "320100") == "320100"
     assert verifier.origin(TOPIC, VALUE, headers) == "320100"
+    assert verifier.origin(TOPIC, VALUE, dict(headers)) == "320100"  # headers as a mapping
+    assert verifier.origin(TOPIC, VALUE, (("other", b"x"), *headers)) == "320100"  # aiokafka gives a tuple
 
 
 def test_tampered_value_or_topic_is_a_bad_signature(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
