@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from kafka.errors import KafkaError
 
+from services.common.circle import CircleFileError
 from services.common.context import Context, build_context
 from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
@@ -507,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(settings, args))
-    except (TongchengError, ConfigError) as exc:
+    except (TongchengError, ConfigError, CircleFileError) as exc:
         err(f"tongcheng {args.command}: {exc}")
         return 2
     except KafkaError as exc:

@@ -21,7 +21,7 @@ import binascii
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -39,7 +39,8 @@ ACCEPTED_SUFFIX = ".accepted.v1"
 #: how often a Verifier looks whether the roster keys file changed (a retired key stops verifying)
 WATCH_SECONDS = 5.0
 
-Headers = Sequence[tuple[str, bytes | None]]
+#: record headers as the Kafka clients give them; a mapping (e.g. a Delivery's) is taken too
+Headers = Sequence[tuple[str, bytes | None]] | Mapping[str, bytes]
 log = logging.getLogger(__name__)
 
 
@@ -173,7 +174,8 @@ class Verifier:
     def origin(self, topic: str, value: bytes | None, headers: Headers | None) -> str:
         """The city whose roster key signed (topic, value); raises Rejected UNSIGNED or BAD_SIGNATURE."""
         sig = kid = None
-        for name, data in headers or ():
+        items = headers.items() if isinstance(headers, Mapping) else headers or ()
+        for name, data in items:
             if name == SIGNATURE_HEADER:
                 if sig is not None:
                     raise Rejected(Reason.BAD_SIGNATURE, f"two {SIGNATURE_HEADER} headers", SIGNATURE_HEADER)

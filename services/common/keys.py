@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.common.circle import (
     MAX_KEYS_PER_CITY,
     Circle,
+    CircleFileError,
     RosterKey,
     key_id,
     load_circle,
@@ -51,7 +52,10 @@ class KeyStore:
 
     def circle(self) -> Circle:
         s = self.settings
-        return load_circle(s.circle_file, s.circle, self.roster_file)
+        try:
+            return load_circle(s.circle_file, s.circle, self.roster_file)
+        except CircleFileError as exc:
+            raise ConfigError(str(exc)) from exc
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -118,12 +122,19 @@ class KeyStore:
         with self._locked():
             circle = self.circle()
             self._check_city(circle, city)
-            (key,) = parse_keys([{"city": city, "public_key": public_key_b64}], "the key given")
+            try:
+                (key,) = parse_keys([{"city": city, "public_key": public_key_b64}], "the key given")
+            except CircleFileError as exc:
+                raise ConfigError(str(exc)) from exc
             if key.kid in {k.kid for k in circle.keys_of(city)}:
                 return key.kid
+            if len(circle.keys_of(city)) >= MAX_KEYS_PER_CITY:
+                raise ConfigError(
+                    f"city {city} already has {MAX_KEYS_PER_CITY} valid keys "
+                    f"({', '.join(k.kid for k in circle.keys_of(city))}); retire one first"
+                )
             stamped = RosterKey(city, key.kid, key.public_key, datetime.now(UTC).isoformat(timespec="seconds"))
             self._write_roster([*read_keys_file(self.roster_file), stamped])
-            self.circle()  # refuses a third key before anyone relies on it
             return key.kid
 
     def retire(self, city: str, kid: str) -> None:

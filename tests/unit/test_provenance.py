@@ -83,6 +83,8 @@ def test_round_trip_on_the_input_topic_and_its_accepted_stream(nanjing: Ed25519P
     assert verifier.check(TOPIC, VALUE, headers, "320100") == "320100"
     assert verifier.check("njmc.credit.record.accepted.v1", VALUE, headers, "320100") == "320100"
     assert verifier.origin(TOPIC, VALUE, headers) == "320100"
+    assert verifier.origin(TOPIC, VALUE, dict(headers)) == "320100"  # headers as a mapping
+    assert verifier.origin(TOPIC, VALUE, (("other", b"x"), *headers)) == "320100"  # aiokafka gives a tuple
 
 
 def test_tampered_value_or_topic_is_a_bad_signature(nanjing: Ed25519PrivateKey, verifier: Verifier) -> None:
@@ -194,12 +196,20 @@ def test_enrolling_a_city_made_key_and_the_roster_limits(tmp_path: Path) -> None
     verifier = build_context(settings).verifier
     assert verifier.check(TOPIC, VALUE, Signer("341800", own).headers(TOPIC, VALUE), "341800") == "341800"
     assert kid == Signer("341800", own).kid
-    with pytest.raises(CircleFileError, match="at most 2"):
-        store.add("341800", base64.b64encode(raw_public_key(Ed25519PrivateKey.generate().public_key())).decode())
+    third = base64.b64encode(raw_public_key(Ed25519PrivateKey.generate().public_key())).decode()
+    with pytest.raises(ConfigError, match="already has 2 valid keys"):
+        store.add("341800", third)
+    assert [k.kid for k in store.circle().keys_of("341800")][1] == kid  # the roster is left as it was
+    with pytest.raises(ConfigError, match="is 3 bytes"):
+        store.add("341800", base64.b64encode(b"abc").decode())
     bad = tmp_path / "bad.json"
     entry = roster_key("320100", own).as_json() | {"kid": "320100:0000000000000000"}
     bad.write_text(json.dumps({"keys": [entry]}))
     with pytest.raises(CircleFileError, match="does not match its key"):
+        load_circle(keys_file=bad)
+    three = [roster_key("320100", Ed25519PrivateKey.generate()).as_json() for _ in range(3)]
+    bad.write_text(json.dumps({"keys": three}))
+    with pytest.raises(CircleFileError, match="at most 2"):
         load_circle(keys_file=bad)
 
 
