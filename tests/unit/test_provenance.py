@@ -268,3 +268,10 @@ def test_a_publisher_signs_with_the_roster_as_it_is_when_made(tmp_path: Path) ->
     second = Publisher(ctx, "320100", "test")
     assert second.signer is not None and second.signer.kid == new_kid
     assert Publisher(ctx, "320100", "test", sign=False).signer is None
+
+
+def test_checks_off_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert build_context(settings_in(tmp_path)).provenance_required is True
+    with caplog.at_level("WARNING"):
+        assert build_context(settings_in(tmp_path, provenance="off")).provenance_required is False
+    assert "NOT checked" in caplog.text
