@@ -213,6 +213,13 @@ def test_enrolling_a_city_made_key_and_the_roster_limits(tmp_path: Path) -> None
         load_circle(keys_file=bad)
 
 
+def test_checks_off_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert build_context(settings_in(tmp_path)).provenance_required is True
+    with caplog.at_level("WARNING"):
+        assert build_context(settings_in(tmp_path, provenance="off")).provenance_required is False
+    assert "NOT checked" in caplog.text
+
+
 def test_provenance_setting() -> None:
     assert Settings().provenance == "required"
     assert Settings.from_env({"TONGCHENG_PROVENANCE": "off"}).provenance == "off"
