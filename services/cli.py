@@ -475,7 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="stop when caught up instead of waiting for more")
     p.add_argument("--json", action="store_true", help="one JSON object per work item")
-    p.add_argument("--group", help="consumer group (default tongcheng-inbox-<city>); a new group starts over")
+    p.add_argument(
+        "--group",
+        help="consumer group (default <prefix>.city-<city>.inbox; a city may use only groups under "
+        "<prefix>.city-<city>.); a new group starts over",
+    )
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors, API; restart what dies")
