@@ -65,6 +65,13 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "start":
         local.start(insecure(settings, args), say)
+    elif args.action == "secrets":
+        from services.common import kafka_auth
+        from topics import acls
+
+        users = acls.principals(settings)
+        kafka_auth.secret_store(settings).ensure(users)
+        say(f"SCRAM secrets of {len(users)} users in {settings.secrets_file} (existing ones kept)")
     elif args.action == "stop":
         local.stop(settings, say)
     else:
@@ -489,7 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("broker", help="the local Kafka broker and Apicurio registry")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "action",
+        choices=["start", "stop", "status", "secrets"],
+        help="secrets: only write the secrets file (admin, services, cities), for a broker run elsewhere",
+    )
     p.add_argument("--insecure-plaintext", action="store_true", help=INSECURE_HELP)
     p.set_defaults(func=cmd_broker)
 
