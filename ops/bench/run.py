@@ -92,7 +92,9 @@ def bench_settings(base: Settings, prefix: str) -> tuple[Settings, Path]:
 
 def worker_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
-    for name in ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store"):
+    names = ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store")
+    # and how the workers find their credentials (each authenticates as its service)
+    for name in (*names, "security_protocol", "secrets_file", "ssl_cafile"):
         env[ENV[name]] = str(getattr(settings, name))
     env[ENV["database_url"]] = settings.database_url
     if settings.circle_file:
