@@ -43,11 +43,12 @@ READS: dict[str, tuple[str, ...]] = {
     "sanctions": ("sanction.feedback", "credit.profile"),
     "emergency": ("emergency.notice", "emergency.ack"),
     "supervision": ("project.plan", "project.milestone", "enforcement.action.accepted"),
+    # the projections of consumers/readmodel.py: derived topics and accepted streams
     "readmodel": (
         "credit.profile",
         "sanction.list",
         "sanction.tracking",
-        "emergency.notice.accepted",
+        "emergency.dispatch",
         "emergency.ack.accepted",
         "project.plan.accepted",
         "project.milestone.accepted",
@@ -66,7 +67,7 @@ EXTRA_WRITES: dict[str, tuple[str, ...]] = {
 #: deletes the grant.
 TRANSITIONAL_READS: dict[str, tuple[str, ...]] = {
     "supervision": ("enforcement.action",),
-    "readmodel": ("emergency.notice", "emergency.ack", "project.plan", "project.milestone"),
+    "readmodel": ("emergency.ack", "project.plan", "project.milestone"),
 }
 
 #: the derived types a city may subscribe to

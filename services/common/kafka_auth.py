@@ -26,6 +26,9 @@ from services.common.errors import ConfigError
 from services.common.settings import ENV, Settings
 
 log = logging.getLogger(__name__)
+# kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials are "exchanged in the
+# clear"; SCRAM never sends the secret (only proofs), and the local listener is on loopback
+logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 
 MECHANISM = "SCRAM-SHA-512"
 ADMIN = "admin"

@@ -51,10 +51,18 @@ def test_the_owners_read_raw_input_and_the_others_their_accepted_streams(declare
     for event_type, owner in OWNER.items():
         assert owner in allowed(declared, "READ", CATALOG.topic(event_type))
     assert "supervision" in allowed(declared, "READ", CATALOG.accepted("enforcement.action"))
-    for t in ("emergency.notice", "emergency.ack", "project.plan", "project.milestone"):
+    for t in ("emergency.ack", "project.plan", "project.milestone"):
         assert "readmodel" in allowed(declared, "READ", CATALOG.accepted(t))
-    for t in ("credit.profile", "sanction.list", "sanction.tracking"):
+    for t in ("credit.profile", "sanction.list", "sanction.tracking", "emergency.dispatch"):
         assert "readmodel" in allowed(declared, "READ", CATALOG.topic(t))
+
+
+def test_the_read_model_may_read_every_topic_of_its_projections(declared: set[Binding]) -> None:
+    from consumers.readmodel import PROJECTIONS
+
+    for event_type in PROJECTIONS:
+        readable = {CATALOG.topic(event_type), CATALOG.accepted(event_type) if event_type in OWNER else ""}
+        assert any("readmodel" in allowed(declared, "READ", t) for t in readable), event_type
     assert "sanctions" in allowed(declared, "READ", CATALOG.topic("credit.profile"))
 
 
