@@ -349,8 +349,11 @@ def start_registry(settings: Settings, p: Paths) -> int:
 
 
 def as_admin(settings: Settings) -> Settings:
-    """The settings of ops commands on the local broker: the `admin` principal."""
-    return settings if settings.kafka_user == kafka_auth.ADMIN else settings.with_(kafka_user=kafka_auth.ADMIN)
+    """The settings of ops commands on the local broker: the `admin` principal, its secret from the
+    secrets file unless admin's own was given."""
+    if settings.kafka_user == kafka_auth.ADMIN:
+        return settings
+    return settings.with_(kafka_user=kafka_auth.ADMIN, kafka_password="")
 
 
 def kafka_ready(settings: Settings) -> bool:
