@@ -25,6 +25,7 @@ from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected, TongchengError
 from services.sanctions.rules import RULES
+from topics.acls import city_group_prefix
 from topics.publisher import Publisher
 
 log = logging.getLogger("tongcheng.inbox")
@@ -90,6 +91,12 @@ def work_item(entry: dict[str, Any], city: str) -> WorkItem | None:
     return WorkItem("APPLY", measures=measures, **common)
 
 
+def inbox_group(prefix: str, city: str) -> str:
+    """The inbox's consumer group: under `<prefix>.city-<code>.`, the groups a city's principal may
+    use (topics/acls.py)."""
+    return f"{city_group_prefix(city, prefix)}inbox"
+
+
 class Inbox:
     def __init__(
         self,
@@ -108,7 +115,7 @@ class Inbox:
         self.city = city
         self.outcome = outcome
         self.subscriber = Subscriber(
-            ctx, ["sanction.list"], group_id=group_id or f"tongcheng-inbox-{city}", from_beginning=True
+            ctx, ["sanction.list"], group_id=group_id or inbox_group(ctx.topics.prefix, city), from_beginning=True
         )
         self.publisher = publisher or (Publisher(ctx, city, "sanction-inbox") if outcome else None)
         self.undecodable = 0

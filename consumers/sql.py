@@ -193,7 +193,7 @@ class SqlSink:
         # timeout (topics/publisher.py); a HealingProducer replaces it. A send waits at most 10 s for
         # metadata, so a DLQ send during an outage fails (and the batch is read again) instead of
         # blocking the sink for kafka-python's default minute.
-        config = {**producer_config(ctx.settings.bootstrap, f"tongcheng-{service}"), "max_block_ms": 10_000}
+        config = {**producer_config(ctx.settings, f"tongcheng-{service}"), "max_block_ms": 10_000}
         self._producer = HealingProducer(config, producer)
         self.dead = DeadLetters(self._send, self.metrics, service)
         self.subscriber = Subscriber(

@@ -22,6 +22,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import to_json
+from services.common import kafka_auth
 from services.common.context import Context
 from services.common.dlq import header_map
 from services.common.errors import Reason, Rejected, TongchengError
@@ -97,7 +98,7 @@ class Subscriber:
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             client_id="tongcheng-subscriber",
-            **consumer_config,
+            **{**kafka_auth.client_config(ctx.settings), **consumer_config},
         )
         if group_id is None:
             parts = []

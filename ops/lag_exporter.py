@@ -27,6 +27,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.common import kafka_auth
+from services.common.settings import Settings
+
 log = logging.getLogger("tongcheng.lag")
 DEFAULT_PORT = 9308  # kafka_exporter's port
 #: every metric family the exporter serves
@@ -40,18 +43,19 @@ FAMILIES = (
 
 
 class LagCollector(Collector):
-    def __init__(self, bootstrap: str, client_id: str = "tongcheng-lag-exporter") -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, settings: Settings, client_id: str = "tongcheng-lag-exporter") -> None:
+        self.bootstrap = settings.bootstrap
+        self.auth = kafka_auth.client_config(settings)  # the `lag` principal: describes groups and topics
         self.client_id = client_id
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
 
     def _clients(self) -> tuple[KafkaAdminClient, KafkaConsumer]:
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id, **self.auth)
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, client_id=self.client_id, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap, client_id=self.client_id, enable_auto_commit=False, **self.auth
             )
         return self._admin, self._consumer
 
@@ -124,10 +128,10 @@ class LagCollector(Collector):
         self._admin = self._consumer = None
 
 
-def serve(bootstrap: str, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> CollectorRegistry:
+def serve(settings: Settings, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> CollectorRegistry:
     """Register the collector on a fresh registry and serve it on `host:port`/metrics."""
     registry = CollectorRegistry()
-    registry.register(LagCollector(bootstrap))
+    registry.register(LagCollector(settings))
     start_http_server(port, addr=host, registry=registry)
     return registry
 
@@ -137,7 +141,7 @@ def run(settings: Any, port: int = DEFAULT_PORT) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    serve(settings.bootstrap, port, settings.metrics_host)
+    serve(settings, port, settings.metrics_host)
     log.info("consumer lag of %s on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host, port)
     stop = StopFlag()
     while not stop():

@@ -45,7 +45,7 @@ class Simulation:
         self.bad = bad
         self.rng = random.Random(seed)
         self.cities = list(ctx.circle.codes)
-        self.producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "tongcheng-simulate"))
+        self.producer = KafkaProducer(**producer_config(ctx.settings, "tongcheng-simulate"))
         self.publishers = {c: Publisher(ctx, c, "tongcheng-simulate", self.producer, sign) for c in self.cities}
         today = ctx.clock.now().date()
         self.today = today

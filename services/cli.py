@@ -19,6 +19,23 @@ from services.common.settings import ENV, Settings
 from services.common.shutdown import StopFlag
 
 WORKERS = ("credit", "sanctions", "emergency", "supervision", "readmodel")  # the processors in services/<name>/app.py
+INSECURE_HELP = "listen with PLAINTEXT, without authentication or ACLs (logs a warning)"
+
+
+def principal_of(args: argparse.Namespace, settings: Settings) -> str:
+    """The Kafka principal a command runs as unless TONGCHENG_KAFKA_USER says otherwise."""
+    from services.common.kafka_auth import ADMIN, city_principal
+
+    if args.command == "worker":
+        return str(args.service)
+    if args.command == "api":
+        return "api"
+    if args.command == "lag-exporter":
+        return "lag"
+    city = getattr(args, "city", None) or settings.city
+    if args.command in ("publish", "inbox") and city:
+        return city_principal(city)
+    return ADMIN
 
 
 def say(message: str) -> None:
@@ -32,11 +49,30 @@ def err(message: str) -> None:
 # --- broker ----------------------------------------------------------------------------------
 
 
+def insecure(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with PLAINTEXT when `--insecure-plaintext` asks for it, and the warning."""
+    if getattr(args, "insecure_plaintext", False):
+        settings = settings.with_(security_protocol="PLAINTEXT")
+    if settings.insecure:
+        err(
+            "WARNING: insecure mode: the broker listens with PLAINTEXT, without authentication or ACLs "
+            f"({ENV['security_protocol']}=PLAINTEXT); never expose it beyond this machine"
+        )
+    return settings
+
+
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
     from ops.broker import local
 
     if args.action == "start":
-        local.start(settings, say)
+        local.start(insecure(settings, args), say)
+    elif args.action == "secrets":
+        from services.common import kafka_auth
+        from topics import acls
+
+        users = acls.principals(settings)
+        kafka_auth.secret_store(settings).ensure(users)
+        say(f"SCRAM secrets of {len(users)} users in {settings.secrets_file} (existing ones kept)")
     elif args.action == "stop":
         local.stop(settings, say)
     else:
@@ -52,12 +88,14 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from topics import provision
 
     ctx = build_context(settings)
-    admin = provision.admin_client(settings.bootstrap)
+    admin = provision.admin_client(settings)
     try:
         if args.action == "apply":
             report = provision.apply(ctx.topics, admin)
             for line in report.lines():
                 say(line)
+            if not args.no_acls:
+                apply_acls(ctx, admin, say)
             return 3 if report.drift else 0
         for name, actual, declared, policy in provision.list_topics(ctx.topics, admin):
             state = "MISSING" if actual is None else f"{actual} partitions"
@@ -78,18 +116,37 @@ def register_schemas(ctx: Context) -> list[tuple[str, int]]:
     return out
 
 
+def apply_acls(ctx: Context, admin: Any, say: Any = None, verbose: bool = False) -> None:
+    """The SCRAM users and ACLs of topics/acls.py for the circle (nothing in the insecure mode,
+    whose broker has no authorizer)."""
+    from topics import acl_sync, acls
+
+    if ctx.settings.insecure:
+        return
+    users = acl_sync.ensure_users(admin, ctx.settings)
+    result = acl_sync.apply(admin, ctx.topics.prefix, acls.city_codes(ctx.settings))
+    if say:
+        if users:
+            say(f"created SCRAM users {', '.join(users)} (secrets in {ctx.settings.secrets_file})")
+        lines = result.lines(applied=True)
+        for line in lines if verbose else lines[-1:]:
+            say(("ACLs: " if line is lines[-1] else "") + line)
+
+
 def provision_bus(ctx: Context, say: Any = None) -> None:
-    """Topics of the catalogue (idempotent, drift reported), the schemas under FULL_TRANSITIVE, and
-    a signing key for every city that has none."""
+    """Topics of the catalogue (idempotent, drift reported), the SCRAM users and ACLs of the
+    circle (topics/acls.py), the schemas under FULL_TRANSITIVE, and a signing key for every city
+    and signing service that has none."""
     from services.common.keys import ensure_keys
     from topics import provision
 
     made = ensure_keys(ctx)
     if say and made:
-        say(f"keys     made a signing key for {len(made)} cities in {ctx.settings.keys_dir} (`tongcheng keys list`)")
-    admin = provision.admin_client(ctx.settings.bootstrap)
+        say(f"keys     made {len(made)} signing key(s) in {ctx.settings.keys_dir} (`tongcheng keys list`)")
+    admin = provision.admin_client(ctx.settings)
     try:
         report = provision.apply(ctx.topics, admin)
+        apply_acls(ctx, admin, say)
     finally:
         admin.close()
     registered = register_schemas(ctx)
@@ -116,6 +173,59 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
         "(FULL_TRANSITIVE)"
     )
     return 1 if breaks else 0
+
+
+# --- authentication and ACLs ----------------------------------------------------------------
+
+
+def cmd_acl(settings: Settings, args: argparse.Namespace) -> int:
+    from topics import acl_sync, acls, provision
+
+    if settings.insecure:
+        err(f"{ENV['security_protocol']}=PLAINTEXT: the insecure broker has no authorizer and no ACLs")
+        return 2
+    ctx = build_context(settings)
+    admin = provision.admin_client(settings)
+    try:
+        if args.action == "apply":
+            apply_acls(ctx, admin, say, verbose=True)
+            return 0
+        result, _ = acl_sync.diff(admin, ctx.topics.prefix, acls.city_codes(settings))
+        for line in result.lines():
+            say(line)
+        return 0 if result.clean else 1
+    finally:
+        admin.close()
+
+
+def cmd_city(settings: Settings, args: argparse.Namespace) -> int:
+    from topics import acl_sync, provision
+
+    ctx = build_context(settings)
+    if not ctx.circle.is_member(args.city):
+        err(f"{args.city} is not a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
+        return 2
+    admin = provision.admin_client(settings)
+    try:
+        user, secret = acl_sync.rotate(admin, settings, args.city)
+    finally:
+        admin.close()
+    say(secret)
+    err(
+        f"new SCRAM-SHA-512 secret of Kafka user {user} (the previous one no longer works), stored in "
+        f"{settings.secrets_file}; it is shown only once"
+    )
+    return 0
+
+
+def cmd_certs(settings: Settings, args: argparse.Namespace) -> int:
+    from ops import certs
+
+    hosts = list(dict.fromkeys([*certs.DEFAULT_HOSTS, *(args.host or [])]))
+    for path in certs.generate(settings.data_dir, hosts, days=args.days, force=args.force):
+        say(f"wrote {path}")
+    say(f"broker certificate for {', '.join(hosts)}, valid {args.days} days; clients trust {ENV['ssl_cafile']}")
+    return 0
 
 
 # --- publish and tail ------------------------------------------------------------------------
@@ -308,18 +418,20 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from ops.broker import local
     from services.supervisor import Child, Supervisor
 
+    settings = insecure(settings, args)
     local.start(settings, say)
     provision_bus(build_context(settings), say)
     cmd_db(settings, argparse.Namespace(action="upgrade"))
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     tongcheng = [sys.executable, "-m", "services.cli"]
-    children = [Child(n, [*tongcheng, "worker", n], logs / f"worker-{n}.log") for n in available_workers()]
-    children += [Child(n, [*tongcheng, n], logs / f"{n}.log") for n in ("api", "lag-exporter")]
+    env = {ENV["security_protocol"]: "PLAINTEXT"} if settings.insecure else {}
+    children = [Child(n, [*tongcheng, "worker", n], logs / f"worker-{n}.log", env=env) for n in available_workers()]
+    children += [Child(n, [*tongcheng, n], logs / f"{n}.log", env=env) for n in ("api", "lag-exporter")]
     if args.demo:
         rate, week = f"{args.demo_rate:g}", str(7 * 86400)
         simulate = [*tongcheng, "simulate", "--rate", rate, "--seconds", week]
-        children.append(Child("simulate", simulate, logs / "simulate.log", restart="on-failure"))
+        children.append(Child("simulate", simulate, logs / "simulate.log", restart="on-failure", env=env))
         say(f"demo     {rate} events/s of simulated traffic from every city, some of it bad")
     say(f"api      http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs, metrics at /metrics)")
     supervisor = Supervisor(children, logs / "up-status.json", say, err)
@@ -406,21 +518,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="stop when caught up instead of waiting for more")
     p.add_argument("--json", action="store_true", help="one JSON object per work item")
-    p.add_argument("--group", help="consumer group (default tongcheng-inbox-<city>); a new group starts over")
+    p.add_argument(
+        "--group",
+        help="consumer group (default <prefix>.city-<city>.inbox; a city may use only groups under "
+        "<prefix>.city-<city>.); a new group starts over",
+    )
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors, API; restart what dies")
     p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")
     p.add_argument("--demo-rate", type=float, default=20.0, help="events per second with --demo (default 20)")
+    p.add_argument("--insecure-plaintext", action="store_true", help=INSECURE_HELP)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("broker", help="the local Kafka broker and Apicurio registry")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "action",
+        choices=["start", "stop", "status", "secrets"],
+        help="secrets: only write the secrets file (admin, services, cities), for a broker run elsewhere",
+    )
+    p.add_argument("--insecure-plaintext", action="store_true", help=INSECURE_HELP)
     p.set_defaults(func=cmd_broker)
 
-    p = sub.add_parser("topics", help="provision or list the catalogue's topics")
+    p = sub.add_parser("topics", help="provision (with the SCRAM users and ACLs) or list the catalogue's topics")
     p.add_argument("action", choices=["apply", "list"])
+    p.add_argument("--no-acls", action="store_true", help="topics only, without the users and ACLs of topics/acls.py")
     p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("acl", help="the ACLs of topics/acls.py: show the drift (exit 1 if any), or apply them")
+    p.add_argument("action", choices=["diff", "apply"])
+    p.set_defaults(func=cmd_acl)
+
+    p = sub.add_parser("city", help="a member city's Kafka credentials")
+    p.add_argument("action", choices=["credentials"])
+    p.add_argument("city", help="the city code, e.g. 320100")
+    p.set_defaults(func=cmd_city)
+
+    p = sub.add_parser("certs", help="generate the CA and broker certificate of the production profile's SASL_SSL")
+    p.add_argument("action", choices=["generate"])
+    p.add_argument("--host", action="append", help="a host name or address of the broker (repeatable)")
+    p.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    p.add_argument("--force", action="store_true", help="replace existing certificates")
+    p.set_defaults(func=cmd_certs)
 
     p = sub.add_parser("schemas", help="check compatibility with git history, or register the schemas")
     p.add_argument("action", choices=["check", "register"])
@@ -503,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if not settings.kafka_user:
+            settings = settings.with_(kafka_user=principal_of(args, settings))
     except ConfigError as exc:
         err(f"tongcheng {args.command}: {exc}")
         return 2

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,8 @@ class Child:
     argv: Sequence[str]
     log: Path
     restart: Policy = "always"
+    #: environment variables set for it on top of the supervisor's own
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,11 @@ class Supervisor:
                     handle.write(f"--- restart {run.restarts} at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n".encode())
                     handle.flush()
                 run.proc = subprocess.Popen(
-                    list(run.spec.argv), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    list(run.spec.argv),
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, **run.spec.env} if run.spec.env else None,
                 )
         except OSError as exc:
             self.err(f"{run.spec.name} could not start: {exc}")

@@ -7,6 +7,8 @@ from typing import Any
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
+from services.common import kafka_auth
+from services.common.settings import Settings
 from topics.catalog import Catalog, TopicSpec
 
 
@@ -37,8 +39,14 @@ class ApplyReport:
         return out
 
 
-def admin_client(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tongcheng-admin", request_timeout_ms=15000)
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    """An admin client as the principal of `settings` (ops commands run as `admin`)."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        client_id="tongcheng-admin",
+        request_timeout_ms=15000,
+        **kafka_auth.client_config(settings),
+    )
 
 
 def existing_topics(admin: KafkaAdminClient) -> dict[str, int]:

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.transaction_manager import TransactionState
 
+from services.common import kafka_auth
 from services.common.circle import Circle, load_circle
 from services.common.context import Context, build_context
 from services.common.errors import PublishError, Reason, Rejected
@@ -33,10 +34,12 @@ DeliveryCallback = Callable[[str, Exception | None], None]
 log = logging.getLogger(__name__)
 
 
-def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
-    """Safe-by-default producer settings (DESIGN.md section 7), batched for throughput."""
+def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
+    """Safe-by-default producer settings (DESIGN.md section 7), batched for throughput, authenticated
+    as the principal of `settings` (services/common/kafka_auth.py)."""
     return {
-        "bootstrap_servers": bootstrap,
+        **kafka_auth.client_config(settings),
+        "bootstrap_servers": settings.bootstrap,
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
@@ -52,12 +55,12 @@ def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     }
 
 
-def publisher_config(bootstrap: str, client_id: str) -> dict[str, Any]:
+def publisher_config(settings: Settings, client_id: str) -> dict[str, Any]:
     """The producer of the SDK and the HTTP API: a caller waiting for an acknowledgement (30 s by
     default) hears the library's own verdict, since a record is given up after 15 s; a send blocks
     at most 5 s for metadata (or the first connection) while the broker is away."""
     return {
-        **producer_config(bootstrap, client_id),
+        **producer_config(settings, client_id),
         "request_timeout_ms": 10_000,
         "delivery_timeout_ms": 15_000,
         "max_block_ms": 5_000,
@@ -221,7 +224,7 @@ class Publisher:
         elif producer is not None:
             self._producer = HealingProducer({}, producer)
         else:
-            config = publisher_config(context.settings.bootstrap, f"tongcheng-{city}-{source_system}")
+            config = publisher_config(context.settings, f"tongcheng-{city}-{source_system}")
             self._producer = HealingProducer(config)
 
     @classmethod

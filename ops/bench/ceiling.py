@@ -20,6 +20,9 @@ from typing import Any
 import fastavro
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.common import kafka_auth
+from services.common.settings import Settings
+
 
 @dataclass
 class Ceiling:
@@ -32,11 +35,12 @@ class Ceiling:
 
 
 async def _read(
-    bootstrap: str, ranges: dict[tuple[str, int], tuple[int, int]], schema_text: Callable[[int], str]
+    settings: Settings, ranges: dict[tuple[str, int], tuple[int, int]], schema_text: Callable[[int], str]
 ) -> Ceiling:
     writers: dict[int, Any] = {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=settings.bootstrap,
+        **kafka_auth.aiokafka_config(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -81,7 +85,7 @@ async def _read(
 
 
 def measure(
-    bootstrap: str, ranges: dict[tuple[str, int], tuple[int, int]], schema_text: Callable[[int], str]
+    settings: Settings, ranges: dict[tuple[str, int], tuple[int, int]], schema_text: Callable[[int], str]
 ) -> Ceiling:
     """Read and decode the records [start, end) of each (topic, partition) in `ranges`."""
-    return asyncio.run(_read(bootstrap, ranges, schema_text))
+    return asyncio.run(_read(settings, ranges, schema_text))

@@ -42,6 +42,7 @@ from ops.bench.plans import DEFAULT_RATE, METRICS_OFFSETS, PROCESSORS, Plan, bui
 from ops.bench.report import Result, latency_line, machine
 from ops.broker import local
 from services.cli import provision_bus
+from services.common import kafka_auth
 from services.common.context import Context, build_context
 from services.common.settings import ENV, Settings
 from topics.publisher import Prepared, producer_config
@@ -92,7 +93,8 @@ def bench_settings(base: Settings, prefix: str) -> tuple[Settings, Path]:
 def worker_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
     names = ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store")
-    for name in (*names, "provenance"):
+    # and how the workers check signatures and find their credentials (each authenticates as its service)
+    for name in (*names, "provenance", "security_protocol", "secrets_file", "ssl_cafile"):
         env[ENV[name]] = str(getattr(settings, name))
     env[ENV["roster_keys_file"]] = str(settings.roster_keys_path)
     env[ENV["database_url"]] = settings.database_url
@@ -161,8 +163,10 @@ def publish(producer: KafkaProducer, events: list[Prepared]) -> float:
     return time.perf_counter() - started
 
 
-def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+def end_offsets(settings: Settings, topics: set[str]) -> dict[tuple[str, int], int]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **kafka_auth.client_config(settings)
+    )
     try:
         parts = [TopicPartition(t, p) for t in sorted(topics) for p in sorted(consumer.partitions_for_topic(t) or [])]
         return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(parts).items()}
@@ -220,7 +224,7 @@ def drain(worker: Worker, topics: set[str], base: float, count: int, before: Cou
 
 def check_committed(settings: Settings, group: str, ends: dict[tuple[str, int], int], timeout: float = 15.0) -> str:
     """Whether the worker's group committed the whole backlog (offsets are committed every second)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_auth.client_config(settings))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -248,7 +252,9 @@ class OutputWatch:
         self.ctx = ctx
         self.arrived: dict[str, float] = {}
         self.outputs = 0
-        self.consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **kafka_auth.client_config(ctx.settings)
+        )
         topics = [ctx.topics.topic(t) for t in sorted(event_types)]
         parts = [TopicPartition(t, p) for t in topics for p in self.consumer.partitions_for_topic(t) or []]
         self.consumer.assign(parts)
@@ -394,7 +400,7 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
     records, subjects, rate, seconds = options(args)
     ctx = build_context(settings)
     provision_bus(ctx)
-    producer = KafkaProducer(**{**producer_config(settings.bootstrap, "tongcheng-bench"), "linger_ms": 5})
+    producer = KafkaProducer(**{**producer_config(settings, "tongcheng-bench"), "linger_ms": 5})
     workers: list[Worker] = []
     try:
         started = time.perf_counter()
@@ -433,7 +439,7 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
                 say(f"  {got.records / got.seconds:,.0f} records/s over {got.seconds:.2f}s")
         assert worker is not None
         per_s = total.records / total.seconds if total.seconds > 0 else None
-        ends = end_offsets(settings.bootstrap, stage_topics)
+        ends = end_offsets(settings, stage_topics)
         say("  " + check_committed(settings, settings.group_id(plan.worker), ends))
 
         # latency
@@ -455,7 +461,7 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
 
         # the ceiling on the same backlog
         say(f"ceiling: a bare aiokafka consumer reading and decoding the {sum(ends.values())} backlog records")
-        top = ceiling.measure(settings.bootstrap, {tp: (0, end) for tp, end in ends.items()}, ctx.registry.schema_text)
+        top = ceiling.measure(settings, {tp: (0, end) for tp, end in ends.items()}, ctx.registry.schema_text)
         say(f"  {top.records} records in {top.seconds:.2f}s")
 
         say("")
@@ -482,7 +488,7 @@ def plan_rate(plan: Plan, stream: str) -> float:
 
 def remove_topics(settings: Settings, prefix: str) -> None:
     """Delete the run's topics (its catalogue, DLQs and the workers' changelogs)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_auth.client_config(settings))
     try:
         mine = [t for t in admin.list_topics() if prefix in t]
         if mine:

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import httpx
 
+from ops import certs
+from services.common import kafka_auth
 from services.common.errors import TongchengError
-from services.common.settings import Settings
+from services.common.kafka_auth import MECHANISM
+from services.common.settings import ENV, Settings
 
 KAFKA_VERSION = "4.1.2"
 APICURIO_VERSION = "3.0.9"  # the newest 3.x line that runs on Java 17
@@ -182,17 +185,17 @@ def _spawn(p: Paths, name: str, cmd: list[str], cwd: Path) -> int:
     return proc.pid
 
 
-def _kafka_properties(settings: Settings, p: Paths) -> Path:
+def _kafka_properties(settings: Settings, p: Paths, admin_secret: str | None) -> Path:
+    """server.properties; `admin_secret` None is the insecure mode (PLAINTEXT, no authorizer)."""
     k, c = settings.kafka_port, settings.controller_port
     props = f"""# written by `tongcheng broker start`
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{c}
-listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}
-advertised.listeners=PLAINTEXT://127.0.0.1:{k}
+listeners=CLIENT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}
+advertised.listeners=CLIENT://127.0.0.1:{k}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=CLIENT
 log.dirs={p.kafka_data / "logs"}
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -204,21 +207,95 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 """
+    if admin_secret is None:
+        props += "listener.security.protocol.map=CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+    else:
+        props += _security_properties(settings, p, admin_secret)
     path = p.kafka_data / "server.properties"
-    path.write_text(props)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the admin's secret
+    with os.fdopen(fd, "w") as handle:
+        handle.write(props)
+    os.chmod(path, 0o600)
     return path
+
+
+def _security_properties(settings: Settings, p: Paths, secret: str) -> str:
+    """Clients on SCRAM-SHA-512 (the credentials live in the metadata log), the controller listener on
+    PLAIN with a static admin entry (it must work before that log is read), the StandardAuthorizer
+    denying what no ACL allows, `admin` the only super user."""
+    client = settings.security_protocol  # SASL_PLAINTEXT, or SASL_SSL in the production profile
+    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{secret}";'
+    plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="admin" password="{secret}" user_admin="{secret}";'
+    )
+    props = f"""listener.security.protocol.map=CLIENT:{client},CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms={MECHANISM}
+sasl.mechanism.inter.broker.protocol={MECHANISM}
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.client.sasl.enabled.mechanisms={MECHANISM}
+listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={scram}
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={plain}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin
+"""
+    if client == "SASL_SSL":
+        keystore, ca = certs.broker_files(p.data)
+        for path in (keystore, ca):
+            if not path.exists():
+                raise BrokerError(
+                    f"the production profile listens with SASL_SSL and needs {path}: "
+                    "run `tongcheng certs generate` first"
+                )
+        props += f"""listener.name.client.ssl.keystore.type=PEM
+listener.name.client.ssl.keystore.location={keystore}
+listener.name.client.ssl.truststore.type=PEM
+listener.name.client.ssl.truststore.location={ca}
+"""
+    return props
 
 
 def _java(heap: str) -> list[str]:
     return [shutil.which("java") or "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 
 
+def _format_marker(p: Paths) -> Path:
+    return p.kafka_data / "security"
+
+
+def _admin_secret(settings: Settings, p: Paths, formatted: bool) -> str | None:
+    """The admin's SCRAM secret for a secure start (None when insecure); refuses a data directory
+    formatted without SCRAM credentials, which no secure client could use."""
+    if settings.insecure:
+        return None
+    marker = _format_marker(p)
+    store = kafka_auth.secret_store(settings)
+    if formatted and (not marker.exists() or marker.read_text().strip() != "scram"):
+        raise BrokerError(
+            f"the broker data in {p.kafka_data} was formatted without SCRAM credentials (PLAINTEXT, no "
+            "authentication), so no client could log in to it. Either start it as it was made, insecure "
+            f"({ENV['security_protocol']}=PLAINTEXT or `tongcheng broker start --insecure-plaintext`), "
+            f"or stop it and delete {p.kafka_data} (its topics and events are lost) so that the next start "
+            "formats it with SCRAM users"
+        )
+    if formatted and kafka_auth.ADMIN not in store.read():
+        raise BrokerError(
+            f"the broker data in {p.kafka_data} was formatted with SCRAM users, but {store.path} has no "
+            f"admin secret: restore that file, or delete {p.kafka_data} to start over"
+        )
+    return store.ensure([kafka_auth.ADMIN])[kafka_auth.ADMIN]
+
+
 def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
     p.kafka_data.mkdir(parents=True, exist_ok=True)
-    props = _kafka_properties(settings, p)
+    formatted = (p.kafka_data / "logs" / "meta.properties").exists()
+    secret = _admin_secret(settings, p, formatted)
+    props = _kafka_properties(settings, p, secret)
     classpath = f"{p.kafka_libs}/*"
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
-    if not (p.kafka_data / "logs" / "meta.properties").exists():
+    if not formatted:
         cmd = [
             *_java("256m"),
             log4j,
@@ -231,10 +308,18 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
             "-c",
             str(props),
         ]
+        if secret is not None:  # the first SCRAM user, so that admin can create the others
+            cmd += ["--add-scram", f"{MECHANISM}=[name={kafka_auth.ADMIN},password={secret}]"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
-        say(f"formatted KRaft storage in {p.kafka_data / 'logs'}")
+        _format_marker(p).write_text("plaintext\n" if secret is None else "scram\n")
+        say(f"formatted KRaft storage in {p.kafka_data / 'logs'}" + ("" if secret is None else " with SCRAM users"))
+    if secret is None:
+        say(
+            "WARNING: the broker listens with PLAINTEXT and no authentication or ACLs: "
+            "anyone who reaches its port can read and write every topic"
+        )
     cmd = [*_java("1g"), log4j, f"-Dkafka.logs.dir={p.kafka_data}", "-cp", classpath, "kafka.Kafka", str(props)]
     return _spawn(p, "kafka", cmd, p.kafka_data)
 
@@ -263,13 +348,22 @@ def start_registry(settings: Settings, p: Paths) -> int:
     return _spawn(p, "registry", cmd, p.registry_data)
 
 
+def as_admin(settings: Settings) -> Settings:
+    """The settings of ops commands on the local broker: the `admin` principal, its secret from the
+    secrets file unless admin's own was given."""
+    if settings.kafka_user == kafka_auth.ADMIN:
+        return settings
+    return settings.with_(kafka_user=kafka_auth.ADMIN, kafka_password="")
+
+
 def kafka_ready(settings: Settings) -> bool:
     if not _port_open(settings.kafka_port):
         return False
     from kafka.admin import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=3000)
+        auth = kafka_auth.client_config(as_admin(settings))
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=3000, **auth)
         try:
             admin.describe_cluster()
             return True
@@ -277,6 +371,17 @@ def kafka_ready(settings: Settings) -> bool:
             admin.close()
     except Exception:
         return False
+
+
+def ensure_users(settings: Settings) -> list[str]:
+    """SCRAM users on the broker for every principal of the embedded setup that has none yet."""
+    from topics import acl_sync, provision
+
+    admin = provision.admin_client(as_admin(settings))
+    try:
+        return acl_sync.ensure_users(admin, settings)
+    finally:
+        admin.close()
 
 
 def registry_ready(settings: Settings) -> bool:
@@ -320,8 +425,12 @@ def start(settings: Settings, say: Say = print, timeout: float = 120.0) -> None:
         pid = launch()
         say(f"started {name} (pid {pid}), log {p.logfile(name)}")
     _wait("kafka", lambda: kafka_ready(settings), p, timeout, say)
+    if not settings.insecure:
+        created = ensure_users(settings)
+        if created:
+            say(f"created SCRAM users {', '.join(created)}; their secrets are in {settings.secrets_file}")
     _wait("registry", lambda: registry_ready(settings), p, timeout, say)
-    say(f"kafka    bootstrap {settings.bootstrap}")
+    say(f"kafka    bootstrap {settings.bootstrap} ({settings.security_protocol})")
     say(f"registry {settings.registry_url}")
 
 

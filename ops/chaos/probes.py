@@ -29,6 +29,7 @@ from consumers.subscriber import Subscriber
 from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected
+from services.common.kafka_auth import client_config
 from services.common.settings import ENV, Settings
 from services.credit import rules
 from topics.publisher import Prepared
@@ -43,6 +44,10 @@ WORKER_SETTINGS = (
     "clock_file",
     "sweep_seconds",
     "database_url",
+    # how the worker finds its credentials: its principal is its service (services/cli.py)
+    "security_protocol",
+    "secrets_file",
+    "ssl_cafile",
 )
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -144,9 +149,11 @@ class Offsets:
 
     def _clients(self) -> tuple[KafkaConsumer, KafkaAdminClient]:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False)
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, **client_config(self.settings)
+            )
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
+            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap, **client_config(self.settings))
         return self._consumer, self._admin
 
     def close(self) -> None:
@@ -261,7 +268,9 @@ def oracle_of(events: Iterable[dict[str, Any]], now: datetime) -> tuple[dict[str
 
 def _read_all(ctx: Context, topic: str, idle_ms: int = 1500) -> list[Any]:
     """Every record of `topic` to its end now, partition by partition in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **client_config(ctx.settings)
+    )
     got: dict[int, list[Any]] = {}
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]

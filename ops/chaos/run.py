@@ -83,7 +83,7 @@ class Feed:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._go = threading.Condition()
-        self.producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "tongcheng-chaos"))
+        self.producer = KafkaProducer(**producer_config(ctx.settings, "tongcheng-chaos"))
         self.thread = threading.Thread(target=self._run, name="chaos-feed", daemon=True)
 
     def release(self) -> None:
@@ -119,7 +119,7 @@ def workload(ctx: Context, records: int, subjects: int, seed: int) -> tuple[list
     """The valid records (prepared, in publication order), the chunks to publish (valid and garbage
     mixed), and the number of garbage records."""
     bad = round(records * GARBAGE_SHARE)
-    producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "tongcheng-chaos-prepare"))
+    producer = KafkaProducer(**producer_config(ctx.settings, "tongcheng-chaos-prepare"))
     publishers = {c: Publisher(ctx, c, "tongcheng-chaos", producer=producer) for c in ctx.circle.codes}
     good = [
         publishers[city].prepare("credit.record", body)

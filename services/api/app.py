@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from services.api.problems import Problem, on_http_error, on_problem, on_validation_error, problem_response
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
+from services.common import kafka_auth
 from services.common.context import Context
 from services.common.errors import PublishError, Rejected
 from services.common.metrics import Metrics
@@ -51,7 +52,7 @@ class Ingestion:
         self.tokens = tokens
         self._producer = HealingProducer({}, producer) if producer is not None else None
         self._publishers: dict[str, Publisher] = {}
-        self.probe = BrokerProbe(ctx.settings.bootstrap)
+        self.probe = BrokerProbe(ctx.settings.bootstrap, auth=kafka_auth.client_config(ctx.settings))
         self.counter = Counter(
             "tongcheng_http_ingest",
             "Events posted to the HTTP ingestion endpoint, by outcome.",
@@ -61,7 +62,7 @@ class Ingestion:
 
     def publisher(self, city: str) -> Publisher:
         if self._producer is None:  # its KafkaProducer is made at the first send
-            self._producer = HealingProducer(publisher_config(self.ctx.settings.bootstrap, "tongcheng-api"))
+            self._producer = HealingProducer(publisher_config(self.ctx.settings, "tongcheng-api"))
         if city not in self._publishers:
             self._publishers[city] = Publisher(self.ctx, city, "http-ingest", producer=self._producer)
         return self._publishers[city]

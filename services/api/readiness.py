@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kafka.admin import KafkaAdminClient
 
@@ -22,8 +23,10 @@ class BrokerProbe:
         ttl: float = 1.0,
         timeout_ms: int = 2_000,
         clock: Callable[[], float] = time.monotonic,
+        auth: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.auth = dict(auth or {})  # services/common/kafka_auth.py client_config
         self.ttl = ttl
         self.timeout_ms = timeout_ms
         self._clock = clock
@@ -54,6 +57,7 @@ class BrokerProbe:
                     client_id="tongcheng-api-readiness",
                     request_timeout_ms=self.timeout_ms,
                     bootstrap_timeout_ms=self.timeout_ms,
+                    **self.auth,
                 )
             self._admin.describe_cluster()
             return True, ""

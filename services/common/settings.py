@@ -49,9 +49,20 @@ ENV: dict[str, str] = {
     "roster_keys_file": "TONGCHENG_ROSTER_KEYS_FILE",
     "signing_key_file": "TONGCHENG_SIGNING_KEY_FILE",
     "provenance": "TONGCHENG_PROVENANCE",
+    "security_protocol": "TONGCHENG_SECURITY_PROTOCOL",
+    "kafka_user": "TONGCHENG_KAFKA_USER",
+    "kafka_password": "TONGCHENG_KAFKA_PASSWORD",
+    "secrets_file": "TONGCHENG_SECRETS_FILE",
+    "ssl_cafile": "TONGCHENG_SSL_CAFILE",
 }
 
+#: how clients reach the broker: SASL_PLAINTEXT (local, loopback), SASL_SSL (production), or
+#: PLAINTEXT, the insecure mode without authentication that has to be asked for by name
+SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
+
 DEV_PERSON_SALT = "tongcheng-development-salt"
+#: derived settings that are paths (None until derived)
+_PATHS = ("tokens_file", "secrets_file", "ssl_cafile")
 
 
 def _default_data_dir() -> Path:
@@ -99,6 +110,17 @@ class Settings:
     signing_key_file: Path | None = None
     #: "required": processors refuse unsigned or badly signed inputs; "off": no checks (benchmarks only)
     provenance: str = "required"
+    #: SASL_PLAINTEXT by default, SASL_SSL in the production profile; PLAINTEXT only when asked for
+    security_protocol: str = ""
+    #: the Kafka principal (SCRAM user) of this process; empty: the one its command runs as
+    #: (a worker its service, `publish --city` the city, ops commands admin)
+    kafka_user: str = ""
+    #: the SCRAM secret of kafka_user; empty: read from secrets_file (the embedded setup)
+    kafka_password: str = ""
+    #: the embedded setup's SCRAM secrets (mode 0600), written when the broker is first formatted
+    secrets_file: Path | None = None
+    #: the CA certificate that signed the broker's (SASL_SSL); `tongcheng certs generate` makes both
+    ssl_cafile: Path | None = None
     #: the settings __post_init__ derived from others (not set explicitly)
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
@@ -111,6 +133,9 @@ class Settings:
             "registry_url": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
             "database_url": f"sqlite:///{self.data_dir / 'tongcheng.db'}",
             "tokens_file": self.data_dir / "tokens.json",
+            "security_protocol": "SASL_SSL" if self.profile == "production" else "SASL_PLAINTEXT",
+            "secrets_file": self.data_dir / "secrets" / "scram.json",
+            "ssl_cafile": self.data_dir / "certs" / "ca.pem",
         }
         derived = [name for name in defaults if not getattr(self, name)]
         for name in derived:
@@ -128,6 +153,11 @@ class Settings:
                 f"{ENV['provenance']} must be 'required' or 'off' (no signature checks, benchmarks only), "
                 f"not {self.provenance!r}"
             )
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"{ENV['security_protocol']} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"not {self.security_protocol!r}"
+            )
 
     @property
     def roster_keys_path(self) -> Path:
@@ -137,6 +167,11 @@ class Settings:
     def keys_dir(self) -> Path:
         """Where the cities' private keys held by this installation are (mode 0700, files 0600)."""
         return self.data_dir / "keys"
+
+    @property
+    def insecure(self) -> bool:
+        """Plaintext without authentication: every client is trusted."""
+        return self.security_protocol == "PLAINTEXT"
 
     @property
     def replication_factor(self) -> int:
@@ -154,7 +189,7 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with `changes`; values derived from others (URLs, the database, the tokens file)
         are derived again unless they were set explicitly."""
-        unset = {name: None if name == "tokens_file" else "" for name in self._derived}
+        unset = {name: None if name in _PATHS else "" for name in self._derived}
         return replace(self, **{**unset, **changes})
 
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -37,10 +38,12 @@ def _hosts(bootstrap: str) -> list[tuple[str, int]]:
     return [(host, port) for host, port, _ in collect_hosts(bootstrap.replace("kafka://", ""), randomize=False)]
 
 
-def _api_versions(host: str, port: int, timeout: float) -> None:
-    """One ApiVersions v0 round trip; raises OSError or ValueError when there is no proper answer."""
+def _api_versions(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> None:
+    """One ApiVersions v0 round trip (over TLS with `tls`; a SASL listener answers it before the
+    client authenticates); raises OSError or ValueError when there is no proper answer."""
     header = struct.pack(">hhih", API_VERSIONS, 0, _CORRELATION, len(CLIENT_ID)) + CLIENT_ID
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(header)) + header)
         (size,) = struct.unpack(">i", _read(sock, 4))
@@ -63,12 +66,12 @@ def _read(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def broker_problem(bootstrap: str, timeout: float = 3.0) -> str | None:
+def broker_problem(bootstrap: str, timeout: float = 3.0, tls: ssl.SSLContext | None = None) -> str | None:
     """None when a broker of `bootstrap` answers, else why none did (the last reason)."""
     problem = f"no broker in {bootstrap!r}"
     for host, port in _hosts(bootstrap):
         try:
-            _api_versions(host, port, timeout)
+            _api_versions(host, port, timeout, tls)
             return None
         except (OSError, ValueError) as exc:
             problem = f"{host}:{port}: {_reason(exc)}"
@@ -111,13 +114,14 @@ def wait_for_bus(
     timeout: float = 3.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    tls: ssl.SSLContext | None = None,
 ) -> bool:
     """Block until the Kafka broker and then the schema registry answer; False if `should_stop()`
     became true first. Logs one line when it starts waiting for either, then at most one line per
     `every` seconds saying how long, and one line when it is through. Nothing when both answer at once.
     """
     checks = [
-        (f"the Kafka broker at {bootstrap}", lambda: broker_problem(bootstrap, timeout)),
+        (f"the Kafka broker at {bootstrap}", lambda: broker_problem(bootstrap, timeout, tls)),
         (f"the schema registry at {registry_url}", lambda: registry_problem(registry_url, timeout)),
     ]
     for what, problem_of in checks:

@@ -14,7 +14,7 @@ import time
 from consumers.db import make_engine, migrate
 from consumers.readmodel import PROJECTIONS
 from consumers.sql import SqlSink
-from services.common import logs
+from services.common import kafka_auth, logs
 from services.common.context import build_context
 from services.common.metrics import Metrics
 from services.common.runtime import quiet_clients, serve_metrics
@@ -33,7 +33,7 @@ def run(settings: Settings) -> int:
     logs.install()  # one line per distinct warning or error per 30 s: an outage is not a log flood
     quiet_clients()
     stop = StopFlag()
-    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, stop):
+    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, stop, tls=kafka_auth.tls(settings)):
         return 0
     ctx = build_context(settings)
     engine = make_engine(settings.database_url)

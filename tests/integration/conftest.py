@@ -35,7 +35,10 @@ TEST_PORTS = {
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("stack"), **TEST_PORTS)
+    data = tmp_path_factory.mktemp("stack")
+    # the secrets file named, not derived: settings of a test with a data directory of its own
+    # (and the workers it spawns) still find the principals' secrets of the session's broker
+    settings = Settings(data_dir=data, secrets_file=data / "secrets" / "scram.json", **TEST_PORTS)
     local.start(settings, say=lambda m: print(m))
     KeyStore(settings).ensure()  # every city's signing key, as `tongcheng up` makes them
     yield settings

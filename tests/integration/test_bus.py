@@ -15,6 +15,7 @@ from consumers.subscriber import Subscriber
 from schemas.codec import JsonConverter, to_json
 from services.common.context import Context
 from services.common.errors import Reason, Rejected
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import EXAMPLES, example
 from tests.integration.conftest import fresh_settings
@@ -92,7 +93,7 @@ def test_topics_apply_is_idempotent_and_reports_drift(stack: Settings) -> None:
     from services.common.context import build_context
 
     catalog = build_context(settings).topics
-    admin = provision.admin_client(settings.bootstrap)
+    admin = provision.admin_client(settings)
     try:
         first = provision.apply(catalog, admin)
         second = provision.apply(catalog, admin)
@@ -162,7 +163,7 @@ def test_registry_refuses_a_breaking_schema(ctx: Context) -> None:
 
 
 def test_dlq_topics_exist_with_thirty_day_retention(ctx: Context) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, **client_config(ctx.settings))
     try:
         assert consumer.partitions_for_topic(ctx.topics.dlq("credit.record")) == {0}
     finally:

@@ -13,6 +13,7 @@ from kafka import KafkaProducer
 
 from ops.chaos.probes import stop_worker
 from services.common.context import Context
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import clocked_settings, dead_letters, latest, metric_at, provisioned, spawn_worker
@@ -113,7 +114,7 @@ def test_bad_inputs_go_to_the_dlq_and_the_good_ones_apply(credit: Context) -> No
     topic = credit.topics.topic("credit.record")
     with Publisher(credit, "320100", "test") as pub:
         pub.publish("credit.record", record(s, "b-1", severity="GENERAL", domain=None))
-    raw = KafkaProducer(bootstrap_servers=credit.settings.bootstrap, acks="all")
+    raw = KafkaProducer(bootstrap_servers=credit.settings.bootstrap, acks="all", **client_config(credit.settings))
     with Publisher(credit, "321100", "test") as pub:
         good = pub.prepare("credit.record", record(other, "b-2"))
         bad_uscc = pub.prepare("credit.record", record(s, "b-3"))

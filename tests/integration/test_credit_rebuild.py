@@ -26,6 +26,7 @@ from ops.chaos.probes import stop_worker
 from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from services.credit import rules
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
@@ -76,7 +77,7 @@ def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
 def run(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     settings = clocked_settings(stack, tmp_path_factory, "rebuild", NOW, 19600, sweep_seconds=2.0)
     ctx = provisioned(settings)
-    producer = KafkaProducer(**producer_config(settings.bootstrap, "rebuild-test"))
+    producer = KafkaProducer(**producer_config(settings, "rebuild-test"))
     publishers = {city: Publisher(ctx, city, "rebuild-test", producer=producer) for city in ctx.circle.codes}
     prepared = []
     for city, body in credit_records(RECORDS, SUBJECTS, ctx.circle.codes, NOW.date(), seed=11):
@@ -100,7 +101,9 @@ def read_profiles(
 ) -> dict[str, Any]:
     """The newest profile per subject (from `start` offsets, else from the beginning) once `until` holds."""
     topic = ctx.topics.topic("credit.profile")
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **client_config(ctx.settings)
+    )
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(parts)
     for tp in parts:
@@ -130,7 +133,7 @@ def matches(expected: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
 
 def end_offsets(ctx: Context) -> dict[int, int]:
     topic = ctx.topics.topic("credit.profile")
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, **client_config(ctx.settings))
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
     ends = {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
     consumer.close()

@@ -24,6 +24,7 @@ from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, Kafka
 
 from ops.chaos.probes import stop_worker, wait_until
 from services.common.context import Context
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import clocked_settings, latest, metric_at, provisioned, spawn_worker
@@ -40,7 +41,7 @@ def settings(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Setti
 
 @pytest.fixture(scope="module")
 def admin(stack: Settings) -> Iterator[KafkaAdminClient]:
-    client = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    client = KafkaAdminClient(bootstrap_servers=stack.bootstrap, **client_config(stack))
     yield client
     client.close()
 
@@ -50,8 +51,8 @@ def set_max_message_bytes(admin: KafkaAdminClient, topic: str, value: str | None
     admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": op})])
 
 
-def end_offset(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+def end_offset(settings: Settings, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, **client_config(settings))
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return sum(consumer.end_offsets(parts).values())
@@ -59,8 +60,10 @@ def end_offset(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+def committed(settings: Settings, group: str, topic: str) -> int:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False, **client_config(settings)
+    )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return sum(consumer.committed(tp) or 0 for tp in parts)
@@ -84,13 +87,13 @@ def test_refused_outputs_hold_the_state_back_until_the_broker_takes_them(
     records = ctx.topics.topic("credit.record")
     group = settings.group_id("credit")
     changelog = f"{group}-subjects-changelog"
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **client_config(settings))
     publisher = Publisher(ctx, "320100", "delivery-test", producer=producer)
 
     def refused_while_applied(record_id: str, category: str, n: int) -> int:
         """Refuse every profile, publish record n, and check what the worker did with it; the
         changelog's end offset, which must not have moved."""
-        state = end_offset(settings.bootstrap, changelog)
+        state = end_offset(settings, changelog)
         set_max_message_bytes(admin, profiles, "64")  # smaller than any profile: every send is refused
         publisher.publish("credit.record", record(record_id, category))
         wait_until(  # one batch a record, observed once applied (it is counted as consumed once sent)
@@ -98,16 +101,16 @@ def test_refused_outputs_hold_the_state_back_until_the_broker_takes_them(
             lambda: metric_at(settings.metrics_port + 1, "tongcheng_event_processing_seconds_count") == n,
         )
         time.sleep(3)  # several sends refused, several commit intervals passed
-        assert end_offset(settings.bootstrap, changelog) == state  # the state is held back
-        assert end_offset(settings.bootstrap, profiles) == n - 1  # nothing half sent
-        assert committed(settings.bootstrap, group, records) == n - 1  # the refused batch is not committed
+        assert end_offset(settings, changelog) == state  # the state is held back
+        assert end_offset(settings, profiles) == n - 1  # nothing half sent
+        assert committed(settings, group, records) == n - 1  # the refused batch is not committed
         return state
 
     worker = spawn_worker(settings, "credit")
     try:
         publisher.publish("credit.record", record("d-1", "HONOR"))
         latest(ctx, "credit.profile", "subject_id", lambda p: p.get(SUBJECT, {}).get("revision") == 1)
-        wait_until("the first record's offset committed", lambda: committed(settings.bootstrap, group, records) == 1)
+        wait_until("the first record's offset committed", lambda: committed(settings, group, records) == 1)
 
         # 1. the worker keeps sending; once the topic takes the profile, the state and offset follow
         state = refused_while_applied("d-2", "CREDIT_COMMITMENT", 2)
@@ -115,16 +118,16 @@ def test_refused_outputs_hold_the_state_back_until_the_broker_takes_them(
         set_max_message_bytes(admin, profiles, None)
         got = latest(ctx, "credit.profile", "subject_id", lambda p: p.get(SUBJECT, {}).get("revision") == 2)
         assert sorted(r["record_id"] for r in got[SUBJECT]["active_records"]) == ["d-1", "d-2"]
-        wait_until("the second offset committed", lambda: committed(settings.bootstrap, group, records) == 2)
-        assert end_offset(settings.bootstrap, changelog) == state + 1
+        wait_until("the second offset committed", lambda: committed(settings, group, records) == 2)
+        assert end_offset(settings, changelog) == state + 1
 
         # 2. stopped while the broker refuses, the worker abandons the batch without committing it,
         # so the next worker reads the record again and finds the state without it
         state = refused_while_applied("d-3", "HONOR", 3)
         stop_worker(worker)
         assert worker.returncode != -signal.SIGKILL, "the worker did not stop by itself"
-        assert committed(settings.bootstrap, group, records) == 2
-        assert end_offset(settings.bootstrap, changelog) == state
+        assert committed(settings, group, records) == 2
+        assert end_offset(settings, changelog) == state
     finally:
         stop_worker(worker)
         set_max_message_bytes(admin, profiles, None)

@@ -10,6 +10,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ops.lag_exporter import serve
 from services.common.context import Context
+from services.common.kafka_auth import client_config
 
 
 def samples(text: str, name: str) -> dict[tuple[str, ...], float]:
@@ -27,12 +28,17 @@ def samples(text: str, name: str) -> dict[tuple[str, ...], float]:
 def test_lag_is_end_offset_minus_committed_offset(ctx: Context) -> None:
     topic = ctx.topics.topic("credit.record")
     group = f"lag-test-{ctx.settings.topic_prefix}"
-    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, **client_config(ctx.settings))
     for i in range(30):
         producer.send(topic, key=b"k", value=b"v", partition=i % 3)
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=ctx.settings.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **client_config(ctx.settings),
+    )
     consumer.assign([TopicPartition(topic, p) for p in range(3)])
     consumer.commit(
         {
@@ -43,7 +49,7 @@ def test_lag_is_end_offset_minus_committed_offset(ctx: Context) -> None:
     consumer.close()
 
     port = 19308
-    serve(ctx.settings.bootstrap, port)
+    serve(ctx.settings, port)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     assert "kafka_up 1.0" in text
     ends = samples(text, "kafka_topic_partition_current_offset")

@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common.context import Context
+from services.common.kafka_auth import aiokafka_config, client_config
 from services.common.runtime import Outputs
 
 
@@ -19,7 +20,9 @@ def test_a_batch_for_a_topic_known_only_from_bootstrap_is_delivered(ctx: Context
     other = ctx.topics.topic("sanction.list")
 
     async def scenario() -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=ctx.settings.bootstrap, acks="all", **aiokafka_config(ctx.settings)
+        )
         await producer.start()
         try:
             await producer.client.force_metadata_update()  # tracking nothing, the client fetches every topic
@@ -37,7 +40,9 @@ def test_a_batch_for_a_topic_known_only_from_bootstrap_is_delivered(ctx: Context
             await producer.stop()
 
     assert asyncio.run(scenario()) == 50
-    consumer = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **client_config(ctx.settings)
+    )
     parts = [TopicPartition(target, p) for p in range(6)]
     assert sum(consumer.end_offsets(parts).values()) == 50
     consumer.close()

@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from consumers.subscriber import Delivery, Subscriber, verify_origin
 from services.common.context import Context, build_context
 from services.common.errors import Reason
+from services.common.kafka_auth import client_config
 from tests.conftest import example
 from topics.provenance import Signer
 from topics.publisher import Publisher
@@ -49,7 +50,7 @@ def test_subscriber_verifies_a_signed_credit_record_and_refuses_forgeries(ctx: C
         # Nanjing's signature of one record copied onto another
         (b"c-copied", claimed.value, list(signed.headers)),
     ]
-    raw = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all")
+    raw = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all", **client_config(ctx.settings))
     try:
         for key, value, headers in forged:
             raw.send(topic, key=key, value=value, headers=headers).get(timeout=30)

@@ -30,6 +30,7 @@ from services.api.problems import Problem, on_problem
 from services.api.reads import read_router
 from services.common.context import Context
 from services.common.identifiers import uscc_check_char
+from services.common.kafka_auth import client_config
 from services.common.metrics import Metrics
 
 PG_PORT = 15432
@@ -153,7 +154,9 @@ def test_upsert_never_replaces_a_newer_row(engine: Engine) -> None:
 def test_sink_batches_profiles_into_rows_and_dead_letters_the_rest(ctx: Context, engine: Engine) -> None:
     topic = ctx.topics.topic("credit.profile")
     subjects = [uscc(100 + i) for i in range(300)]
-    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=ctx.settings.bootstrap, acks="all", linger_ms=5, **client_config(ctx.settings)
+    )
     sent = 0
     for rev in (1, 2):
         for s in subjects:
@@ -197,7 +200,7 @@ def test_sink_batches_profiles_into_rows_and_dead_letters_the_rest(ctx: Context,
 
 def test_redelivery_into_a_fresh_group_changes_nothing(ctx: Context, engine: Engine) -> None:
     topic = ctx.topics.topic("credit.profile")
-    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all", **client_config(ctx.settings))
     for i in range(50):
         s = uscc(500 + i)
         producer.send(topic, key=s.encode(), value=ctx.codec.encode(f"{topic}-value", "CreditProfile", profile(s, 1)))

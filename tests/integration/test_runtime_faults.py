@@ -30,6 +30,7 @@ from ops.bench.workload import credit_records
 from ops.broker import local
 from ops.chaos.probes import state_counts, stop_worker, wait_until
 from services.common.context import Context
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
 from tests.integration.test_credit_rebuild import oracle, read_profiles
@@ -44,11 +45,13 @@ class Bus:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.producer = KafkaProducer(**producer_config(ctx.settings.bootstrap, "faults-test"))
+        self.producer = KafkaProducer(**producer_config(ctx.settings, "faults-test"))
         self.publishers = {c: Publisher(ctx, c, "faults-test", producer=self.producer) for c in ctx.circle.codes}
         self.topic = ctx.topics.topic("credit.record")
-        self._offsets = KafkaConsumer(bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False)
-        self._admin = KafkaAdminClient(bootstrap_servers=ctx.settings.bootstrap)
+        self._offsets = KafkaConsumer(
+            bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **client_config(ctx.settings)
+        )
+        self._admin = KafkaAdminClient(bootstrap_servers=ctx.settings.bootstrap, **client_config(ctx.settings))
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def close(self) -> None:

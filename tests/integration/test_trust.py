@@ -24,6 +24,7 @@ from ops.chaos.probes import stop_worker, wait_until
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.common.context import Context
+from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
@@ -54,7 +55,7 @@ def prepare(ctx: Context, city: str, event_type: str, body: dict[str, Any]) -> P
 
 def send(ctx: Context, items: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
     """Raw records (topic, key, value, headers), as any client with write access could send them."""
-    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=ctx.settings.bootstrap, acks="all", **client_config(ctx.settings))
     try:
         for topic, key, value, headers in items:
             producer.send(topic, key=key, value=value, headers=headers).get(timeout=30)

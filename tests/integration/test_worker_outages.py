@@ -132,7 +132,7 @@ def test_workers_survive_a_broker_restart(outage_stack: Settings) -> None:
     settings = outage_stack
     ctx: Context = provisioned(settings)
     topic, profiles = ctx.topics.topic("credit.record"), ctx.topics.topic("credit.profile")
-    producer = HealingProducer(publisher_config(settings.bootstrap, "outage-test"))
+    producer = HealingProducer(publisher_config(settings, "outage-test"))
     publishers = {c: Publisher(ctx, c, "outage-test", producer=producer) for c in ctx.circle.codes}
     workload = credit_records(20_000, 2_000, ctx.circle.codes, NOW.date(), seed=41)
     feed = Feed([publishers[c].prepare("credit.record", body) for c, body in workload], producer)
@@ -237,7 +237,7 @@ def test_the_read_model_waits_out_a_registry_outage(outage_stack: Settings) -> N
     worker = spawn_worker(settings, "readmodel", log)
     offsets = Offsets(settings)
     p = local.paths(settings)
-    producer = HealingProducer(publisher_config(settings.bootstrap, "outage-test"))
+    producer = HealingProducer(publisher_config(settings, "outage-test"))
     try:
         wait_until("the read model migrated", lambda: "read model at migration" in log.read_text(), timeout=60)
         pid = local.read_pid(p, "registry")

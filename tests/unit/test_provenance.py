@@ -13,6 +13,7 @@ from typing import cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from services.common import kafka_auth
 from services.common.circle import CircleFileError, RosterKey, key_id, load_circle
 from services.common.context import build_context
 from services.common.errors import ConfigError, Reason, Rejected
@@ -264,6 +265,7 @@ def test_a_publisher_signs_with_the_roster_as_it_is_when_made(tmp_path: Path) ->
     from topics.publisher import Publisher
 
     settings = settings_in(tmp_path)
+    kafka_auth.secret_store(settings).ensure(["admin"])  # what the embedded broker's first start writes
     ctx = build_context(settings)  # a process started before the keys were made (e.g. the API)
     with pytest.raises(ConfigError, match="keys init"):
         Publisher(ctx, "320100", "test")

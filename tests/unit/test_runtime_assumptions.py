@@ -50,7 +50,7 @@ def run(coro: Awaitable[T]) -> T:
 
 def make_app(tmp_path: Path, table_store: str = "memory://", **overrides: Any) -> Any:
     """The processors' app, from the runtime's own `make_app` (so its settings are the ones checked)."""
-    settings = Settings(data_dir=tmp_path, table_store=table_store)
+    settings = Settings(data_dir=tmp_path, table_store=table_store, kafka_user="probe", kafka_password="probe-secret")
     return runtime_app.make_app(SimpleNamespace(settings=settings), "probe", **overrides)  # type: ignore[arg-type]
 
 
@@ -640,6 +640,11 @@ def test_consumer_settings_reach_aiokafka(tmp_path: Path, worker_consumer_kwargs
             "max_poll_records": 2000,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
+            # the worker authenticates (services/common/kafka_auth.py): SCRAM over SASL_PLAINTEXT
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "probe",
+            "sasl_plain_password": "probe-secret",
         }
         got = {name: kwargs.get(name) for name in expected}
         assert got == expected, (

@@ -13,7 +13,7 @@ from services.common.settings import Settings
 
 
 def table(tmp_path: Path, name: str = "t") -> tuple[Any, JsonTable]:
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=tmp_path, kafka_password="unused")
     app = runtime_app.make_app(SimpleNamespace(settings=settings), "probe")  # type: ignore[arg-type]
     raw = app.Table(name, default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
     return app, JsonTable(raw)

@@ -10,6 +10,7 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from prometheus_client import start_http_server
 
+from services.common import kafka_auth
 from services.common.context import Context, build_context
 from services.common.errors import ConfigError
 from services.common.metrics import Metrics
@@ -37,6 +38,7 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     datadir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": f"tongcheng://{s.bootstrap}",
+        "broker_credentials": kafka_auth.faust_credentials(s),
         "store": s.table_store,
         "web_enabled": False,
         "processing_guarantee": "at_least_once",
@@ -72,7 +74,7 @@ def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.install()
     quiet_clients()
-    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, StopFlag()):
+    if not wait_for_bus(settings.bootstrap, settings.registry_url, log, StopFlag(), tls=kafka_auth.tls(settings)):
         return 0
     metrics = Metrics()
     service = build(build_context(settings), metrics)
