@@ -22,9 +22,11 @@ from pathlib import Path
 from ops.bench.report import machine, percentile
 from ops.bench.workload import credit_records
 from schemas.codec import Codec
+from services.common import kafka_auth
 from services.common.context import build_context
 from services.common.keys import ensure_keys
 from services.common.settings import Settings
+from topics.acls import principals
 from topics.provenance import Signer
 from topics.publisher import Publisher
 
@@ -57,6 +59,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         ctx = build_context(settings.with_(data_dir=Path(tmp), roster_keys_file=None, signing_key_file=None))
         ctx.codec = Codec(ctx.schemas, OneSchema())
         ensure_keys(ctx)
+        # the publishers only encode here, but a publisher is made with its Kafka credentials
+        kafka_auth.secret_store(ctx.settings).ensure(principals(ctx.settings))
         topic = ctx.topics.topic("credit.record")
         publishers = {c: Publisher(ctx, c, "tongcheng-bench", sign=False) for c in ctx.circle.codes}
         signers = {c: Signer.for_city(ctx.settings, ctx.circle, c) for c in ctx.circle.codes}

@@ -29,3 +29,15 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert percentile(values, 1.0) == 100.0
     assert percentile([3.0], 0.99) == 3.0
     assert percentile([], 0.5) is None
+
+
+def test_bench_provenance_runs_without_a_broker(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`tongcheng bench provenance` signs and verifies in-process: no broker, no secrets beforehand."""
+    import argparse
+
+    from ops.bench import provenance
+    from services.common.settings import Settings
+
+    assert provenance.run(Settings(data_dir=tmp_path), argparse.Namespace(records=200, quick=True)) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["records"] == 200 and last["verify"]["median_us"] > 0 and last["sign"]["median_us"] > 0
