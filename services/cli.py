@@ -91,6 +91,11 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     admin = provision.admin_client(settings)
     try:
         if args.action == "apply":
+            from services.common.keys import ensure_keys
+
+            made = ensure_keys(ctx)  # what the services sign and verify with (compose's init runs this)
+            if made:
+                say(f"keys     made {len(made)} signing key(s) in {settings.keys_dir} (`tongcheng keys list`)")
             report = provision.apply(ctx.topics, admin)
             for line in report.lines():
                 say(line)

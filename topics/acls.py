@@ -63,8 +63,9 @@ EXTRA_WRITES: dict[str, tuple[str, ...]] = {
     "api": tuple(INPUT_TYPES),
 }
 
-#: the derived types a city may subscribe to
-CITY_READS: tuple[str, ...] = tuple(WRITERS)
+#: what a city may subscribe to: the derived types, and the accepted credit records (the shared
+#: credit platform's inputs, public records whose origin a city may check itself)
+CITY_READS: tuple[str, ...] = (*WRITERS, "credit.record.accepted")
 
 #: transactional ids each principal may hold: none, no client uses transactions
 TRANSACTIONAL_IDS: dict[str, tuple[str, ...]] = {}
@@ -155,9 +156,13 @@ def bindings(prefix: str, cities: Iterable[str]) -> set[Binding]:
         for stream in writes(service):
             topic(service, stream, "WRITE")
         if service in READS:  # a consumer: its group, changelogs and faust's assignor topic
+            # `<own>` and `<own>-…` (a tagged group, faust's `<group>-<table>-changelog`), never
+            # `<own>…`, which would also match a circle whose prefix starts with this one's
             own = service_prefix(service, prefix)
-            out.update(Binding(f"User:{service}", "TOPIC", own, "PREFIXED", op) for op in OWN_TOPIC_OPS)
-            out.update(Binding(f"User:{service}", "GROUP", own, "PREFIXED", op) for op in OWN_GROUP_OPS)
+            out.update(Binding(f"User:{service}", "TOPIC", f"{own}-", "PREFIXED", op) for op in OWN_TOPIC_OPS)
+            for op in OWN_GROUP_OPS:
+                out.add(Binding(f"User:{service}", "GROUP", own, "LITERAL", op))
+                out.add(Binding(f"User:{service}", "GROUP", f"{own}-", "PREFIXED", op))
     for resource in ("TOPIC", "GROUP"):
         out.add(Binding("User:lag", resource, "*", "LITERAL", "DESCRIBE"))
     for code in cities:
@@ -174,11 +179,12 @@ def bindings(prefix: str, cities: Iterable[str]) -> set[Binding]:
 
 def managed(binding: Binding, prefix: str, cities: Iterable[str]) -> bool:
     """Is `binding` the declaration's business for this prefix? Any binding on the circle's own
-    resources (named `<prefix>.…` or `tongcheng-<service>-<prefix>…`), and the bindings of the
-    circle's principals on the wildcard `*` and on the cluster. Other circles' resources and other
-    tools' global grants are left alone."""
+    resources (named `<prefix>.…`, `tongcheng-<service>-<prefix>` or
+    `tongcheng-<service>-<prefix>-…`), and the bindings of the circle's principals on the wildcard
+    `*` and on the cluster. Other circles' resources and other tools' global grants are left alone."""
     name = binding.name
-    if name.startswith(f"{prefix}.") or any(name.startswith(service_prefix(s, prefix)) for s in SERVICES):
+    own = [service_prefix(s, prefix) for s in SERVICES]
+    if name.startswith(f"{prefix}.") or any(name == o or name.startswith(f"{o}-") for o in own):
         return True
     users = {f"User:{u}" for u in (*SERVICES, *(city_principal(c) for c in cities))}
     return binding.principal in users and (name == "*" or binding.resource == "CLUSTER")

@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.common.circle import Circle, RosterKey, key_id
+from services.common.circle import SIGNING_SERVICES, Circle, RosterKey, key_id
 from services.common.errors import ConfigError, Reason, Rejected
 from services.common.settings import ENV, Settings
 
@@ -223,8 +223,16 @@ class Verifier:
         verifies as `service:credit`, and counts under its `source_city`, the city of the event it
         was derived from (its `causation_id`)."""
         city = self.origin(topic, value, headers)
-        if city.startswith("service:") and source_system == "tongcheng-" + city.removeprefix("service:"):
-            return city
+        service = city.removeprefix("service:")
+        if service != city and source_system == f"tongcheng-{service}":
+            types = SIGNING_SERVICES.get(service, ())
+            if any(signed_topic(topic).endswith(f".{t}.v1") for t in types):
+                return city
+            raise Rejected(
+                Reason.SOURCE_MISMATCH,
+                f"{signed_topic(topic)} is not a topic {city} derives records for ({', '.join(types) or 'none'})",
+                "meta.source_system",
+            )
         if city != source_city:
             raise Rejected(
                 Reason.SOURCE_MISMATCH,

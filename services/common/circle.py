@@ -29,9 +29,10 @@ class City:
 
 #: keys a city may have in the roster at once: the current one and, during a rotation, the next
 MAX_KEYS_PER_CITY = 2
-#: The bus services that publish input records they derive (credit: the records of a CLOSED
-#: enforcement action). Each signs them with its own roster key, listed under `service:<name>`.
-SIGNING_SERVICES = ("credit",)
+#: The bus services that publish input records they derive, and the input types they may sign
+#: (credit: the records of a CLOSED enforcement action). Each signs them with its own roster key,
+#: listed under `service:<name>`; its signature counts on no other type.
+SIGNING_SERVICES: dict[str, tuple[str, ...]] = {"credit": ("credit.record",)}
 
 
 def service_signer(service: str) -> str:

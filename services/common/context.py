@@ -8,7 +8,7 @@ from functools import cached_property
 
 from schemas.codec import Codec, SchemaCatalogue
 from schemas.registry import RegistryClient
-from services.common.circle import Circle, load_circle
+from services.common.circle import Circle, RosterKey, load_circle
 from services.common.clock import Clock, FileClock, SystemClock
 from services.common.settings import Settings
 from services.common.validation import Validator
@@ -43,11 +43,12 @@ class Context:
         """One per process: the roster's public keys loaded once, the roster keys file re-read when
         it changes (a rotation needs no restart)."""
         s = self.settings
-        return Verifier(
-            self.circle.all_keys(),
-            reload=lambda: load_circle(s.circle_file, s.circle, s.roster_keys_path).all_keys(),
-            watch=s.roster_keys_path,
-        )
+
+        def roster() -> list[RosterKey]:
+            return load_circle(s.circle_file, s.circle, s.roster_keys_path).all_keys()
+
+        # read now, not from the circle loaded at start: keys made or rotated since then count
+        return Verifier(roster(), reload=roster, watch=s.roster_keys_path)
 
     @cached_property
     def provenance_required(self) -> bool:

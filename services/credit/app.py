@@ -97,8 +97,10 @@ class CreditService(StreamService):
         if seen is None:
             return "duplicate"
         if action["status"] == "CLOSED" and not enforcement.was_closed(known):
-            for record in records_from_action(action, self.ctx.clock.now()):
+            records = records_from_action(action, self.ctx.clock.now())
+            for record in records:  # all checked before any is sent: a refused action emits nothing
                 self.ctx.validator.check("credit.record", record)
+            for record in records:
                 await self.proc.emit("credit.record", record["subject"]["subject_id"], record)
         self.closed[key] = seen
         return "applied"

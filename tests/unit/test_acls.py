@@ -38,10 +38,10 @@ def test_every_topic_of_the_catalogue_has_its_writers_and_only_those(declared: s
         assert allowed(declared, "WRITE", CATALOG.topic(event_type)) == set(writers)
 
 
-def test_a_city_reads_only_the_derived_topics(declared: set[Binding]) -> None:
+def test_a_city_reads_only_the_derived_topics_and_the_accepted_credit_records(declared: set[Binding]) -> None:
     reads = {b.name for b in declared if b.principal == "User:city-320100" and b.operation == "READ"}
-    assert reads == {CATALOG.topic(t) for t in WRITERS} | {"njmc.city-320100."}
-    for spec in CATALOG.specs():  # no input, accepted stream or DLQ: other cities' submissions
+    assert reads == {CATALOG.topic(t) for t in WRITERS} | {CATALOG.accepted("credit.record"), "njmc.city-320100."}
+    for spec in CATALOG.specs():  # no raw input, other accepted stream or DLQ: other cities' submissions
         if spec.name not in reads:
             assert "city-320100" not in allowed(declared, "READ", spec.name)
 
@@ -69,7 +69,8 @@ def test_each_consumer_owns_its_group_and_internal_topics(declared: set[Binding]
     for service in ("credit", "sanctions", "emergency", "supervision", "readmodel"):
         own = [b for b in declared if b.principal == f"User:{service}" and b.pattern == "PREFIXED"]
         assert {(b.resource, b.operation) for b in own} >= {("GROUP", "READ"), ("TOPIC", "CREATE"), ("TOPIC", "WRITE")}
-        assert {b.name for b in own} == {f"tongcheng-{service}-{PREFIX}"}
+        assert {b.name for b in own} == {f"tongcheng-{service}-{PREFIX}-"}
+        assert Binding(f"User:{service}", "GROUP", f"tongcheng-{service}-{PREFIX}", "LITERAL", "READ") in declared
     assert not [b for b in declared if b.resource in ("CLUSTER", "TRANSACTIONAL_ID")]
     assert {b for b in declared if b.principal == "User:lag"} == {
         Binding("User:lag", "TOPIC", "*", "LITERAL", "DESCRIBE"),
@@ -89,3 +90,14 @@ def test_managed_covers_this_circle_and_its_principals_on_the_wildcard_not_other
     assert managed(b("credit", "kafka-cluster", "CLUSTER"), PREFIX, CITIES)
     assert not managed(b("eve", "*"), PREFIX, CITIES)  # another tool's principal
     assert not managed(b("city-320100", "hzmc.credit.record.v1"), PREFIX, CITIES)  # another circle
+
+
+def test_a_circle_whose_prefix_starts_with_another_s_neither_grants_nor_manages_its_resources() -> None:
+    """`nj` and `njmc` are two circles: applying `nj` must not grant or delete `njmc`'s resources."""
+    short = bindings("nj", CITIES)
+    njmc_group = "tongcheng-credit-njmc"
+    for b in short:
+        if b.pattern == "PREFIXED":
+            assert not njmc_group.startswith(b.name) and not f"{njmc_group}-subjects-changelog".startswith(b.name), b
+    theirs = Binding("User:credit", "GROUP", njmc_group, "LITERAL", "READ")
+    assert not managed(theirs, "nj", CITIES) and managed(theirs, "njmc", CITIES)

@@ -292,6 +292,12 @@ def test_a_record_the_credit_service_derived_verifies_as_the_service_only_under_
         with pytest.raises(Rejected) as caught:
             verifier.check(TOPIC, VALUE, headers, "320100", system)
         assert caught.value.reason is Reason.SOURCE_MISMATCH
+    notice = "njmc.emergency.notice.v1"  # the service derives credit records only
+    with pytest.raises(Rejected) as caught:
+        verifier.check(
+            notice, VALUE, Signer("service:credit", service).headers(notice, VALUE), "320100", "tongcheng-credit"
+        )
+    assert caught.value.reason is Reason.SOURCE_MISMATCH and "credit.record" in caught.value.detail
 
 
 def test_key_init_makes_the_signing_services_keys(tmp_path: Path) -> None:

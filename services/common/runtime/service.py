@@ -15,7 +15,7 @@ from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.circle import service_signer
+from services.common.circle import load_circle, service_signer
 from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
@@ -105,6 +105,8 @@ class Processor:
     def progress(self, topic: str, partitions: int) -> Progress:
         if topic not in self._progress:
             name = f"progress-{self.ctx.topics.event_type_of(topic).name}"  # type: ignore[union-attr]
+            if self.ctx.topics.is_accepted(topic):  # its own offsets, never those of the raw topic
+                name += ".accepted"
             self._progress[topic] = Progress(self.table(name, partitions))
         return self._progress[topic]
 
@@ -220,12 +222,16 @@ class Processor:
         with the service's own roster key, so that it passes the owner's provenance check."""
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
-        headers = self.signer.headers(topic, value) if event_type in OWNER else None
+        headers = self.signer().headers(topic, value) if event_type in OWNER else None
         self.outputs.add(topic, key.encode(), value, headers=headers)
 
-    @functools.cached_property
     def signer(self) -> Signer:
-        return Signer.for_city(self.ctx.settings, self.ctx.circle, service_signer(self.service))
+        """This service's signer, from the roster files as they are now (a key made or rotated since
+        the start is used; a retired one is not). Derived inputs are rare: a closed action's records."""
+        s = self.ctx.settings
+        return Signer.for_city(
+            s, load_circle(s.circle_file, s.circle, s.roster_keys_path), service_signer(self.service)
+        )
 
     # --- delivery ---------------------------------------------------------------------------
 
