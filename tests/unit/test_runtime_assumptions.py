@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -696,3 +697,19 @@ def test_app_api_used_by_the_processor_frame(tmp_path: Path) -> None:
         assert app.should_stop is False
 
     run(check())
+
+
+def test_a_metrics_scrape_before_the_worker_starts_does_not_make_its_consumer(tmp_path: Path) -> None:
+    """The progress collector runs in the metrics server's thread. faust makes `app.consumer` on first
+    use, bound to the loop of the thread that asks; made there, the worker's start fails with "got
+    Future attached to a different loop". A scrape before the start must leave it unmade."""
+    from services.common.runtime.service import ProgressCollector
+
+    app = make_app(tmp_path)
+    assert app._consumer is None, f"{BROKEN}: faust's App keeps its consumer in _consumer, made on first use"
+    proc = SimpleNamespace(app=app, progress_seen={"t": {0: {"offset": 3}}}, service="probe")
+    scraped: list[Any] = []
+    thread = threading.Thread(target=lambda: scraped.extend(ProgressCollector(proc).collect()))  # type: ignore[arg-type]
+    thread.start()
+    thread.join()
+    assert app._consumer is None and len(scraped) == 2

@@ -358,8 +358,12 @@ class ProgressCollector(Collector):
             "The next input offset to process, per owned partition, as kept in the processor's state.",
             labels=["service", "topic", "partition"],
         )
+        # `app.consumer` would make the consumer on first use, here in the metrics server's thread, bound
+        # to no loop or the wrong one: a scrape before the worker made it crashed the worker's start
+        # ("got Future attached to a different loop"). Until the worker has made it, nothing is owned.
+        consumer = self.proc.app._consumer
         try:
-            owned = self.proc.app.consumer.assignment()
+            owned = consumer.assignment() if consumer is not None else set()
         except Exception:  # not started yet
             owned = set()
         for topic, docs in list(self.proc.progress_seen.items()):
