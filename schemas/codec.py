@@ -16,6 +16,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
+from decimal import Context as DecimalContext
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,13 @@ NAMESPACE = "tongcheng.v1"
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+#: the instants and dates an event may carry: wide enough for any real record, and far enough from
+#: the ends of Python's calendar (years 1 to 9999) that no rule's arithmetic leaves it, and that a
+#: timestamp-millis written here is always read back (year 1 at +08:00 is year 0 in UTC)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9001, 1, 1, tzinfo=UTC)  # exclusive
+#: how deep an event's JSON may nest; the deepest schema needs 5 levels
+MAX_DEPTH = 32
 
 
 def _fullname(name: str, namespace: str | None) -> str:
@@ -245,51 +253,75 @@ def parse_timestamp(value: Any, path: str = "") -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _bad(path, "timestamp needs a UTC offset")
-        return value
+        return _in_range(value, path)
     if isinstance(value, bool):
         raise _bad(path, "expected a timestamp")
     if isinstance(value, int):
+        if not _EARLIEST_MS <= value < _LATEST_MS:
+            raise _bad(path, f"{value} ms is outside years {EARLIEST.year}-{LATEST.year - 1}")
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise _bad(path, f"{value!r} is not an ISO-8601 timestamp") from None
+            raise _bad(path, f"{value[:40]!r} is not an ISO-8601 timestamp") from None
         if parsed.tzinfo is None:
             raise _bad(path, f"{value!r} needs a UTC offset, e.g. 2026-11-22T09:30:00+08:00")
-        return parsed
+        return _in_range(parsed, path)
     raise _bad(path, f"expected a timestamp, got {type(value).__name__}")
+
+
+_EARLIEST_MS = int(EARLIEST.timestamp() * 1000)
+_LATEST_MS = int(LATEST.timestamp() * 1000)
+
+
+def _in_range(value: datetime, path: str) -> datetime:
+    try:
+        ok = EARLIEST <= value < LATEST
+    except OverflowError:  # the offset takes it past the ends of the calendar
+        ok = False
+    if not ok:
+        raise _bad(path, f"{value.isoformat()} is outside years {EARLIEST.year}-{LATEST.year - 1}")
+    return value
 
 
 def _to_date(value: Any, path: str) -> date:
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
-            raise _bad(path, f"{value!r} is not a date (YYYY-MM-DD)") from None
-    raise _bad(path, f"expected a date (YYYY-MM-DD), got {type(value).__name__}")
+            raise _bad(path, f"{value[:40]!r} is not a date (YYYY-MM-DD)") from None
+    else:
+        raise _bad(path, f"expected a date (YYYY-MM-DD), got {type(value).__name__}")
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise _bad(path, f"{day.isoformat()} is outside years {EARLIEST.year}-{LATEST.year - 1}")
+    return day
 
 
 def _to_decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise _bad(path, 'expected a decimal amount, e.g. "12500.00"')
+    shown = repr(value) if len(str(value)) <= 40 else f"{str(value)[:20]}...({len(str(value))} characters)"
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise _bad(path, f"{value!r} is not a decimal amount") from None
+        amount = Decimal(value) if isinstance(value, str | int) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise _bad(path, f"{shown} is not a decimal amount") from None
     scale, precision = schema.get("scale", 0), schema["precision"]
     if not amount.is_finite():
         raise _bad(path, "amount must be finite")
-    quantized = amount.quantize(Decimal(1).scaleb(-scale))
-    if quantized != amount:
-        raise _bad(path, f"{value!r} has more than {scale} decimal places")
-    if len(quantized.as_tuple().digits) > precision:
-        raise _bad(path, f"{value!r} has more than {precision} digits")
-    return quantized
+    # checked before quantize(), which fails on numbers beyond its context
+    if amount and amount.adjusted() >= precision - scale:
+        raise _bad(path, f"{shown} has more than {precision - scale} digits before the decimal point")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -scale and amount != amount.quantize(
+        Decimal(1).scaleb(-scale), context=DecimalContext(prec=precision + 2)
+    ):
+        raise _bad(path, f"{shown} has more than {scale} decimal places")
+    return amount.quantize(Decimal(1).scaleb(-scale), context=DecimalContext(prec=precision + 2))
 
 
 def _type_name(schema: Any) -> str:
@@ -307,8 +339,12 @@ class JsonConverter:
         self.catalogue = catalogue
 
     def convert(self, schema_name: str, value: Any) -> dict[str, Any]:
+        schema = self.catalogue.schema(schema_name)
+        # every named type up front: a type is defined at its first use, which an input may skip
+        # (an empty list of targets), and still be referenced later
         names: dict[str, Any] = {}
-        result = self._value(self.catalogue.schema(schema_name), value, "", names)
+        _collect_named(schema, None, names)
+        result = self._value(schema, value, "", names)
         assert isinstance(result, dict)
         return result
 
@@ -332,12 +368,10 @@ class JsonConverter:
                 raise _bad(path, f"{value!r} is not a UUID")
             return value
         if kind == "record":
-            names[_fullname(schema["name"], schema.get("namespace"))] = schema
             return self._record(schema, value, path, names)
         if kind == "enum":
-            names[_fullname(schema["name"], schema.get("namespace"))] = schema
-            if value not in schema["symbols"]:
-                raise _bad(path, f"{value!r} is not one of {', '.join(schema['symbols'])}")
+            if not isinstance(value, str) or value not in schema["symbols"]:
+                raise _bad(path, f"{str(value)[:40]!r} is not one of {', '.join(schema['symbols'])}")
             return value
         if kind == "array":
             if not isinstance(value, list):
@@ -346,6 +380,8 @@ class JsonConverter:
         if kind == "map":
             if not isinstance(value, dict):
                 raise _bad(path, "expected an object")
+            for k in value:
+                _check_text(k, path)
             return {k: self._value(schema["values"], v, f"{path}.{k}", names) for k, v in value.items()}
         if kind in PRIMITIVES:
             return _primitive(kind, value, path)
@@ -357,7 +393,7 @@ class JsonConverter:
         known = {f["name"] for f in schema["fields"]}
         extra = sorted(set(value) - known)
         if extra:
-            where = f"{path}.{extra[0]}" if path else extra[0]
+            where = f"{path}.{extra[0][:40]}" if path else extra[0][:40]
             raise _bad(where, f"unknown field (known: {', '.join(sorted(known))})")
         out: dict[str, Any] = {}
         for f in schema["fields"]:
@@ -408,9 +444,20 @@ _PRIMITIVE_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _check_text(value: str, path: str) -> None:
+    """Avro strings are UTF-8: a lone surrogate (JSON "\\ud800") cannot be written."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _bad(path, f"not valid Unicode text (a lone surrogate at position {exc.start})") from None
+
+
 def _primitive(kind: str, value: Any, path: str) -> Any:
     if not _PRIMITIVE_CHECKS[kind](value):
         raise _bad(path, f"expected {kind}, got {type(value).__name__}")
+    if isinstance(value, str):
+        _check_text(value, path)
     if kind == "bytes" and isinstance(value, str):
         return value.encode("utf-8")
     if kind in ("float", "double"):

@@ -346,17 +346,55 @@ def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
 # --- api and tokens --------------------------------------------------------------------------
 
 
-def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
     from services.api.tokens import TokenStore
 
-    ctx = build_context(settings)
-    if not ctx.circle.is_member(args.city):
-        err(f"{args.city} is not a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
-        return 2
     assert settings.tokens_file is not None
-    token = TokenStore(settings.tokens_file).issue(args.city, args.label or "")
-    say(token)
-    err(f"token for city {args.city} stored (hashed) in {settings.tokens_file}; it is shown only once")
+    store = TokenStore(settings.tokens_file)
+    now = datetime.now(UTC)
+    if args.action == "issue":
+        ctx = build_context(settings)
+        if not args.target or not ctx.circle.is_member(args.target):
+            err(f"token issue needs a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
+            return 2
+        scopes = tuple(s for part in args.scope or ["publish,read"] for s in part.split(",") if s)
+        try:
+            token, clear = store.issue(
+                args.target, scopes, timedelta(days=args.ttl_days), args.label or "", args.rate, now
+            )
+        except ValueError as exc:
+            err(f"token issue: {exc}")
+            return 2
+        say(clear)
+        err(
+            f"token {token.id} for city {token.city}, scopes {','.join(token.scopes)}, expires "
+            f"{token.expires_at.isoformat()}; stored hashed in {settings.tokens_file}; shown only once. "
+            "A running API accepts it within a second or so."
+        )
+        return 0
+    if args.action == "revoke":
+        if not args.target:
+            err("token revoke needs a TOKEN_ID (see `tongcheng token list`)")
+            return 2
+        try:
+            token = store.revoke(args.target, now)
+        except KeyError:
+            err(f"no token {args.target!r} in {settings.tokens_file}; see `tongcheng token list`")
+            return 2
+        say(f"token {token.id} ({token.city}) revoked at {token.revoked_at}; a running API refuses it within a second")
+        return 0
+    rows = [t.public(now) for t in store.tokens()]
+    if args.json:
+        say(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        say(f"{'id':10} {'city':7} {'state':8} {'scopes':26} {'expires_at':21} label")
+        for r in rows:
+            joined = ",".join(r["scopes"])
+            say(f"{r['id']:10} {r['city']:7} {r['state']:8} {joined:26} {r['expires_at']:21} {r['label']}")
+    if store.legacy:
+        err(f"{store.legacy} token(s) from before scopes and expiry are never accepted: issue new ones")
     return 0
 
 
@@ -635,11 +673,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upgrade", "status"])
     p.set_defaults(func=cmd_db)
 
-    p = sub.add_parser("tokens", help="issue a city's bearer token for HTTP ingestion")
-    p.add_argument("action", choices=["issue"])
-    p.add_argument("city", help="the city code the token publishes as")
+    p = sub.add_parser(
+        "token", aliases=["tokens"], help="the HTTP API's bearer tokens: issue (shown once), list, revoke"
+    )
+    p.add_argument("action", choices=["issue", "list", "revoke"])
+    p.add_argument("target", nargs="?", help="issue: the token's member city; revoke: the token id")
+    p.add_argument(
+        "--scope",
+        action="append",
+        help="publish, read, pii (with read), admin; repeat or join with commas (default publish,read)",
+    )
+    p.add_argument("--ttl-days", type=float, default=90, help="days until it expires (default 90, at most 397)")
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second on average, bursts of twice (20)")
     p.add_argument("--label", help="a note stored with the hash, e.g. the system it is for")
-    p.set_defaults(func=cmd_tokens)
+    p.add_argument("--json", action="store_true", help="list: as JSON")
+    p.set_defaults(func=cmd_token)
     return parser
 
 

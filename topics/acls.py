@@ -13,7 +13,7 @@ expands them into Kafka ACL bindings for one circle prefix (`njmc`, or a test's 
 
 The rules:
 - A city writes the input topics (as itself: the processors refuse an event whose `source_city`
-  is not the writer's) and reads only the derived topics, which the contract lets downstream
+  is not the writer's) and reads only the derived topics (but the audit trail), which the contract lets downstream
   services of any city subscribe to. It reads neither raw input topics nor accepted streams nor
   DLQs: those hold other cities' submissions as they were sent. Its consumer groups are named
   `<prefix>.city-<code>.<anything>` (the inbox uses `<prefix>.city-<code>.inbox`).
@@ -24,7 +24,8 @@ The rules:
   readers of an accepted stream write none (one verdict per event).
 - Each service keeps its consumer group, its faust table changelogs and faust's assignor topic
   under `tongcheng-<service>-<prefix>` (Settings.group_id), and may create topics there.
-- `api` writes every input topic on behalf of the cities (HTTP ingestion, token per city).
+- `api` writes every input topic on behalf of the cities (HTTP ingestion, token per city), and the
+  audit trail of personal-data reads (`audit.read`), which only the admin principal reads.
 - `lag` describes every consumer group and topic of the cluster (offsets only, never records).
 - Transactional ids: none; no client uses transactions.
 """
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.kafka_auth import ADMIN, SERVICES, city_principal
-from topics.catalog import EVENT_TYPES, INPUT_TYPES, OWNER, WRITERS
+from topics.catalog import EVENT_TYPES, INPUT_TYPES, OWNER, PRIVATE, WRITERS
 
 #: what each service reads; the owners read their raw input topics, every other reader an accepted stream
 READS: dict[str, tuple[str, ...]] = {
@@ -65,7 +66,7 @@ EXTRA_WRITES: dict[str, tuple[str, ...]] = {
 
 #: what a city may subscribe to: the derived types, and the accepted credit records (the shared
 #: credit platform's inputs, public records whose origin a city may check itself)
-CITY_READS: tuple[str, ...] = (*WRITERS, "credit.record.accepted")
+CITY_READS: tuple[str, ...] = (*(t for t in WRITERS if t not in PRIVATE), "credit.record.accepted")
 
 #: transactional ids each principal may hold: none, no client uses transactions
 TRANSACTIONAL_IDS: dict[str, tuple[str, ...]] = {}

@@ -46,6 +46,8 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("project.plan", "ProjectPlan", ("project_id",), 3, compact=True),
         EventType("project.milestone", "MilestoneReport", ("project_id",), 3),
         EventType("supervision.alert", "SupervisionAlert", ("ref",), 3, retention_ms=str(365 * DAY_MS), derived=True),
+        # reads of natural persons' unmasked data (the API's audit trail): append-only, kept forever
+        EventType("audit.read", "AuditRead", ("subject_id",), 3, derived=True),
     )
 }
 
@@ -72,7 +74,10 @@ WRITERS: dict[str, tuple[str, ...]] = {
     "emergency.dispatch": ("emergency",),
     # overdue alerts: milestones (supervision), acknowledgements (emergency), feedback (sanctions)
     "supervision.alert": ("supervision", "emergency", "sanctions"),
+    "audit.read": ("api",),
 }
+#: derived types that are not for the cities' subscribers: only the admin principal reads them
+PRIVATE: tuple[str, ...] = ("audit.read",)
 assert set(OWNER) == set(INPUT_TYPES) and set(WRITERS) | set(OWNER) == set(EVENT_TYPES)
 DLQ_RETENTION_MS = str(30 * DAY_MS)
 

@@ -242,7 +242,10 @@ class Publisher:
     def fill_meta(self, event_type: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of `body` with `meta` completed; a `source_city` other than ours is refused."""
         obj = dict(body)
-        meta = dict(obj.get("meta") or {})
+        given = obj.get("meta")
+        if given is not None and not isinstance(given, Mapping):
+            raise Rejected(Reason.SCHEMA_INVALID, f"meta: expected an object, got {type(given).__name__}", "meta")
+        meta = dict(given or {})
         claimed = meta.get("source_city")
         if claimed is not None and claimed != self.city:
             raise Rejected(

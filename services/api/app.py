@@ -1,55 +1,105 @@
-"""The FastAPI application: ingestion for city systems, read endpoints, health and metrics."""
+"""The FastAPI application: ingestion for city systems, read endpoints, health and metrics.
+
+Every operation needs a bearer token with a scope (services/api/auth.py), but the public ones: the
+status page, /healthz, /readyz, /metrics and the API's own documents, which show no subject. No
+input gets a 5xx answer: bad input is a 4xx problem+json naming the field, and a broker, registry or
+database that cannot be reached is 503 with Retry-After.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.jsonschema import JsonSchemas
+from schemas.registry import RegistryError
+from services.api.auth import Auth, Caller, RateLimiter
+from services.api.privacy import Audit
 from services.api.problems import Problem, on_http_error, on_problem, on_validation_error, problem_response
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
 from services.common import kafka_auth
 from services.common.context import Context
-from services.common.errors import PublishError, Rejected
+from services.common.errors import PublishError, Rejected, Unavailable
 from services.common.metrics import Metrics
-from services.common.validation import MAX_PAYLOAD_BYTES
+from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
-from topics.publisher import HealingProducer, Publisher, publisher_config
+from topics.publisher import HealingProducer, Prepared, Publisher, publisher_config
 
-EVENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "One event of the given type as JSON (see schemas/avro). `meta` may be omitted: "
-                    "event_id, "
-                    "published_at and source_city are filled in, and source_city is fixed by the bearer token.",
-                }
-            }
-        },
-    }
-}
+log = logging.getLogger(__name__)
+#: what a 503 asks the caller to wait before trying again
+RETRY_AFTER = "5"
+PUBLIC: dict[str, Any] = {"security": []}
+
+
+def unavailable(title: str, detail: str) -> Problem:
+    return Problem(503, title, detail, headers={"Retry-After": RETRY_AFTER})
+
+
+async def on_fault(request: Request, exc: Exception) -> Response:
+    """A fault below the API (the broker, the registry) is a 503, never a 500."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        503, "Service unavailable", str(exc)[:300], request.url.path, headers={"Retry-After": RETRY_AFTER}
+    )
+
+
+class BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, by its Content-Length or, for a chunked
+    body, as soon as the bytes read pass the limit (nothing larger is ever held in memory)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_PAYLOAD_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise Problem(
+                        413, "Payload too large", f"the limit is {self.limit} bytes", reason="payload_too_large"
+                    )
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413, "Payload too large", f"the limit is {self.limit} bytes", scope["path"], reason="payload_too_large"
+        )
+        await response(scope, receive, send)
 
 
 class Ingestion:
     """Per-city publishers sharing one producer; the token decides the city. The producer is
     replaced when kafka-python leaves it stuck (see topics/publisher.py, HealingProducer)."""
 
-    def __init__(self, ctx: Context, tokens: TokenStore, producer: KafkaProducer | None, metrics: Metrics) -> None:
+    def __init__(self, ctx: Context, producer: KafkaProducer | None, metrics: Metrics) -> None:
         self.ctx = ctx
-        self.tokens = tokens
         self._producer = HealingProducer({}, producer) if producer is not None else None
         self._publishers: dict[str, Publisher] = {}
         self.probe = BrokerProbe(ctx.settings.bootstrap, auth=kafka_auth.client_config(ctx.settings))
@@ -60,11 +110,14 @@ class Ingestion:
             registry=metrics.registry,
         )
 
-    def publisher(self, city: str) -> Publisher:
+    def producer(self) -> HealingProducer:
         if self._producer is None:  # its KafkaProducer is made at the first send
             self._producer = HealingProducer(publisher_config(self.ctx.settings, "tongcheng-api"))
+        return self._producer
+
+    def publisher(self, city: str) -> Publisher:
         if city not in self._publishers:
-            self._publishers[city] = Publisher(self.ctx, city, "http-ingest", producer=self._producer)
+            self._publishers[city] = Publisher(self.ctx, city, "http-ingest", producer=self.producer())
         return self._publishers[city]
 
     def close(self, timeout: float = 10.0) -> None:
@@ -72,14 +125,83 @@ class Ingestion:
         if self._producer is not None:
             self._producer.close(timeout)
 
+    async def ingest(self, event_type: str, request: Request, caller: Caller) -> dict[str, str]:
+        city = caller.city
+        try:
+            body = loads_event(await request.body())
+        except Rejected as exc:
+            self.counter.labels(event_type, "rejected").inc()
+            raise Problem(422, "Invalid event", exc.detail, reason=exc.reason.value, field=exc.field) from exc
+        claimed = body.get("meta") if isinstance(body, dict) else None
+        claimed = claimed.get("source_city") if isinstance(claimed, dict) else None
+        if claimed is not None and claimed != city:
+            self.counter.labels(event_type, "forbidden").inc()
+            raise Problem(
+                403,
+                "Forbidden",
+                f"this token publishes as city {city}, not {str(claimed)[:40]!r}",
+                reason="source_city_mismatch",
+                field="meta.source_city",
+            )
+        publisher = self.publisher(city)
+        try:
+            prepared: Prepared = await run_in_threadpool(publisher.prepare, event_type, body)
+        except Rejected as exc:
+            self.counter.labels(event_type, "rejected").inc()
+            raise Problem(422, "Invalid event", exc.detail, reason=exc.reason.value, field=exc.field) from exc
+        except (Unavailable, RegistryError) as exc:
+            self.counter.labels(event_type, "registry_error").inc()
+            raise unavailable("Schema registry unavailable", f"the event was not sent: {exc}") from exc
+        ready, why = await run_in_threadpool(self.probe.state)
+        if not ready:  # refused before it is queued, so the 503 means "not sent"
+            self.counter.labels(event_type, "broker_error").inc()
+            raise unavailable("Broker unavailable", f"the event was not sent: {why}")
+        try:
+            # a send may wait (at most 5 s) for the topic's metadata, so not on the event loop; the
+            # producer gives a record up after 15 s, so the wait ends with its own verdict
+            future = await run_in_threadpool(publisher.send_prepared, prepared)
+            await run_in_threadpool(future.get, 30)
+        except (KafkaError, PublishError) as exc:
+            self.counter.labels(event_type, "broker_error").inc()
+            raise unavailable("Broker unavailable", f"the event was not acknowledged: {exc}") from exc
+        self.counter.labels(event_type, "accepted").inc()
+        return {"event_id": prepared.event_id, "topic": prepared.topic}
 
-def _authenticate(tokens: TokenStore, authorization: str | None) -> str:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise Problem(401, "Unauthorized", "a city bearer token is required: Authorization: Bearer <token>")
-    city = tokens.city_of(authorization.split(" ", 1)[1].strip())
-    if city is None:
-        raise Problem(401, "Unauthorized", "the bearer token is not known")
-    return city
+
+def _event_body(schemas: JsonSchemas, event_type: str) -> dict[str, Any]:
+    schema = schemas.event(EVENT_TYPES[event_type].schema)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+ACCEPTED = {
+    "type": "object",
+    "properties": {"event_id": {"type": "string", "format": "uuid"}, "topic": {"type": "string"}},
+    "required": ["event_id", "topic"],
+}
+
+
+def _add_ingest_route(app: FastAPI, ingestion: Ingestion, auth: Auth, schemas: JsonSchemas, event_type: str) -> None:
+    async def ingest(request: Request, caller: Caller = Depends(auth.require("publish"))) -> dict[str, str]:
+        return await ingestion.ingest(event_type, request, caller)
+
+    app.add_api_route(
+        f"/v1/events/{event_type}",
+        ingest,
+        methods=["POST"],
+        status_code=202,
+        openapi_extra=_event_body(schemas, event_type),
+        summary=f"Publish one {event_type} event as the token's city",
+        operation_id=f"publish_{event_type.replace('.', '_')}",
+        responses={
+            202: {"description": "Acknowledged by the broker", "content": {"application/json": {"schema": ACCEPTED}}},
+            401: {"description": "No valid token"},
+            403: {"description": "The token lacks the publish scope, or names another city"},
+            413: {"description": "Body over 1 MiB"},
+            422: {"description": "The event is refused; `reason` and `field` say why"},
+            429: {"description": "Over the token's rate limit"},
+            503: {"description": "The broker or the registry cannot be reached; the event was not sent"},
+        },
+    )
 
 
 def create_app(
@@ -87,10 +209,13 @@ def create_app(
     tokens: TokenStore,
     metrics: Metrics | None = None,
     producer: KafkaProducer | None = None,
-    routers: list[Any] | None = None,
+    engine: Engine | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
+    """The API. With `engine` (the SQL read model), the read endpoints and the status page too."""
     metrics = metrics or Metrics()
-    ingestion = Ingestion(ctx, tokens, producer, metrics)
+    ingestion = Ingestion(ctx, producer, metrics)
+    auth = Auth(tokens, limiter)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -103,75 +228,45 @@ def create_app(
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    for fault in (Unavailable, RegistryError, KafkaError):
+        app.add_exception_handler(fault, on_fault)
+    app.add_middleware(BodyLimit)
     app.state.ingestion = ingestion
     app.state.metrics = metrics
-    for router in routers or []:
-        app.include_router(router)
+    app.state.auth = auth
 
-    @app.post(
-        "/v1/events/{event_type}",
-        status_code=202,
-        openapi_extra=EVENT_BODY,
-        summary="Publish one event as the token's city",
-    )
-    async def ingest(event_type: str, request: Request, authorization: str | None = Header(None)) -> dict[str, str]:
-        city = _authenticate(tokens, authorization)
-        if event_type not in INPUT_TYPES:
-            raise Problem(
-                404,
-                "Unknown event type",
-                f"{event_type!r} is not an input event type; use one of " + ", ".join(INPUT_TYPES),
-            )
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
-            raise Problem(
-                413, "Payload too large", f"the limit is {MAX_PAYLOAD_BYTES} bytes", reason="payload_too_large"
-            )
-        raw = await request.body()
-        if len(raw) > MAX_PAYLOAD_BYTES:
-            raise Problem(
-                413, "Payload too large", f"the limit is {MAX_PAYLOAD_BYTES} bytes", reason="payload_too_large"
-            )
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Problem(422, "Invalid event", f"body is not JSON: {exc}", reason="schema_invalid") from exc
-        claimed = (
-            body.get("meta", {}).get("source_city")
-            if isinstance(body, dict) and isinstance(body.get("meta"), dict)
-            else None
+    schemas = JsonSchemas(ctx.schemas)
+    for event_type in INPUT_TYPES:
+        _add_ingest_route(app, ingestion, auth, schemas, event_type)
+
+    @app.post("/v1/events/{event_type}", include_in_schema=False)
+    async def unknown_type(event_type: str, caller: Caller = Depends(auth.require("publish"))) -> None:
+        raise Problem(
+            404,
+            "Unknown event type",
+            f"{event_type[:60]!r} is not an input event type; use one of " + ", ".join(INPUT_TYPES),
         )
-        if claimed is not None and claimed != city:
-            ingestion.counter.labels(event_type, "forbidden").inc()
-            raise Problem(
-                403,
-                "Forbidden",
-                f"this token publishes as city {city}, not {claimed}",
-                reason="source_city_mismatch",
-                field="meta.source_city",
-            )
-        publisher = ingestion.publisher(city)
-        try:
-            prepared = await run_in_threadpool(publisher.prepare, event_type, body)
-        except Rejected as exc:
-            ingestion.counter.labels(event_type, "rejected").inc()
-            raise Problem(422, "Invalid event", exc.detail, reason=exc.reason.value, field=exc.field) from exc
-        ready, why = await run_in_threadpool(ingestion.probe.state)
-        if not ready:  # refused before it is queued, so the 503 means "not sent"
-            ingestion.counter.labels(event_type, "broker_error").inc()
-            raise Problem(503, "Broker unavailable", f"the event was not sent: {why}")
-        try:
-            # a send may wait (at most 5 s) for the topic's metadata, so not on the event loop; the
-            # producer gives a record up after 15 s, so the wait ends with its own verdict
-            future = await run_in_threadpool(publisher.send_prepared, prepared)
-            await run_in_threadpool(future.get, 30)
-        except (KafkaError, PublishError) as exc:
-            ingestion.counter.labels(event_type, "broker_error").inc()
-            raise Problem(503, "Broker unavailable", f"the event was not acknowledged: {exc}") from exc
-        ingestion.counter.labels(event_type, "accepted").inc()
-        return {"event_id": prepared.event_id, "topic": prepared.topic}
 
-    @app.get("/healthz", summary="Health")
+    if engine is not None:
+        from services.api.reads import ReadModel, read_router
+        from services.api.status import status_router
+        from services.api.supervision import Supervision, supervision_router
+
+        figures = Supervision(ReadModel(engine), ctx.circle, ctx.clock)
+        audit = Audit(ctx, ingestion.producer)
+        for router in (
+            read_router(engine, ctx, auth, audit),
+            supervision_router(figures, auth),
+            status_router(figures),
+        ):
+            app.include_router(router)
+
+    @app.get("/v1/tokens", summary="The API's tokens (never their secrets)")
+    async def list_tokens(caller: Caller = Depends(auth.require("admin"))) -> dict[str, Any]:
+        now = auth.now()
+        return {"items": [t.public(now) for t in tokens.tokens()]}
+
+    @app.get("/healthz", summary="Health", openapi_extra=PUBLIC)
     async def healthz() -> dict[str, Any]:
         return {
             "status": "ok",
@@ -184,14 +279,17 @@ def create_app(
         "/readyz",
         summary="Readiness: 200 while the broker answers, 503 problem+json while it does not",
         responses={503: {"description": "the broker does not answer"}},
+        openapi_extra=PUBLIC,
     )
     async def readyz(request: Request) -> Any:
         ready, why = await run_in_threadpool(ingestion.probe.state)
         if not ready:
-            return problem_response(503, "Broker unavailable", why, request.url.path)
+            return problem_response(
+                503, "Broker unavailable", why, request.url.path, headers={"Retry-After": RETRY_AFTER}
+            )
         return {"status": "ready", "broker": ctx.settings.bootstrap}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", summary="Prometheus metrics (aggregates only)", response_class=Response, openapi_extra=PUBLIC)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
@@ -13,9 +14,31 @@ PROBLEM = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> None:
+    """An error answer. `extra` fields go into the body (`reason`, `field`, ...); `headers` into the
+    response (Retry-After with 429 and 503)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.type, self.extra = status, title, detail, type_, extra
+        self.headers = dict(headers or {})
+
+
+class ProblemJSON(JSONResponse):
+    """problem+json, ASCII-escaped: a detail that quotes the caller's input (a lone surrogate
+    included) always renders."""
+
+    media_type = PROBLEM
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def problem_response(
@@ -28,12 +51,12 @@ def problem_response(
     **extra: Any,
 ) -> JSONResponse:
     body = {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return ProblemJSON(body, status_code=status, headers=headers)
 
 
 async def on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {**exc.headers, **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})}
     return problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.type, headers, **exc.extra)
 
 

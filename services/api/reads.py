@@ -1,11 +1,17 @@
-"""Read endpoints over the SQL read model (consumers/readmodel.py), kept current by the readmodel worker."""
+"""Read endpoints over the SQL read model (consumers/readmodel.py), kept current by the readmodel worker.
+
+Each needs a token with the `read` scope. Natural persons are masked unless the token also holds
+`pii` and states its purpose; such reads are written to the audit trail before they are answered
+(services/api/privacy.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -18,9 +24,12 @@ from consumers.readmodel import (
     utc,
 )
 from schemas.codec import to_json
+from services.api.auth import Auth, Caller
+from services.api.privacy import Audit, is_person, shown
 from services.api.problems import Problem
-from services.common.circle import Circle
-from services.common.identifiers import PERSON_ID_RE, is_valid_uscc
+from services.common.context import Context
+from services.common.errors import Rejected
+from services.common.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
 from services.sanctions.rules import RULES
 
 
@@ -29,7 +38,7 @@ def check_subject_id(subject_id: str) -> None:
         raise Problem(
             422,
             "Invalid subject id",
-            f"{subject_id!r} is neither an 18-character USCC with a correct check character "
+            f"{subject_id[:70]!r} is neither an 18-character USCC with a correct check character "
             "nor a person subject id (P + 64 hex digits)",
             reason="invalid_subject_id",
             field="subject_id",
@@ -47,7 +56,12 @@ class ReadModel:
             with self.engine.connect() as conn:
                 return list(conn.execute(query))
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-            raise Problem(503, "Read model unavailable", f"the read-model database cannot be read: {exc.orig}") from exc
+            raise Problem(
+                503,
+                "Read model unavailable",
+                f"the read-model database cannot be read: {exc.orig}",
+                headers={"Retry-After": "5"},
+            ) from exc
 
     def one(self, table: sa.Table, where: Any) -> Any:
         rows = self.all(sa.select(table).where(where).limit(1))
@@ -64,31 +78,65 @@ def measure_json(measure: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_router(engine: Engine, circle: Circle | None = None) -> APIRouter:
+class PersonLookup(BaseModel):
+    id_number: str = Field(
+        min_length=18, max_length=18, description="A resident ID number (GB 11643); hashed, never stored or sent on"
+    )
+
+
+def read_router(engine: Engine, ctx: Context, auth: Auth, audit: Audit) -> APIRouter:
     router = APIRouter()
     model = ReadModel(engine)
+    circle = ctx.circle
+    reader = auth.reader_of_subjects()
 
-    @router.get("/v1/credit/{subject_id}", summary="The merged credit profile of one subject")
-    async def credit_profile(subject_id: str) -> dict[str, Any]:
-        check_subject_id(subject_id)
+    async def audited(caller: Caller, request: Request, subject_ids: list[str]) -> None:
+        """Write the audit records of the unmasked natural persons in an answer, before it is sent."""
+        persons = [s for s in subject_ids if is_person(s)]
+        if caller.unmasked and persons:
+            await run_in_threadpool(audit.record, caller, persons, f"{request.method} {request.url.path}")
+
+    async def profile(subject_id: str) -> dict[str, Any]:
         row = await run_in_threadpool(model.one, credit_profiles, credit_profiles.c.subject_id == subject_id)
         if row is None:
             raise Problem(404, "Unknown subject", f"no credit profile for {subject_id}")
         return credit_profile_json(row)
 
+    @router.get("/v1/credit/{subject_id}", summary="The merged credit profile of one subject")
+    async def credit_profile(subject_id: str, request: Request, caller: Caller = Depends(reader)) -> dict[str, Any]:
+        check_subject_id(subject_id)
+        body = await profile(subject_id)
+        await audited(caller, request, [subject_id])
+        return shown(caller, subject_id, body)
+
+    @router.post(
+        "/v1/credit/lookup",
+        summary="A natural person's credit profile by resident ID number (the number never leaves the API)",
+    )
+    async def credit_lookup(lookup: PersonLookup, request: Request, caller: Caller = Depends(reader)) -> dict[str, Any]:
+        try:
+            subject_id = person_subject_id(lookup.id_number, ctx.settings.person_salt)
+        except Rejected as exc:
+            raise Problem(422, "Invalid ID number", exc.detail, reason=exc.reason.value, field="id_number") from exc
+        body = await profile(subject_id)
+        await audited(caller, request, [subject_id])
+        return shown(caller, subject_id, {**body, "id_number": lookup.id_number.upper()})
+
     @router.get("/v1/sanctions", summary="Entries of the joint reward-and-punishment list, a page at a time")
     async def sanctions(
+        request: Request,
         list_: Literal["RED", "FOCUS", "BLACK"] | None = Query(None, alias="list", description="one list only"),
         city: str | None = Query(None, description="entries with a measure applying in this member city"),
         status: Literal["LISTED", "REMOVED", "ALL"] = Query("LISTED"),
         limit: int = Query(50, ge=1, le=500),
-        after: str | None = Query(None, description="the next_after of the previous page"),
+        after: str | None = Query(None, max_length=65, description="the next_after of the previous page"),
+        caller: Caller = Depends(reader),
     ) -> dict[str, Any]:
-        if city is not None and circle is not None and not circle.is_member(city):
+        if city is not None and not circle.is_member(city):
             raise Problem(
                 422,
                 "Unknown city",
-                f"{city!r} is not a member city of {circle.code}",
+                f"{city[:20]!r} is not a member city of {circle.code}",
                 reason="unknown_city",
                 field="city",
             )
@@ -104,13 +152,14 @@ def read_router(engine: Engine, circle: Circle | None = None) -> APIRouter:
             query = query.where(t.c.subject_id > after)
         rows = await run_in_threadpool(model.all, query)
         page = rows[:limit]
+        await audited(caller, request, [r.subject_id for r in page])
         return {
-            "items": [sanction_entry_json(r) for r in page],
+            "items": [shown(caller, r.subject_id, sanction_entry_json(r)) for r in page],
             "next_after": page[-1].subject_id if len(rows) > limit else None,
         }
 
     @router.get("/v1/sanctions/{subject_id}", summary="One subject's entry, with its measures and each city's feedback")
-    async def sanction(subject_id: str) -> dict[str, Any]:
+    async def sanction(subject_id: str, request: Request, caller: Caller = Depends(reader)) -> dict[str, Any]:
         check_subject_id(subject_id)
         row = await run_in_threadpool(model.one, sanction_entries, sanction_entries.c.subject_id == subject_id)
         if row is None:
@@ -122,6 +171,7 @@ def read_router(engine: Engine, circle: Circle | None = None) -> APIRouter:
         body["feedback_revision"] = tracking.list_revision if tracking is not None else None
         body["feedback_due_at"] = to_json(utc(tracking.due_at)) if tracking is not None and tracking.due_at else None
         body["feedback"] = tracking.cities if tracking is not None else []
-        return body
+        await audited(caller, request, [subject_id])
+        return shown(caller, subject_id, body)
 
     return router

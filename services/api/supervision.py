@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from consumers.readmodel import (
@@ -25,6 +25,7 @@ from consumers.readmodel import (
     utc,
 )
 from schemas.codec import to_json
+from services.api.auth import Auth
 from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.common.circle import Circle
@@ -208,18 +209,18 @@ class Supervision:
         return board
 
 
-def supervision_router(figures: Supervision) -> APIRouter:
-    router = APIRouter()
+def supervision_router(figures: Supervision, auth: Auth) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(auth.require("read"))])
 
     @router.get("/v1/emergencies", summary="Incidents, with the acknowledgement status of every recipient city")
     async def emergencies(open: bool = Query(False, description="only incidents without a FINAL report")) -> Any:
         return {"items": await run_in_threadpool(figures.emergencies, open)}
 
     @router.get("/v1/projects/{project_id}", summary="A project, with its milestones, their states and its light")
-    async def project(project_id: str) -> dict[str, Any]:
+    async def project(project_id: str = Path(max_length=128)) -> dict[str, Any]:
         found = await run_in_threadpool(figures.project, project_id)
         if found is None:
-            raise Problem(404, "Unknown project", f"no project {project_id} on the cooperation-project list")
+            raise Problem(404, "Unknown project", f"no project {project_id!r} on the cooperation-project list")
         return found
 
     @router.get("/v1/supervision/cities", summary="The per-city scoreboard")

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.codec import JsonConverter, SchemaCatalogue
+from schemas.codec import MAX_DEPTH, JsonConverter, SchemaCatalogue
 from services.common.circle import Circle
 from services.common.clock import Clock
 from services.common.errors import Reason, Rejected
@@ -29,6 +29,38 @@ def _render(path: tuple[str | int, ...]) -> str:
     return out
 
 
+def loads_event(data: bytes | str) -> Any:
+    """One event's JSON text as Python values, or `Rejected`: too large, not JSON, integers of more
+    than 4,300 digits (Python's limit), or nested deeper than any event can be."""
+    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    if size > MAX_PAYLOAD_BYTES:
+        raise Rejected(Reason.PAYLOAD_TOO_LARGE, f"event is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = json.loads(data)
+    except RecursionError:
+        raise Rejected(Reason.SCHEMA_INVALID, f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise Rejected(Reason.SCHEMA_INVALID, f"not JSON: {str(exc)[:200]}") from None
+    check_depth(obj)
+    return obj
+
+
+def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse values nested deeper than `limit` (no event schema needs more than a few levels)."""
+    level: list[Any] = [obj]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return
+    raise Rejected(Reason.SCHEMA_INVALID, f"nested deeper than {limit} levels")
+
+
 class Validator:
     def __init__(self, circle: Circle, catalogue: SchemaCatalogue, clock: Clock, person_salt: str) -> None:
         self.circle = circle
@@ -39,19 +71,13 @@ class Validator:
 
     def parse_json(self, event_type: str, data: bytes | str) -> dict[str, Any]:
         """Size check, JSON parse, schema conversion and contract checks of one JSON event."""
-        size = len(data.encode("utf-8") if isinstance(data, str) else data)
-        if size > MAX_PAYLOAD_BYTES:
-            raise Rejected(Reason.PAYLOAD_TOO_LARGE, f"event is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-        try:
-            obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Rejected(Reason.SCHEMA_INVALID, f"not JSON: {exc}") from exc
-        return self.from_json(event_type, obj)
+        return self.from_json(event_type, loads_event(data))
 
     def from_json(self, event_type: str, obj: Any) -> dict[str, Any]:
         kind = EVENT_TYPES.get(event_type)
         if kind is None:
             raise Rejected(Reason.UNKNOWN_SCHEMA, f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+        check_depth(obj)
         hash_person_ids(obj, self.person_salt)
         event = self._converter.convert(kind.schema, obj)
         self.check(event_type, event)

@@ -18,7 +18,7 @@ from tests.conftest import example
 @pytest.fixture
 def api(ctx: Context, tmp_path) -> tuple[TestClient, dict[str, str], Context]:  # type: ignore[no-untyped-def]
     store = TokenStore(tmp_path / "tokens.json")
-    tokens = {city: store.issue(city) for city in ("320100", "340500")}
+    tokens = {city: store.issue(city)[1] for city in ("320100", "340500")}
     app = create_app(ctx, TokenStore(tmp_path / "tokens.json"), Metrics())
     with TestClient(app) as client:
         yield client, tokens, ctx
@@ -30,7 +30,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_unauthenticated_call_is_401(api) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = api
-    for headers in ({}, bearer("tc_320100_not-a-token")):
+    for headers in ({}, bearer("tc_320100_not-a-token"), bearer("tc_0000abcd_" + "x" * 43)):
         r = client.post("/v1/events/emergency.ack", json=example("emergency.ack"), headers=headers)
         assert r.status_code == 401
         assert r.headers["content-type"] == "application/problem+json"

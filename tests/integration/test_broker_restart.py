@@ -57,7 +57,7 @@ def restart_stack(tmp_path: Path) -> Iterator[Settings]:
 def api(restart_stack: Settings) -> Iterator[tuple[str, str]]:
     """`tongcheng api` as a process on the stack: (base url, a bearer token of CITY)."""
     settings = restart_stack
-    token = TokenStore(settings.tokens_file).issue(CITY)
+    _, token = TokenStore(settings.tokens_file).issue(CITY, rate_per_s=4 * RATE)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
     for name in ("kafka_port", "controller_port", "registry_port", "api_port", "data_dir", "topic_prefix"):
         env[ENV[name]] = str(getattr(settings, name))

@@ -97,8 +97,8 @@ def test_topics_apply_is_idempotent_and_reports_drift(stack: Settings) -> None:
     try:
         first = provision.apply(catalog, admin)
         second = provision.apply(catalog, admin)
-        assert len(first.created) == 31 and first.drift == []
-        assert second.created == [] and len(second.unchanged) == 31 and second.drift == []
+        assert len(first.created) == 33 and first.drift == []
+        assert second.created == [] and len(second.unchanged) == 33 and second.drift == []
         # someone shrinks retention by hand: reported, not reverted, nothing deleted
         from kafka.admin import ConfigResource, ConfigResourceType
 

@@ -20,8 +20,6 @@ from fastapi.testclient import TestClient
 from consumers.db import make_engine
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
-from services.api.reads import ReadModel
-from services.api.supervision import Supervision, supervision_router
 from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.metrics import Metrics
@@ -183,14 +181,10 @@ def test_project_with_three_milestones_and_the_enforcement_count(bus: Context) -
 
     # the API, from the read model: YELLOW now, RED once M3 is more than 30 days overdue
     engine = make_engine(bus.settings.database_url)
-    app = create_app(
-        bus,
-        TokenStore(bus.settings.data_dir / "tokens.json"),
-        Metrics(),
-        None,
-        routers=[supervision_router(Supervision(ReadModel(engine), bus.circle, bus.clock))],
-    )
-    client = TestClient(app)
+    store = TokenStore(bus.settings.data_dir / "tokens.json")
+    _, token = store.issue("320100", ("read",))
+    app = create_app(bus, store, Metrics(), None, engine=engine)
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
     deadline = time.monotonic() + 60
     while (r := client.get("/v1/projects/NJMC-TEST-1")).status_code != 200 or "DONE_LATE" not in r.text:
         assert time.monotonic() < deadline, r.text

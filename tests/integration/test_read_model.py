@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from sqlalchemy.engine import Engine
@@ -26,8 +25,8 @@ from consumers.readmodel import PROJECTIONS, credit_profiles
 from consumers.sql import SqlSink, upsert
 from consumers.subscriber import Subscriber
 from ops.postgres import LocalPostgres
-from services.api.problems import Problem, on_problem
-from services.api.reads import read_router
+from services.api.app import create_app
+from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.identifiers import uscc_check_char
 from services.common.kafka_auth import client_config
@@ -219,15 +218,14 @@ def test_redelivery_into_a_fresh_group_changes_nothing(ctx: Context, engine: Eng
     assert consumed(metrics, topic) == {"applied": 0.0, "duplicate": 50.0, "rejected": 0.0}
 
 
-def test_credit_endpoint_reads_the_read_model(ctx: Context, engine: Engine) -> None:
+def test_credit_endpoint_reads_the_read_model(ctx: Context, engine: Engine, tmp_path: Path) -> None:
     project = PROJECTIONS["credit.profile"]
     s = uscc(900)
     with engine.begin() as conn:
         upsert(conn, credit_profiles, [project.row(profile(s, 4, "C", ("320100", "341100")), 1, 7)], project.keys, None)
-    app = FastAPI()
-    app.add_exception_handler(Problem, on_problem)
-    app.include_router(read_router(engine))
-    client = TestClient(app)
+    store = TokenStore(tmp_path / "tokens.json")
+    _, token = store.issue("320100", ("read",))
+    client = TestClient(create_app(ctx, store, Metrics(), engine=engine), headers={"Authorization": f"Bearer {token}"})
     ok = client.get(f"/v1/credit/{s}")
     assert ok.status_code == 200
     body = ok.json()

@@ -16,7 +16,6 @@ from consumers.db import make_engine
 from consumers.inbox import Inbox
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
-from services.api.reads import read_router
 from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.metrics import Metrics
@@ -200,14 +199,10 @@ def test_feedback_loop_overdue_alerts_ratio_read_model_and_inbox(chain: Context)
 
     # 5. the read model and the API
     engine = make_engine(ctx.settings.database_url)
-    app = create_app(
-        ctx,
-        TokenStore(ctx.settings.data_dir / "tokens.json"),
-        Metrics(),
-        producer=None,
-        routers=[read_router(engine, ctx.circle)],
-    )
-    client = TestClient(app)
+    store = TokenStore(ctx.settings.data_dir / "tokens.json")
+    _, token = store.issue("320100", ("read",))
+    app = create_app(ctx, store, Metrics(), producer=None, engine=engine)
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
 
     def api_shows_inbox_feedback() -> bool:
         r = client.get(f"/v1/sanctions/{second}")

@@ -9,6 +9,7 @@ import pytest
 
 from schemas.codec import Codec, JsonConverter, SchemaCatalogue, frame, to_json, unframe
 from services.common.errors import Reason, Rejected
+from topics.catalog import EVENT_TYPES
 
 ALERT = {
     "meta": {
@@ -75,8 +76,8 @@ def catalogue() -> SchemaCatalogue:
     return SchemaCatalogue()
 
 
-def test_eleven_event_schemas_share_meta(catalogue: SchemaCatalogue) -> None:
-    assert len(catalogue.event_schemas) == 12
+def test_every_event_schema_shares_meta(catalogue: SchemaCatalogue) -> None:
+    assert len(catalogue.event_schemas) == len(EVENT_TYPES) == 13
     for name in catalogue.event_schemas:
         meta = catalogue.schema(name)["fields"][0]
         assert meta["name"] == "meta" and meta["type"]["name"] == "Meta"
