@@ -317,8 +317,10 @@ def _to_decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
     if amount and amount.adjusted() >= precision - scale:
         raise _bad(path, f"{shown} has more than {precision - scale} digits before the decimal point")
     exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -scale and amount != amount.quantize(
-        Decimal(1).scaleb(-scale), context=DecimalContext(prec=precision + 2)
+    if (
+        isinstance(exponent, int)
+        and exponent < -scale
+        and amount != amount.quantize(Decimal(1).scaleb(-scale), context=DecimalContext(prec=precision + 2))
     ):
         raise _bad(path, f"{shown} has more than {scale} decimal places")
     return amount.quantize(Decimal(1).scaleb(-scale), context=DecimalContext(prec=precision + 2))

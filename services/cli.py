@@ -371,7 +371,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         err(
             f"token {token.id} for city {token.city}, scopes {','.join(token.scopes)}, expires "
             f"{token.expires_at.isoformat()}; stored hashed in {settings.tokens_file}; shown only once. "
-            "A running API accepts it within a second or so."
+            "A running API accepts it from its next request on."
         )
         return 0
     if args.action == "revoke":
@@ -383,7 +383,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         except KeyError:
             err(f"no token {args.target!r} in {settings.tokens_file}; see `tongcheng token list`")
             return 2
-        say(f"token {token.id} ({token.city}) revoked at {token.revoked_at}; a running API refuses it within a second")
+        say(f"token {token.id} ({token.city}) revoked at {token.revoked_at}")
+        err("a running API refuses it from its next request on")
         return 0
     rows = [t.public(now) for t in store.tokens()]
     if args.json:

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +29,7 @@ from services.api.problems import Problem
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
+from services.common.validation import loads_event
 from services.sanctions.rules import RULES
 
 
@@ -78,10 +78,40 @@ def measure_json(measure: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class PersonLookup(BaseModel):
-    id_number: str = Field(
-        min_length=18, max_length=18, description="A resident ID number (GB 11643); hashed, never stored or sent on"
-    )
+LOOKUP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id_number": {
+                            "type": "string",
+                            "pattern": "^[0-9]{17}[0-9Xx]$",
+                            "description": "A resident ID number (GB 11643); hashed, never stored or sent on",
+                        }
+                    },
+                    "required": ["id_number"],
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+}
+
+
+async def id_number_of(request: Request) -> str:
+    """The `id_number` of a lookup body (read after the token is checked, so a caller without one
+    hears 401 whatever it sends)."""
+    try:
+        body = loads_event(await request.body())
+    except Rejected as exc:
+        raise Problem(422, "Invalid request", exc.detail, reason=exc.reason.value) from exc
+    number = body.get("id_number") if isinstance(body, dict) else None
+    if not isinstance(number, str) or set(body) != {"id_number"}:
+        raise Problem(422, "Invalid request", 'expected {"id_number": "..."}', field="id_number")
+    return number
 
 
 def read_router(engine: Engine, ctx: Context, auth: Auth, audit: Audit) -> APIRouter:
@@ -112,15 +142,17 @@ def read_router(engine: Engine, ctx: Context, auth: Auth, audit: Audit) -> APIRo
     @router.post(
         "/v1/credit/lookup",
         summary="A natural person's credit profile by resident ID number (the number never leaves the API)",
+        openapi_extra=LOOKUP_BODY,
     )
-    async def credit_lookup(lookup: PersonLookup, request: Request, caller: Caller = Depends(reader)) -> dict[str, Any]:
+    async def credit_lookup(request: Request, caller: Caller = Depends(reader)) -> dict[str, Any]:
+        number = await id_number_of(request)
         try:
-            subject_id = person_subject_id(lookup.id_number, ctx.settings.person_salt)
-        except Rejected as exc:
-            raise Problem(422, "Invalid ID number", exc.detail, reason=exc.reason.value, field="id_number") from exc
+            subject_id = person_subject_id(number, ctx.settings.person_salt)
+        except ValueError as exc:
+            raise Problem(422, "Invalid ID number", str(exc), reason="invalid_id_number", field="id_number") from exc
         body = await profile(subject_id)
         await audited(caller, request, [subject_id])
-        return shown(caller, subject_id, {**body, "id_number": lookup.id_number.upper()})
+        return shown(caller, subject_id, {**body, "id_number": number.upper()})
 
     @router.get("/v1/sanctions", summary="Entries of the joint reward-and-punishment list, a page at a time")
     async def sanctions(

@@ -12,8 +12,8 @@ Scopes:
 - `admin`: the token list over HTTP.
 
 The file is written by the `tongcheng token` command (atomically, under a lock) and re-read by the
-running API when it changes (`TokenStore.current`), so an issue or a revocation counts within
-`RELOAD_SECONDS`.
+running API when it changes (`TokenStore.current`: its inode, size and mtime are looked at on each
+request), so an issue or a revocation counts from the next request on.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ DEFAULT_TTL_DAYS = 90
 MAX_TTL_DAYS = 397
 #: requests per second a token may make, on average, unless it says otherwise; bursts of twice that
 DEFAULT_RATE = 20.0
-#: how often the running API looks at the token file
-RELOAD_SECONDS = 1.0
+#: how often the running API looks at the token file: a stat() per request costs microseconds, so
+#: every request; an issue or a revocation counts from the next request on
+RELOAD_SECONDS = 0.0
 PREFIX = "tc_"
 log = logging.getLogger(__name__)
 

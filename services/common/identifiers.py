@@ -14,7 +14,7 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
-PERSON_ID_RE = re.compile(r"^P[0-9a-f]{64}$")
+PERSON_ID_RE = re.compile(r"^P[0-9a-f]{64}\Z")
 
 
 def uscc_check_char(first17: str) -> str:
@@ -39,7 +39,7 @@ def id_number_check_char(first17: str) -> str:
 def is_valid_id_number(number: str) -> bool:
     """An 18-character resident ID number (GB 11643) with a correct check character."""
     number = number.upper()
-    if len(number) != 18 or not number[:17].isdigit():
+    if len(number) != 18 or not (number[:17].isascii() and number[:17].isdigit()):
         return False
     return id_number_check_char(number[:17]) == number[17]
 
