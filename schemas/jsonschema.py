@@ -61,9 +61,36 @@ def _decimal(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: a USCC's shape (GB 32100; its check character is verified too) and a person's subject id
+USCC = {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$", "description": "A USCC (GB 32100)."}
+SUBJECT_ID = {
+    "description": "A USCC (GB 32100), or for a natural person P + 64 hex digits (salted SHA-256).",
+    "anyOf": [USCC, {"type": "string", "pattern": "^P[0-9a-f]{64}$"}],
+}
+#: fields holding a member city's code, and lists of them (services/common/validation.py)
+CITY_FIELDS = {"city", "lead_city", "source_city"}
+CITY_LIST_FIELDS = {"participating_cities", "affected_cities", "cities"}
+
+
 class JsonSchemas:
-    def __init__(self, catalogue: SchemaCatalogue) -> None:
+    """With `cities`, city fields are enumerated: the member cities' GB/T 2260 codes."""
+
+    def __init__(self, catalogue: SchemaCatalogue, cities: tuple[str, ...] | list[str] = ()) -> None:
         self.catalogue = catalogue
+        self.cities = list(cities)
+
+    def _narrowed(self, name: str, prop: dict[str, Any]) -> dict[str, Any]:
+        """What a field's name says beyond its Avro type: a member city, a USCC, a subject id."""
+        city = {"type": "string", "enum": self.cities, "description": "A member city's GB/T 2260 code."}
+        if self.cities and name in CITY_FIELDS and prop.get("type") == "string":
+            return city
+        if self.cities and name in CITY_LIST_FIELDS and prop.get("type") == "array":
+            return {**prop, "items": city}
+        if name == "uscc" and prop.get("type") == "string":
+            return dict(USCC)
+        if name == "subject_id" and prop.get("type") == "string":
+            return dict(SUBJECT_ID)
+        return prop
 
     def event(self, schema_name: str) -> dict[str, Any]:
         """The request body of one input event type."""
@@ -111,7 +138,7 @@ class JsonSchemas:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for f in schema["fields"]:
-            prop = self._value(f["type"], namespace, names)
+            prop = self._narrowed(f["name"], self._value(f["type"], namespace, names))
             if f.get("doc"):
                 prop = {**prop, "description": f["doc"]}
             properties[f["name"]] = prop

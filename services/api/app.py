@@ -235,7 +235,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.auth = auth
 
-    schemas = JsonSchemas(ctx.schemas)
+    schemas = JsonSchemas(ctx.schemas, ctx.circle.codes)
     for event_type in INPUT_TYPES:
         _add_ingest_route(app, ingestion, auth, schemas, event_type)
 

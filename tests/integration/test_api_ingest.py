@@ -13,6 +13,7 @@ from services.api.tokens import TokenStore
 from services.common.context import Context
 from services.common.metrics import Metrics
 from tests.conftest import example
+from topics.catalog import INPUT_TYPES
 
 
 @pytest.fixture
@@ -78,4 +79,5 @@ def test_accepted_event_is_on_the_topic_as_the_tokens_city(api) -> None:  # type
     assert got[0].origin == "340500"  # signed with the token city's key, which the bus holds
     assert "tongcheng_http_ingest_total" in client.get("/metrics").text
     assert client.get("/healthz").json()["status"] == "ok"
-    assert "/v1/events/{event_type}" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {f"/v1/events/{t}" for t in INPUT_TYPES} <= set(paths)  # one typed operation per input type

@@ -18,12 +18,14 @@ from services.api.auth import RateLimiter, check_purpose
 from services.api.privacy import mask_id_number, mask_name, masked
 from services.api.problems import Problem
 from services.api.tokens import TokenStore
+from services.common.circle import load_circle
 from services.common.errors import Rejected
 from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
 from tests.conftest import example
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+CITIES = load_circle(None, "njmc").codes
 
 
 def test_a_token_is_stored_hashed_scoped_and_expiring(tmp_path: Path) -> None:
@@ -175,12 +177,13 @@ def test_an_action_without_targets_converts() -> None:
 
 @pytest.mark.parametrize("event_type", INPUT_TYPES)
 def test_each_example_matches_its_request_schema(event_type: str) -> None:
-    schema = JsonSchemas(SchemaCatalogue()).event(EVENT_TYPES[event_type].schema)
+    schema = JsonSchemas(SchemaCatalogue(), CITIES).event(EVENT_TYPES[event_type].schema)
     validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
     body = example(event_type)
     assert validator.is_valid(body), [e.message for e in validator.iter_errors(body)]
     assert validator.is_valid({**body, "meta": _meta(event_type)})
     assert not validator.is_valid({**body, "unknown_field": 1})  # records are closed
+    assert not validator.is_valid({**body, "meta": {"source_city": "110000"}})  # Beijing is not a member
 
 
 def test_the_request_schema_says_what_the_converter_accepts() -> None:
