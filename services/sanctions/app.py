@@ -23,6 +23,7 @@ from typing import Any
 import faust
 
 from services.common.context import Context
+from services.common.localtime import local_date
 from services.common.metrics import Metrics
 from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
@@ -60,8 +61,8 @@ class SanctionService(StreamService):
             prev = self.entries.get(key)
             if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
                 return "duplicate"
-            decision = self.rules.decide(profile, now.date())
-            entry = rules.next_entry(prev, decision, profile, now, self.cities)
+            decision = self.rules.decide(profile, local_date(now, self.ctx.circle.tz))
+            entry = rules.next_entry(prev, decision, profile, now, self.cities, self.ctx.circle.tz)
             if entry is None:
                 if prev is not None:
                     self.entries[key] = {**prev, "profile_revision": profile["revision"]}
@@ -153,7 +154,7 @@ class SanctionService(StreamService):
                 now,
                 cause,
             ),
-            **rules.list_body(entry),
+            **rules.list_body(entry, self.ctx.circle.tz),
         }
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 

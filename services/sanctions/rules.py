@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 from services.common.datafile import read_json
 from services.common.errors import ConfigError
+from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -206,7 +207,12 @@ RULES = SanctionRules.load()
 
 
 def next_entry(
-    prev: dict[str, Any] | None, decision: Decision | None, profile: dict[str, Any], now: Any, cities: list[str]
+    prev: dict[str, Any] | None,
+    decision: Decision | None,
+    profile: dict[str, Any],
+    now: datetime,
+    cities: list[str],
+    tz: tzinfo,
 ) -> dict[str, Any] | None:
     """The subject's next list entry (a JSON-able dict), or None when nothing changes.
 
@@ -223,7 +229,7 @@ def next_entry(
         active = {r["record_id"] for r in profile["active_records"]}
         gone = [rid for rid in prev["reasons"] if rid not in active]
         ends = prev.get("reason_ends", {})
-        today = now.date()
+        today = local_date(now, tz)
         expired = [rid for rid in gone if ends.get(rid) and date.fromisoformat(ends[rid]) < today]
         closed = {c["record_id"]: c["status"] for c in profile.get("closed_records") or []}
         parts = []
@@ -261,18 +267,14 @@ def next_entry(
     return {**entry, "revision": revision}
 
 
-def list_body(entry: dict[str, Any]) -> dict[str, Any]:
+def list_body(entry: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
     """The SanctionList event of an entry, but for its `meta`."""
     expires = entry["expires_at"]
     return {
         **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
         "effective_from": datetime.fromisoformat(entry["effective_from"]),
-        # the day after the last day of publicity, at midnight UTC
-        "expires_at": (
-            datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
-            if expires
-            else None
-        ),
+        # local midnight (in `tz`, the circle's zone) after the last day of publicity
+        "expires_at": day_after_end(date.fromisoformat(expires), tz) if expires else None,
         "revision": entry["revision"],
         "removal_reason": entry["removal_reason"],
     }
