@@ -73,9 +73,7 @@ def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str
 
 
 def ack_status(slot: dict[str, Any], now: datetime) -> str:
-    if slot["acked_at"] is not None:
-        return "ACKNOWLEDGED"
-    return "OVERDUE" if datetime.fromisoformat(slot["deadline"]) <= now else "PENDING"
+    return emergency.ack_status(slot, now)
 
 
 def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:

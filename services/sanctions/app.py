@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,12 +158,11 @@ class SanctionService(StreamService):
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 
     async def refresh_gauges(self) -> None:
-        all_entries = [e for e in self.entries.values() if e]
-        listed = Counter(e["list"] for e in all_entries if e.get("status") == "LISTED")
-        for name in rules.LISTS:
-            self.metrics.sanction_entries.labels(list=name).set(listed.get(name, 0))
-        for city, (ok, missed) in feedback.tally(all_entries, self.cities, self.ctx.clock.now()).items():
-            self.metrics.sanction_feedback_ratio.labels(city=city).set(feedback.ratio(ok, missed))
+        listed, ratios = rules.gauges(self.entries.values(), self.cities, self.ctx.clock.now())
+        for name, n in listed.items():
+            self.metrics.sanction_entries.labels(list=name).set(n)
+        for city, value in ratios.items():
+            self.metrics.sanction_feedback_ratio.labels(city=city).set(value)
 
 
 def run(settings: Settings) -> int:

@@ -8,6 +8,7 @@ measures, a precedence that names a list twice or leaves one out, ...).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -17,6 +18,7 @@ from services.common.datafile import read_json
 from services.common.errors import ConfigError
 from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
+from services.sanctions import feedback
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"
@@ -265,6 +267,22 @@ def next_entry(
     if prev is not None and same_list and all(prev.get(k) == v for k, v in entry.items()):
         return None
     return {**entry, "revision": revision}
+
+
+def gauges(
+    entries: Iterable[dict[str, Any] | None], cities: Iterable[str], now: datetime
+) -> tuple[dict[str, int], dict[str, float]]:
+    """The sanction gauges as one function of the entries and the clock: listed subjects per list,
+    and each city's feedback ratio (services/sanctions/feedback.py)."""
+    all_entries = [e for e in entries if e]
+    listed = dict.fromkeys(LISTS, 0)
+    for e in all_entries:
+        if e.get("status") == "LISTED":
+            listed[e["list"]] += 1
+    ratios = {
+        city: feedback.ratio(ok, missed) for city, (ok, missed) in feedback.tally(all_entries, cities, now).items()
+    }
+    return listed, ratios
 
 
 def list_body(entry: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
