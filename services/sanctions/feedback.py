@@ -88,13 +88,23 @@ def record(entry: dict[str, Any] | None, fb: dict[str, Any], counted: frozenset[
     outcomes = dict(mine.get("outcomes") or {})
     stored = outcomes.get(code)
     answered = _ts(mine.get("answered_at"))
-    # the newest outcome per measure stands; the earliest counted outcome answers, whichever arrived first
-    newer = stored is None or _ts(stored["reported_at"]) < fb["reported_at"]  # type: ignore[operator]
+    # the newest outcome per measure stands (at the same instant, the greater event_id: a total order
+    # that does not depend on arrival); the earliest counted outcome answers, whichever arrived first
+    event_id = fb["meta"].get("event_id") or ""
+    newer = stored is None or (_ts(stored["reported_at"]), stored.get("event_id") or "") < (
+        fb["reported_at"],
+        event_id,
+    )
     earlier = fb["outcome"] in counted and (answered is None or fb["reported_at"] < answered)
     if not newer and not earlier:
         return None
     if newer:
-        outcomes[code] = {"outcome": fb["outcome"], "reported_at": reported, "list_revision": revision}
+        outcomes[code] = {
+            "outcome": fb["outcome"],
+            "reported_at": reported,
+            "list_revision": revision,
+            "event_id": event_id,
+        }
     mine["outcomes"] = outcomes
     if earlier:
         mine["answered_at"] = reported
