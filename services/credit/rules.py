@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from services.common.datafile import check_sources
 from services.common.errors import ConfigError, Reason, Rejected
 from services.common.localtime import local_date
 
@@ -60,6 +61,8 @@ class CreditRules:
     publicity: dict[str, Any]  # category -> months | None | "valid_until" | {severity: months}
     repair_min_months: int
     repair_min_safety_months: int
+    #: each entry's source, by its path in the file (`publicity.ADMIN_PENALTY.MINOR`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> CreditRules:
@@ -85,12 +88,21 @@ class CreditRules:
             missing = CATEGORIES - set(publicity)
             if missing:
                 raise ConfigError(f"{path}: publicity has no entry for {', '.join(sorted(missing))}")
+            entries = ["safety_domains", "safety_minimum", "repair_minimum.default", "repair_minimum.safety"]
+            for category, value in raw["publicity"].items():
+                entries += (
+                    [f"publicity.{category}.{s}" for s in value]
+                    if isinstance(value, dict)
+                    else [f"publicity.{category}"]
+                )
+            sources = check_sources(raw, entries, path)
             return cls(
                 safety_domains=frozenset(raw["safety_domains"]),
                 safety_minimum_months=_months(raw["safety_minimum"], f"{path}: safety_minimum"),
                 publicity=publicity,
                 repair_min_months=_months(raw["repair_minimum"]["default"], f"{path}: repair_minimum.default"),
                 repair_min_safety_months=_months(raw["repair_minimum"]["safety"], f"{path}: repair_minimum.safety"),
+                sources=sources,
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing key {exc}") from exc

@@ -11,13 +11,13 @@ their reason, deadline, acknowledgement and alert.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.common.circle import Circle
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
@@ -36,6 +36,8 @@ class EmergencyRules:
     raise_other_member: str
     fanout_levels: frozenset[str]
     downstream_subtypes: frozenset[str]
+    #: each entry's source, by its path in the file (`ack_minutes.I`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> EmergencyRules:
@@ -61,12 +63,17 @@ class EmergencyRules:
         subtypes = raw.get("downstream_subtypes")
         if not isinstance(subtypes, list) or not all(isinstance(s, str) for s in subtypes):
             raise ConfigError(f"{path}: downstream_subtypes: must be a list of subtypes")
-        return cls(
+        loaded = cls(
             {k: int(v) for k, v in minutes.items()},
             level(raise_to.get("other_province"), "raise_to.other_province"),
             level(raise_to.get("other_member"), "raise_to.other_member"),
             frozenset(level(v, f"border_fanout_levels[{i}]") for i, v in enumerate(fanout)),
             frozenset(subtypes),
+            {},
+        )
+        entries = [*(f"ack_minutes.{name}" for name in LEVELS), "raise_to.other_province", "raise_to.other_member"]
+        return replace(
+            loaded, sources=check_sources(raw, [*entries, "border_fanout_levels", "downstream_subtypes"], path)
         )
 
     def effective_level(self, notice: dict[str, Any], circle: Circle) -> str:

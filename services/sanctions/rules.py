@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError
 from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
@@ -99,6 +99,8 @@ class SanctionRules:
     feedback_window_days: int
     counted_outcomes: frozenset[str]
     feedback_lists: frozenset[str]
+    #: each entry's source, by its path in the file (`lists.FOCUS`, `feedback.window_days`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE, measures_path: Path = MEASURES_FILE) -> SanctionRules:
@@ -130,7 +132,11 @@ class SanctionRules:
         fb_lists = frozenset(_field(feedback, "lists", list, f"{where}: feedback"))
         if fb_lists - set(LISTS):
             raise ConfigError(f"{where}: feedback.lists: unknown list {sorted(fb_lists - set(LISTS))}")
-        return cls(tuple(precedence), lists, measures, window, counted, fb_lists)
+        entries = ["precedence", *(f"lists.{name}" for name in lists)]
+        entries += [f"lists.{name}.extra_measures.{c}" for name, rule in lists.items() for c in rule.extra_measures]
+        entries += ["feedback.window_days", "feedback.counted_outcomes", "feedback.lists"]
+        sources = check_sources(raw, entries, path)
+        return cls(tuple(precedence), lists, measures, window, counted, fb_lists, sources)
 
     @staticmethod
     def _list(name: str, body: Any, measures: dict[str, Measure], where: str) -> ListRule:

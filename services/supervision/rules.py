@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
@@ -25,6 +25,8 @@ STATES = ("DONE_ON_TIME", "DONE_LATE", "OVERDUE", "BLOCKED", "UPCOMING")
 @dataclass(frozen=True)
 class SupervisionRules:
     red_after_days: int
+    #: each entry's source, by its path in the file
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> SupervisionRules:
@@ -32,7 +34,7 @@ class SupervisionRules:
         days = raw.get("red_after_days") if isinstance(raw, dict) else None
         if not isinstance(days, int) or days < 0:
             raise ConfigError(f"{path}: red_after_days: must be a whole number of days, not {days!r}")
-        return cls(days)
+        return cls(days, check_sources(raw, ["red_after_days"], path))
 
 
 RULES = SupervisionRules.load()
