@@ -31,6 +31,7 @@ from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from services.common.context import Context
 from services.common.errors import Rejected
+from services.common.localtime import local_date
 from services.emergency.rules import RULES as EMERGENCY_RULES
 from topics.publisher import Publisher, producer_config
 
@@ -47,7 +48,7 @@ class Simulation:
         self.cities = list(ctx.circle.codes)
         self.producer = KafkaProducer(**producer_config(ctx.settings, "tongcheng-simulate"))
         self.publishers = {c: Publisher(ctx, c, "tongcheng-simulate", self.producer, sign) for c in self.cities}
-        today = ctx.clock.now().date()
+        today = local_date(ctx.clock.now(), ctx.circle.tz)
         self.today = today
         self.credit = credit_records(10**9, 2000, self.cities, today, seed)
         self.subjects = subject_ids(200, seed + 1)

@@ -26,6 +26,7 @@ from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from services.common.context import Context
 from services.common.errors import Rejected
+from services.common.localtime import local_date
 from services.credit import rules as credit_rules
 from services.emergency import rules as emergency_rules
 from services.sanctions import feedback as sanction_feedback
@@ -61,7 +62,7 @@ class Inputs:
         self.cities = list(self.ctx.circle.codes)
         self.publishers = {c: Publisher(self.ctx, c, SOURCE, self.producer, self.sign) for c in self.cities}
         self.now = self.ctx.clock.now()
-        self.today = self.now.date()
+        self.today = local_date(self.now, self.ctx.circle.tz)
         self.n = 0
         # in-process state of the rules (what the processors will hold once they consumed it)
         self.credit_states: dict[str, dict[str, Any]] = {}
@@ -111,7 +112,7 @@ class Inputs:
             event = record.event
             key = event["subject"]["subject_id"]
             try:
-                state, applied = credit_rules.apply(self.credit_states.get(key), event)
+                state, applied = credit_rules.apply(self.credit_states.get(key), event, self.ctx.circle.tz)
             except Rejected:  # e.g. a REPAIR before its time: the credit processor dead-letters it
                 applied = False
             if not applied:
@@ -136,7 +137,7 @@ class Inputs:
             return []
         decision = self.sanction_rules.decide(p, self.today)
         now = self.ctx.clock.now()
-        entry = sanction_rules.next_entry(prev, decision, p, now, self.cities)
+        entry = sanction_rules.next_entry(prev, decision, p, now, self.cities, self.ctx.circle.tz)
         if entry is None:
             if prev is not None:
                 self.entries[key] = {**prev, "profile_revision": p["revision"]}
@@ -148,7 +149,7 @@ class Inputs:
         return [self.entry_event(entry, cause), self.tracking_event(entry, cause)]
 
     def entry_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        body = sanction_rules.list_body(entry)
+        body = sanction_rules.list_body(entry, self.ctx.circle.tz)
         return self.sanction_event("sanction.list", "entry", entry["revision"], entry, cause, body)
 
     def tracking_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:

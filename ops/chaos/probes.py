@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.kafka_auth import client_config
+from services.common.localtime import CIRCLE_TZ, local_date
 from services.common.settings import ENV, Settings
 from services.credit import rules
 from topics.publisher import Prepared
@@ -245,22 +246,24 @@ def garbage(count: int, seed: int) -> list[tuple[bytes, bytes]]:
 def oracle(ctx: Context, prepared: Iterable[Prepared], now: datetime) -> tuple[dict[str, dict[str, Any]], int]:
     """The end state of a clean run by the pure credit rules, each subject's events applied in
     publication order: (the profile body per subject, without meta; how many records the rules refuse)."""
-    return oracle_of((ctx.codec.decode(p.value, "CreditRecord") for p in prepared), now)
+    return oracle_of((ctx.codec.decode(p.value, "CreditRecord") for p in prepared), now, ctx.circle.tz)
 
 
-def oracle_of(events: Iterable[dict[str, Any]], now: datetime) -> tuple[dict[str, dict[str, Any]], int]:
-    """`oracle` over decoded CreditRecords, in the order given."""
+def oracle_of(
+    events: Iterable[dict[str, Any]], now: datetime, tz: tzinfo = CIRCLE_TZ
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """`oracle` over decoded CreditRecords, in the order given, on the calendar of zone `tz`."""
     states: dict[str, Any] = {}
     refused = 0
     for event in events:
         sid = event["subject"]["subject_id"]
         try:
-            states[sid], _ = rules.apply(states.get(sid), event)
+            states[sid], _ = rules.apply(states.get(sid), event, tz)
         except Rejected:
             refused += 1
     out = {}
     for sid, state in states.items():
-        state, _ = rules.evaluate(state, now.date(), bump=False)
+        state, _ = rules.evaluate(state, local_date(now, tz), bump=False)
         body = to_json(rules.profile(state, now))
         out[sid] = {k: v for k, v in body.items() if k != "meta"}
     return out, refused

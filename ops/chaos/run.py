@@ -52,6 +52,7 @@ from ops.chaos.probes import (
 )
 from services.cli import provision_bus
 from services.common.context import Context, build_context
+from services.common.localtime import local_date
 from services.common.settings import Settings
 from topics.provenance import Signer
 from topics.publisher import Prepared, Publisher, producer_config
@@ -123,7 +124,9 @@ def workload(ctx: Context, records: int, subjects: int, seed: int) -> tuple[list
     publishers = {c: Publisher(ctx, c, "tongcheng-chaos", producer=producer) for c in ctx.circle.codes}
     good = [
         publishers[city].prepare("credit.record", body)
-        for city, body in credit_records(records - bad, subjects, ctx.circle.codes, NOW.date(), seed=seed)
+        for city, body in credit_records(
+            records - bad, subjects, ctx.circle.codes, local_date(NOW, ctx.circle.tz), seed=seed
+        )
     ]
     producer.close(timeout=5)
     # garbage signed by a member city, so that it is dead-lettered as undecodable whichever check comes first

@@ -30,6 +30,7 @@ from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.common.circle import Circle
 from services.common.clock import Clock
+from services.common.localtime import local_date
 from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.supervision import rules as supervision
@@ -73,9 +74,7 @@ def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str
 
 
 def ack_status(slot: dict[str, Any], now: datetime) -> str:
-    if slot["acked_at"] is not None:
-        return "ACKNOWLEDGED"
-    return "OVERDUE" if datetime.fromisoformat(slot["deadline"]) <= now else "PENDING"
+    return emergency.ack_status(slot, now)
 
 
 def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -169,7 +168,7 @@ class Supervision:
         if plan is None:
             return None
         reports = self.model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
-        return supervision.project_view(project_state(plan, reports), self.clock.now().date())
+        return supervision.project_view(project_state(plan, reports), local_date(self.clock.now(), self.circle.tz))
 
     def list_counts(self) -> dict[str, int]:
         t = sanction_entries
@@ -182,7 +181,8 @@ class Supervision:
         reports: dict[str, list[Any]] = defaultdict(list)
         for r in self.model.all(sa.select(milestone_reports)):
             reports[r.project_id].append(r)
-        counts = supervision.city_counts([project_state(p, reports[p.project_id]) for p in plans], now.date())
+        today = local_date(now, self.circle.tz)
+        counts = supervision.city_counts([project_state(p, reports[p.project_id]) for p in plans], today)
         waiting: dict[str, int] = defaultdict(int)
         for inc in self.incidents(False).values():
             for city, n in emergency.unacknowledged(inc).items():

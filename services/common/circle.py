@@ -10,6 +10,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from services.common.localtime import DEFAULT_TIMEZONE, zone
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -110,6 +113,8 @@ class Circle:
     downstream_edges: dict[str, frozenset[str]]
     #: each city's valid public keys, oldest first (at most MAX_KEYS_PER_CITY)
     keys: dict[str, tuple[RosterKey, ...]] = field(default_factory=dict)
+    #: the zone of the circle's calendar: every date rule takes its local dates here (DESIGN.md section 5, Time)
+    tz: ZoneInfo = field(default_factory=lambda: zone(DEFAULT_TIMEZONE))
 
     def keys_of(self, city: str) -> tuple[RosterKey, ...]:
         return self.keys.get(city, ())
@@ -193,12 +198,20 @@ def load_circle(path: Path | str | None = None, circle: str = "njmc", keys_file:
                             f"{file}: river {river['name']!r} flows[{j}] names {code}, which is not a member city"
                         )
                 flows[up].add(down)
+        tz_name = raw.get("timezone", DEFAULT_TIMEZONE)
+        try:
+            if not isinstance(tz_name, str):
+                raise ValueError(f"expected an IANA zone name such as {DEFAULT_TIMEZONE!r}, got {tz_name!r}")
+            tz = zone(tz_name)
+        except ValueError as exc:
+            raise CircleFileError(f"{file}: timezone: {exc}") from exc
         loaded = Circle(
             code=raw["circle"],
             name=raw["name"],
             cities=cities,
             borders={k: frozenset(v) for k, v in borders.items()},
             downstream_edges={k: frozenset(v) for k, v in flows.items()},
+            tz=tz,
         ).with_keys(parse_keys(raw.get("keys", []), str(file)), str(file))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, CircleFileError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,3 +18,21 @@ def read_json(path: Path, what: str) -> Any:
         raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what}: {exc}") from exc
+
+
+def check_sources(raw: Any, required: Iterable[str], path: Path) -> dict[str, str]:
+    """The `sources` of a rules file: every rule entry (by its dotted path) names the document and
+    article it comes from. A ConfigError names the first entry without one, or a source for an
+    entry the file does not have (a misspelt path)."""
+    sources = raw.get("sources") if isinstance(raw, dict) else None
+    if not isinstance(sources, dict):
+        raise ConfigError(f"{path}: sources: missing; every rule entry names its source (document and article)")
+    required = list(required)
+    for key in required:
+        value = sources.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: sources.{key}: the rule entry {key} names no source (document and article)")
+    unknown = sorted(set(sources) - set(required))
+    if unknown:
+        raise ConfigError(f"{path}: sources.{unknown[0]}: names a source for no rule entry of this file")
+    return {k: sources[k] for k in required}

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from services.common.context import Context
+from services.common.localtime import local_date
 from services.common.metrics import Metrics
 from services.common.runtime import DueIndex, Record, StreamService, Tally, run_worker
 from services.common.settings import Settings
@@ -47,16 +48,16 @@ class CreditService(StreamService):
         async def handle(event: Record, record: dict[str, Any]) -> str:
             key = record["subject"]["subject_id"].encode()
             state = dirty[key][0] if key in dirty else self.subjects.get(key)
-            new, applied = rules.apply(state, record)
+            new, applied = rules.apply(state, record, self.ctx.circle.tz)
             if not applied:
                 return "duplicate"
             dirty[key] = (new, record)
             return "applied"
 
         await self.proc.each(events, "credit.record", handle)
-        now = self.ctx.clock.now()
+        today = local_date(self.ctx.clock.now(), self.ctx.circle.tz)
         for key, (state, record) in dirty.items():
-            state, _ = rules.evaluate(state, now.date(), bump=False)
+            state, _ = rules.evaluate(state, today, bump=False)
             self.subjects[key] = state
             await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
 
@@ -72,7 +73,7 @@ class CreditService(StreamService):
 
         Only the subjects whose next change has come are read (`DueIndex`).
         """
-        today = self.ctx.clock.now().date()
+        today = local_date(self.ctx.clock.now(), self.ctx.circle.tz)
         changed = 0
         for key in self.due.ready(today):
             state = self.subjects.get(key)
@@ -97,7 +98,7 @@ class CreditService(StreamService):
         if seen is None:
             return "duplicate"
         if action["status"] == "CLOSED" and not enforcement.was_closed(known):
-            records = records_from_action(action, self.ctx.clock.now())
+            records = records_from_action(action, self.ctx.clock.now(), self.ctx.circle.tz)
             for record in records:  # all checked before any is sent: a refused action emits nothing
                 self.ctx.validator.check("credit.record", record)
             for record in records:

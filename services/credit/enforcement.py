@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from services.common.errors import Reason, Rejected
+from services.common.localtime import local_date
 
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}
 NAMESPACE = uuid.UUID("5b0e7a8c-1f3d-4c6e-9a2b-7d4e5f6a1b2c")
@@ -49,11 +50,13 @@ def was_closed(known: dict[str, Any] | None) -> bool:
     return known is not None and bool(known.get("closed", True))
 
 
-def records_from_action(action: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+def records_from_action(action: dict[str, Any], now: datetime, tz: tzinfo) -> list[dict[str, Any]]:
+    """The CreditRecords of a CLOSED action. Their decision date is the local date (in `tz`, the
+    circle's zone) on which the action ended, which starts each record's publicity period."""
     if action["status"] != "CLOSED":
         return []
     meta = action["meta"]
-    decided = (action.get("ended_at") or meta["occurred_at"]).date()
+    decided = local_date(action.get("ended_at") or meta["occurred_at"], tz)
     out = []
     for n, finding in enumerate(action["findings"], 1):
         if not finding.get("decision_no"):

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from services.common.datafile import check_sources
 from services.common.errors import ConfigError, Reason, Rejected
+from services.common.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
 CATEGORIES = {
@@ -32,6 +34,9 @@ MAX_EVENT_IDS = 1000  # per subject: redelivery arrives within this horizon
 
 
 def add_months(day: date, months: int) -> date:
+    """The last day of a period of `months` months that begins on `day`: the same day of the month
+    `months` later, or that month's last day when it has no such day (31 January + 3 months is
+    30 April; 29 February + 12 months is 28 February). The Civil Code's count, arts. 201-202."""
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
     for d in (day.day, 30, 29, 28):
@@ -56,6 +61,8 @@ class CreditRules:
     publicity: dict[str, Any]  # category -> months | None | "valid_until" | {severity: months}
     repair_min_months: int
     repair_min_safety_months: int
+    #: each entry's source, by its path in the file (`publicity.ADMIN_PENALTY.MINOR`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> CreditRules:
@@ -81,12 +88,21 @@ class CreditRules:
             missing = CATEGORIES - set(publicity)
             if missing:
                 raise ConfigError(f"{path}: publicity has no entry for {', '.join(sorted(missing))}")
+            entries = ["safety_domains", "safety_minimum", "repair_minimum.default", "repair_minimum.safety"]
+            for category, value in raw["publicity"].items():
+                entries += (
+                    [f"publicity.{category}.{s}" for s in value]
+                    if isinstance(value, dict)
+                    else [f"publicity.{category}"]
+                )
+            sources = check_sources(raw, entries, path)
             return cls(
                 safety_domains=frozenset(raw["safety_domains"]),
                 safety_minimum_months=_months(raw["safety_minimum"], f"{path}: safety_minimum"),
                 publicity=publicity,
                 repair_min_months=_months(raw["repair_minimum"]["default"], f"{path}: repair_minimum.default"),
                 repair_min_safety_months=_months(raw["repair_minimum"]["safety"], f"{path}: repair_minimum.safety"),
+                sources=sources,
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing key {exc}") from exc
@@ -113,10 +129,12 @@ class CreditRules:
         return until is None or today <= until
 
     def repair_allowed_from(self, record: dict[str, Any]) -> date:
+        """The first local day a REPAIR is accepted: the day after the minimum period's last day
+        (the period has passed only when its last day has ended, Civil Code art. 203)."""
         months = (
             self.repair_min_safety_months if record.get("domain") in self.safety_domains else self.repair_min_months
         )
-        return add_months(date.fromisoformat(record["decision_date"]), months)
+        return add_months(date.fromisoformat(record["decision_date"]), months) + timedelta(days=1)
 
 
 def new_state(subject: dict[str, Any]) -> dict[str, Any]:
@@ -148,10 +166,11 @@ def _record_from(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def apply(state: dict[str, Any] | None, event: dict[str, Any], tz: tzinfo) -> tuple[dict[str, Any], bool]:
     """Apply one decoded CreditRecord. Returns (state, applied); applied is False for a duplicate.
 
-    Raises Rejected for an unknown or foreign record, or a repair before its minimum period.
+    Raises Rejected for an unknown or foreign record, or a repair before its minimum period (judged
+    on the local date in `tz`, the circle's zone, of the repair's `occurred_at`).
     """
     rules = RULES
     state = state if state is not None else new_state(event["subject"])
@@ -176,7 +195,7 @@ def apply(state: dict[str, Any] | None, event: dict[str, Any]) -> tuple[dict[str
             )
         if action == "REPAIR":
             allowed = rules.repair_allowed_from(known)
-            on = event["meta"]["occurred_at"].date()
+            on = local_date(event["meta"]["occurred_at"], tz)
             if on < allowed:
                 raise Rejected(
                     Reason.REPAIR_TOO_EARLY,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -73,13 +72,16 @@ class EmergencyService(StreamService):
 
     async def apply_ack(self, event: Record, ack: dict[str, Any]) -> str:
         key = ack["incident_id"].encode()
-        done = rules.apply_ack(self.incidents.get(key), ack)
+        known = self.incidents.get(key)
+        done = rules.apply_ack(known, ack)
         if done is None:
             return "duplicate"
         incident, report = done
         self.incidents[key] = incident
-        waited = (ack["acknowledged_at"] - datetime.fromisoformat(report["sent_at"])).total_seconds()
-        self.metrics.emergency_ack_seconds.labels(level=report["effective_level"]).observe(max(waited, 0.0))
+        if known["reports"][str(ack["report_seq"])]["recipients"][ack["city"]]["acked_at"] is None:
+            # observed once per recipient and report: an earlier ack arriving later corrects the state only
+            waited = (ack["acknowledged_at"] - datetime.fromisoformat(report["sent_at"])).total_seconds()
+            self.metrics.emergency_ack_seconds.labels(level=report["effective_level"]).observe(max(waited, 0.0))
         return "applied"
 
     async def sweep(self) -> None:
@@ -116,20 +118,12 @@ class EmergencyService(StreamService):
         await self.proc.emit("supervision.alert", ref, body)
 
     async def refresh_gauges(self) -> None:
-        now = self.ctx.clock.now()
-        open_by_level: Counter[str] = Counter()
-        waiting: Counter[str] = Counter()
-        late: Counter[str] = Counter()
-        for incident in self.incidents.values():
-            if not incident["closed"]:
-                open_by_level[incident["level"]] += 1
-            waiting.update(rules.unacknowledged(incident))
-            late.update(rules.unacknowledged(incident, past=now))
+        g = rules.gauges(self.incidents.values(), self.ctx.clock.now(), self.ctx.circle.codes)
         for level in LEVELS:
-            self.metrics.emergency_open_incidents.labels(level=level).set(open_by_level.get(level, 0))
+            self.metrics.emergency_open_incidents.labels(level=level).set(g.open_incidents[level])
         for city in self.ctx.circle.codes:
-            self.metrics.emergency_unacknowledged.labels(city=city).set(waiting.get(city, 0))
-            self.metrics.emergency_ack_overdue.labels(city=city).set(late.get(city, 0))
+            self.metrics.emergency_unacknowledged.labels(city=city).set(g.unacknowledged[city])
+            self.metrics.emergency_ack_overdue.labels(city=city).set(g.ack_overdue[city])
 
 
 def run(settings: Settings) -> int:

@@ -10,13 +10,14 @@ their reason, deadline, acknowledgement and alert.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.common.circle import Circle
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
@@ -35,6 +36,8 @@ class EmergencyRules:
     raise_other_member: str
     fanout_levels: frozenset[str]
     downstream_subtypes: frozenset[str]
+    #: each entry's source, by its path in the file (`ack_minutes.I`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> EmergencyRules:
@@ -60,12 +63,17 @@ class EmergencyRules:
         subtypes = raw.get("downstream_subtypes")
         if not isinstance(subtypes, list) or not all(isinstance(s, str) for s in subtypes):
             raise ConfigError(f"{path}: downstream_subtypes: must be a list of subtypes")
-        return cls(
+        loaded = cls(
             {k: int(v) for k, v in minutes.items()},
             level(raise_to.get("other_province"), "raise_to.other_province"),
             level(raise_to.get("other_member"), "raise_to.other_member"),
             frozenset(level(v, f"border_fanout_levels[{i}]") for i, v in enumerate(fanout)),
             frozenset(subtypes),
+            {},
+        )
+        entries = [*(f"ack_minutes.{name}" for name in LEVELS), "raise_to.other_province", "raise_to.other_member"]
+        return replace(
+            loaded, sources=check_sources(raw, [*entries, "border_fanout_levels", "downstream_subtypes"], path)
         )
 
     def effective_level(self, notice: dict[str, Any], circle: Circle) -> str:
@@ -193,7 +201,12 @@ def dispatch_body(notice: dict[str, Any], report: dict[str, Any]) -> dict[str, A
 
 
 def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(incident, the report acknowledged) with the ack recorded; None for a repeat. Raises Rejected."""
+    """(incident, the report acknowledged) with the ack recorded; None for a repeat. Raises Rejected.
+
+    A recipient's acknowledgement is its earliest `acknowledged_at`: a later or equal one is a
+    repeat, an earlier one (arriving after) replaces it, so the final state does not depend on the
+    order acks arrive in.
+    """
     iid, seq, city = ack["incident_id"], ack["report_seq"], ack["city"]
     if ack["meta"]["source_city"] != city:
         raise Rejected(
@@ -212,23 +225,36 @@ def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dic
             f"(recipients: {', '.join(report['recipients']) or 'none'})",
             "city",
         )
-    if slot["acked_at"] is not None:
+    if slot["acked_at"] is not None and datetime.fromisoformat(slot["acked_at"]) <= ack["acknowledged_at"]:
         return None
     slot = {**slot, "acked_at": ack["acknowledged_at"].isoformat()}
     report = {**report, "recipients": {**report["recipients"], city: slot}}
     return {**incident, "reports": {**incident["reports"], str(seq): report}}, report
 
 
+def missed(slot: dict[str, Any], now: datetime) -> bool:
+    """Whether a recipient missed its deadline as of `now`: the deadline has passed (strictly: an
+    ack at the very deadline is in time) with no ack, or with an ack after it."""
+    deadline = datetime.fromisoformat(slot["deadline"])
+    if slot["acked_at"] is not None:
+        return datetime.fromisoformat(slot["acked_at"]) > deadline
+    return deadline < now
+
+
+def ack_status(slot: dict[str, Any], now: datetime) -> str:
+    """ACKNOWLEDGED, OVERDUE (no ack and the deadline has passed) or PENDING, as the API shows it."""
+    if slot["acked_at"] is not None:
+        return "ACKNOWLEDGED"
+    return "OVERDUE" if missed(slot, now) else "PENDING"
+
+
 def overdue(incident: dict[str, Any], now: datetime) -> list[tuple[str, str, str]]:
-    """(report_seq, city, deadline) of every recipient past its deadline, unacknowledged, not yet alerted."""
+    """(report_seq, city, deadline) of every recipient that missed its deadline (no ack by it, or an
+    ack after it) and has not been alerted yet: each missed deadline raises one alert."""
     out = []
     for seq, report in incident["reports"].items():
         for city, slot in report["recipients"].items():
-            if (
-                slot["acked_at"] is None
-                and slot["alerted_at"] is None
-                and datetime.fromisoformat(slot["deadline"]) <= now
-            ):
+            if slot["alerted_at"] is None and missed(slot, now) and datetime.fromisoformat(slot["deadline"]) < now:
                 out.append((seq, city, slot["deadline"]))
     return out
 
@@ -241,24 +267,50 @@ def mark_alerted(incident: dict[str, Any], which: list[tuple[str, str, str]], no
 
 
 def next_deadline(incident: dict[str, Any]) -> datetime | None:
-    """The earliest deadline still to watch (unacknowledged and not alerted), or None."""
+    """The earliest deadline still to watch (not yet alerted, and not acknowledged in time), or None."""
     pending = [
         datetime.fromisoformat(slot["deadline"])
         for report in incident["reports"].values()
         for slot in report["recipients"].values()
-        if slot["acked_at"] is None and slot["alerted_at"] is None
+        if slot["alerted_at"] is None and (slot["acked_at"] is None or missed(slot, datetime.max.replace(tzinfo=UTC)))
     ]
     return min(pending) if pending else None
 
 
+@dataclass(frozen=True)
+class Gauges:
+    """The emergency gauges of a set of incidents, as one function of their state and the clock."""
+
+    open_incidents: dict[str, int]  # by effective level
+    unacknowledged: dict[str, int]  # by city
+    ack_overdue: dict[str, int]  # by city
+
+
+def gauges(incidents: Iterable[dict[str, Any]], now: datetime, cities: Iterable[str]) -> Gauges:
+    open_by_level = dict.fromkeys(LEVELS, 0)
+    waiting = dict.fromkeys(cities, 0)
+    late = dict(waiting)
+    for incident in incidents:
+        if not incident["closed"]:
+            open_by_level[incident["level"]] += 1
+        for city, n in unacknowledged(incident).items():
+            if city in waiting:
+                waiting[city] += n
+        for city, n in unacknowledged(incident, past=now).items():
+            if city in late:
+                late[city] += n
+    return Gauges(open_by_level, waiting, late)
+
+
 def unacknowledged(incident: dict[str, Any], past: datetime | None = None) -> dict[str, int]:
     """Per city, the reports it has yet to acknowledge: of an open incident all of them, of a
-    closed one its FINAL report only. With `past`, only those whose deadline is before it."""
+    closed one its FINAL report only. With `past`, only those whose deadline had passed by then
+    (strictly before it, as `ack_status` says OVERDUE)."""
     out: dict[str, int] = {}
     for seq, report in incident["reports"].items():
         if incident["closed"] and int(seq) != incident["last_seq"]:
             continue
         for city, slot in report["recipients"].items():
-            if slot["acked_at"] is None and (past is None or datetime.fromisoformat(slot["deadline"]) <= past):
+            if slot["acked_at"] is None and (past is None or missed(slot, past)):
                 out[city] = out.get(city, 0) + 1
     return out

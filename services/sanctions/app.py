@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
 from services.common.context import Context
+from services.common.localtime import local_date
 from services.common.metrics import Metrics
 from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
@@ -60,8 +60,8 @@ class SanctionService(StreamService):
             prev = self.entries.get(key)
             if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
                 return "duplicate"
-            decision = self.rules.decide(profile, now.date())
-            entry = rules.next_entry(prev, decision, profile, now, self.cities)
+            decision = self.rules.decide(profile, local_date(now, self.ctx.circle.tz))
+            entry = rules.next_entry(prev, decision, profile, now, self.cities, self.ctx.circle.tz)
             if entry is None:
                 if prev is not None:
                     self.entries[key] = {**prev, "profile_revision": profile["revision"]}
@@ -153,17 +153,16 @@ class SanctionService(StreamService):
                 now,
                 cause,
             ),
-            **rules.list_body(entry),
+            **rules.list_body(entry, self.ctx.circle.tz),
         }
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 
     async def refresh_gauges(self) -> None:
-        all_entries = [e for e in self.entries.values() if e]
-        listed = Counter(e["list"] for e in all_entries if e.get("status") == "LISTED")
-        for name in rules.LISTS:
-            self.metrics.sanction_entries.labels(list=name).set(listed.get(name, 0))
-        for city, (ok, missed) in feedback.tally(all_entries, self.cities, self.ctx.clock.now()).items():
-            self.metrics.sanction_feedback_ratio.labels(city=city).set(feedback.ratio(ok, missed))
+        listed, ratios = rules.gauges(self.entries.values(), self.cities, self.ctx.clock.now())
+        for name, n in listed.items():
+            self.metrics.sanction_entries.labels(list=name).set(n)
+        for city, value in ratios.items():
+            self.metrics.sanction_feedback_ratio.labels(city=city).set(value)
 
 
 def run(settings: Settings) -> int:

@@ -87,12 +87,26 @@ def record(entry: dict[str, Any] | None, fb: dict[str, Any], counted: frozenset[
     mine = dict(entry.get("feedback", {}).get(city) or {})
     outcomes = dict(mine.get("outcomes") or {})
     stored = outcomes.get(code)
-    if stored is not None and _ts(stored["reported_at"]) >= fb["reported_at"]:  # type: ignore[operator]
-        return None
-    outcomes[code] = {"outcome": fb["outcome"], "reported_at": reported, "list_revision": revision}
-    mine["outcomes"] = outcomes
     answered = _ts(mine.get("answered_at"))
-    if fb["outcome"] in counted and (answered is None or fb["reported_at"] < answered):
+    # the newest outcome per measure stands (at the same instant, the greater event_id: a total order
+    # that does not depend on arrival); the earliest counted outcome answers, whichever arrived first
+    event_id = fb["meta"].get("event_id") or ""
+    newer = stored is None or (_ts(stored["reported_at"]), stored.get("event_id") or "") < (
+        fb["reported_at"],
+        event_id,
+    )
+    earlier = fb["outcome"] in counted and (answered is None or fb["reported_at"] < answered)
+    if not newer and not earlier:
+        return None
+    if newer:
+        outcomes[code] = {
+            "outcome": fb["outcome"],
+            "reported_at": reported,
+            "list_revision": revision,
+            "event_id": event_id,
+        }
+    mine["outcomes"] = outcomes
+    if earlier:
         mine["answered_at"] = reported
     mine.setdefault("alerted_at", None)
     feedback = {**entry.get("feedback", {}), city: mine}
@@ -109,14 +123,16 @@ def status(entry: dict[str, Any], city: str, now: datetime) -> str:
         return "PENDING" if closed is None else "CLOSED"
     if closed is not None and closed < due:
         return "CLOSED"
-    return "OVERDUE" if now >= due else "PENDING"
+    # the window includes its last instant: an answer exactly at `due` is in time, so a silent city
+    # is OVERDUE only after it
+    return "OVERDUE" if now > due else "PENDING"
 
 
 def overdue(entry: dict[str, Any], now: datetime, cities: Iterable[str]) -> list[str]:
     """Cities to alert for on this listing now: past the deadline without a counted outcome by it,
     and not yet alerted. Each city is alerted once per listing."""
     due = _ts(entry.get("due_at"))
-    if due is None or now < due or entry.get("listed_revision") is None:
+    if due is None or now <= due or entry.get("listed_revision") is None:
         return []
     closed = _ts(entry.get("closed_at"))
     if closed is not None and closed < due:

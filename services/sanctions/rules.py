@@ -8,14 +8,17 @@ measures, a precedence that names a list twice or leaves one out, ...).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError
+from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
+from services.sanctions import feedback
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"
@@ -96,6 +99,8 @@ class SanctionRules:
     feedback_window_days: int
     counted_outcomes: frozenset[str]
     feedback_lists: frozenset[str]
+    #: each entry's source, by its path in the file (`lists.FOCUS`, `feedback.window_days`, ...)
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE, measures_path: Path = MEASURES_FILE) -> SanctionRules:
@@ -127,7 +132,11 @@ class SanctionRules:
         fb_lists = frozenset(_field(feedback, "lists", list, f"{where}: feedback"))
         if fb_lists - set(LISTS):
             raise ConfigError(f"{where}: feedback.lists: unknown list {sorted(fb_lists - set(LISTS))}")
-        return cls(tuple(precedence), lists, measures, window, counted, fb_lists)
+        entries = ["precedence", *(f"lists.{name}" for name in lists)]
+        entries += [f"lists.{name}.extra_measures.{c}" for name, rule in lists.items() for c in rule.extra_measures]
+        entries += ["feedback.window_days", "feedback.counted_outcomes", "feedback.lists"]
+        sources = check_sources(raw, entries, path)
+        return cls(tuple(precedence), lists, measures, window, counted, fb_lists, sources)
 
     @staticmethod
     def _list(name: str, body: Any, measures: dict[str, Measure], where: str) -> ListRule:
@@ -206,7 +215,12 @@ RULES = SanctionRules.load()
 
 
 def next_entry(
-    prev: dict[str, Any] | None, decision: Decision | None, profile: dict[str, Any], now: Any, cities: list[str]
+    prev: dict[str, Any] | None,
+    decision: Decision | None,
+    profile: dict[str, Any],
+    now: datetime,
+    cities: list[str],
+    tz: tzinfo,
 ) -> dict[str, Any] | None:
     """The subject's next list entry (a JSON-able dict), or None when nothing changes.
 
@@ -223,7 +237,7 @@ def next_entry(
         active = {r["record_id"] for r in profile["active_records"]}
         gone = [rid for rid in prev["reasons"] if rid not in active]
         ends = prev.get("reason_ends", {})
-        today = now.date()
+        today = local_date(now, tz)
         expired = [rid for rid in gone if ends.get(rid) and date.fromisoformat(ends[rid]) < today]
         closed = {c["record_id"]: c["status"] for c in profile.get("closed_records") or []}
         parts = []
@@ -261,18 +275,30 @@ def next_entry(
     return {**entry, "revision": revision}
 
 
-def list_body(entry: dict[str, Any]) -> dict[str, Any]:
+def gauges(
+    entries: Iterable[dict[str, Any] | None], cities: Iterable[str], now: datetime
+) -> tuple[dict[str, int], dict[str, float]]:
+    """The sanction gauges as one function of the entries and the clock: listed subjects per list,
+    and each city's feedback ratio (services/sanctions/feedback.py)."""
+    all_entries = [e for e in entries if e]
+    listed = dict.fromkeys(LISTS, 0)
+    for e in all_entries:
+        if e.get("status") == "LISTED":
+            listed[e["list"]] += 1
+    ratios = {
+        city: feedback.ratio(ok, missed) for city, (ok, missed) in feedback.tally(all_entries, cities, now).items()
+    }
+    return listed, ratios
+
+
+def list_body(entry: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
     """The SanctionList event of an entry, but for its `meta`."""
     expires = entry["expires_at"]
     return {
         **{k: entry[k] for k in ("subject_id", "name", "list", "status", "measures", "reasons", "initiated_by")},
         "effective_from": datetime.fromisoformat(entry["effective_from"]),
-        # the day after the last day of publicity, at midnight UTC
-        "expires_at": (
-            datetime.combine(datetime.fromisoformat(expires).date() + timedelta(days=1), time(), tzinfo=UTC)
-            if expires
-            else None
-        ),
+        # local midnight (in `tz`, the circle's zone) after the last day of publicity
+        "expires_at": day_after_end(date.fromisoformat(expires), tz) if expires else None,
         "revision": entry["revision"],
         "removal_reason": entry["removal_reason"],
     }

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 import faust
 
 from services.common.context import Context
+from services.common.localtime import day_start, local_date
 from services.common.metrics import Metrics
 from services.common.runtime import Record, StreamService, run_worker
 from services.common.settings import Settings
@@ -71,7 +72,7 @@ class SupervisionService(StreamService):
     async def sweep(self) -> None:
         """MILESTONE_OVERDUE once per milestone that is due and not done; then the gauges."""
         now = self.ctx.clock.now()
-        today = now.date()
+        today = local_date(now, self.ctx.circle.tz)
         projects = []
         raised = 0
         for key, project in self.projects.items():
@@ -96,15 +97,16 @@ class SupervisionService(StreamService):
     async def emit_alert(self, project: dict[str, Any], mid: str, now: datetime) -> None:
         ref = f"{project['project_id']}/{mid}"
         alert_id = str(uuid.uuid5(ALERT_NS, f"MILESTONE_OVERDUE/{ref}"))
-        planned = datetime.fromisoformat(project["milestones"][mid]["planned_date"]).date()
+        planned = date.fromisoformat(project["milestones"][mid]["planned_date"])
         body = {
             "meta": self.proc.meta("supervision.alert", alert_id, project["lead_city"], now, None),
             "alert_id": alert_id,
             "kind": "MILESTONE_OVERDUE",
             "city": project["lead_city"],
             "ref": ref,
-            # a milestone is due on its planned day (DESIGN.md: planned_date on or before today)
-            "due_at": datetime.combine(planned, time(), tzinfo=UTC),
+            # a milestone is due from the start of its planned day, local time (DESIGN.md: planned_date
+            # on or before today, a local date)
+            "due_at": day_start(planned, self.ctx.circle.tz),
             "raised_at": now,
         }
         await self.proc.emit("supervision.alert", ref, body)

@@ -1,10 +1,10 @@
 """Project supervision as pure functions over a project's state (a JSON-able dict).
 
-A milestone is due when its planned date is on or before today; done on time when DONE with an
-actual date on or before the planned one; overdue when due and not DONE. A lead city's on-time
-ratio is done-on-time over due. A project's traffic light is GREEN with nothing overdue, YELLOW
-when overdue by at most `red_after_days` (30), RED when overdue by more or any milestone BLOCKED.
-`services/data/supervision_rules.json` holds `red_after_days`.
+A milestone is due when its planned date is on or before today (a local date in the circle's
+zone); done on time when DONE with an actual date on or before the planned one; overdue when due
+and not DONE. A lead city's on-time ratio is done-on-time over due. A project's traffic light is
+GREEN with nothing overdue, YELLOW when overdue by at most `red_after_days` (30), RED when overdue
+by more or any milestone BLOCKED. `services/data/supervision_rules.json` holds `red_after_days`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import read_json
+from services.common.datafile import check_sources, read_json
 from services.common.errors import ConfigError, Reason, Rejected
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
@@ -25,6 +25,8 @@ STATES = ("DONE_ON_TIME", "DONE_LATE", "OVERDUE", "BLOCKED", "UPCOMING")
 @dataclass(frozen=True)
 class SupervisionRules:
     red_after_days: int
+    #: each entry's source, by its path in the file
+    sources: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> SupervisionRules:
@@ -32,7 +34,7 @@ class SupervisionRules:
         days = raw.get("red_after_days") if isinstance(raw, dict) else None
         if not isinstance(days, int) or days < 0:
             raise ConfigError(f"{path}: red_after_days: must be a whole number of days, not {days!r}")
-        return cls(days)
+        return cls(days, check_sources(raw, ["red_after_days"], path))
 
 
 RULES = SupervisionRules.load()
@@ -132,6 +134,7 @@ def apply_report(project: dict[str, Any] | None, report: dict[str, Any]) -> dict
 
 
 def milestone_state(m: dict[str, Any], today: date) -> str:
+    """The one state of a milestone on local day `today`; every output of a project derives from it."""
     planned = _day(m["planned_date"])
     if m["status"] == "DONE":
         done_on = _day(m["actual_date"]) if m.get("actual_date") else planned
@@ -142,24 +145,45 @@ def milestone_state(m: dict[str, Any], today: date) -> str:
 
 
 def days_overdue(m: dict[str, Any], today: date) -> int:
+    """Whole local days since the planned date of an OVERDUE milestone: 0 on the planned day itself
+    (due, and so overdue, but by no whole day yet); 0 for a milestone in any other state."""
     return (today - _day(m["planned_date"])).days if milestone_state(m, today) == "OVERDUE" else 0
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """Everything the supervision outputs say about one project on one local day: the state and
+    days overdue of each milestone, and the light. The API view, the gauges, the alerts and the
+    light are all read from here, so they cannot disagree."""
+
+    states: dict[str, str]
+    days_overdue: dict[str, int]
+    light: str
+
+    @property
+    def overdue(self) -> list[str]:
+        return [mid for mid, state in self.states.items() if state == "OVERDUE"]
+
+
+def assess(project: dict[str, Any], today: date, rules: SupervisionRules = RULES) -> Assessment:
+    milestones = project["milestones"]
+    states = {mid: milestone_state(m, today) for mid, m in milestones.items()}
+    days = {mid: days_overdue(m, today) for mid, m in milestones.items()}
+    overdue = [mid for mid, state in states.items() if state == "OVERDUE"]
+    blocked = any(m["status"] == "BLOCKED" for m in milestones.values())
+    worst = max((days[mid] for mid in overdue), default=0)
+    # GREEN only with nothing overdue: a milestone due today is overdue by 0 days, and YELLOW
+    light = "RED" if blocked or worst > rules.red_after_days else "YELLOW" if overdue else "GREEN"
+    return Assessment(states, days, light)
+
+
 def traffic_light(project: dict[str, Any], today: date, rules: SupervisionRules = RULES) -> str:
-    worst = max((days_overdue(m, today) for m in project["milestones"].values()), default=0)
-    blocked = any(m["status"] == "BLOCKED" for m in project["milestones"].values())
-    if blocked or worst > rules.red_after_days:
-        return "RED"
-    return "YELLOW" if worst > 0 else "GREEN"
+    return assess(project, today, rules).light
 
 
 def newly_overdue(project: dict[str, Any], today: date) -> list[str]:
     """Milestones overdue today that have not been alerted yet (MILESTONE_OVERDUE is raised once)."""
-    return [
-        mid
-        for mid, m in project["milestones"].items()
-        if milestone_state(m, today) == "OVERDUE" and m.get("alerted_at") is None
-    ]
+    return [mid for mid in assess(project, today).overdue if project["milestones"][mid].get("alerted_at") is None]
 
 
 def mark_alerted(project: dict[str, Any], mids: list[str], at: str) -> dict[str, Any]:
@@ -174,8 +198,9 @@ def city_counts(projects: list[dict[str, Any]], today: date) -> dict[str, dict[s
     out: dict[str, dict[str, int]] = {}
     for p in projects:
         counts = out.setdefault(p["lead_city"], {s: 0 for s in (*STATES, "due", "due_on_time")})
-        for m in p["milestones"].values():
-            state = milestone_state(m, today)
+        states = assess(p, today).states
+        for mid, m in p["milestones"].items():
+            state = states[mid]
             counts[state] += 1
             if _day(m["planned_date"]) <= today:
                 counts["due"] += 1
@@ -190,9 +215,10 @@ def ontime_ratio(counts: dict[str, int]) -> float:
 
 def project_view(project: dict[str, Any], today: date) -> dict[str, Any]:
     """A project with its milestones' states and its traffic light, as the API shows it."""
+    seen = assess(project, today)
     return {
         **{k: v for k, v in project.items() if k not in ("plan_event_id", "milestones")},
-        "traffic_light": traffic_light(project, today),
+        "traffic_light": seen.light,
         "milestones": [
             {
                 "milestone_id": mid,
@@ -202,8 +228,8 @@ def project_view(project: dict[str, Any], today: date) -> dict[str, Any]:
                 "actual_date": m["actual_date"],
                 "progress_pct": m["progress_pct"],
                 "issue": m.get("issue"),
-                "state": milestone_state(m, today),
-                "days_overdue": days_overdue(m, today),
+                "state": seen.states[mid],
+                "days_overdue": seen.days_overdue[mid],
             }
             for mid, m in sorted(project["milestones"].items(), key=lambda kv: (kv[1]["planned_date"], kv[0]))
         ],

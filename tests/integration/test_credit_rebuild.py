@@ -27,6 +27,7 @@ from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected
 from services.common.kafka_auth import client_config
+from services.common.localtime import local_date
 from services.common.settings import Settings
 from services.credit import rules
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
@@ -63,12 +64,12 @@ def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
         event = ctx.codec.decode(p.value, "CreditRecord")
         sid = event["subject"]["subject_id"]
         try:
-            states[sid], _ = rules.apply(states.get(sid), event)
+            states[sid], _ = rules.apply(states.get(sid), event, ctx.circle.tz)
         except Rejected:
             continue
     out = {}
     for sid, state in states.items():
-        state, _ = rules.evaluate(state, NOW.date(), bump=False)
+        state, _ = rules.evaluate(state, local_date(NOW, ctx.circle.tz), bump=False)
         out[sid] = to_json(rules.profile(state, NOW))
     return out
 

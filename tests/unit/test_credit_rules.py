@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.common.errors import ConfigError, Reason, Rejected
+from services.common.localtime import CIRCLE_TZ as TZ
 from services.credit import rules
 
 TODAY = date(2026, 11, 22)
@@ -48,7 +49,7 @@ def ev(
 def run(*events: dict[str, Any], today: date = TODAY) -> dict[str, Any]:
     state = None
     for e in events:
-        state, _ = rules.apply(state, e)
+        state, _ = rules.apply(state, e, TZ)
     assert state is not None
     return rules.evaluate(state, today)[0]
 
@@ -107,10 +108,10 @@ def test_active_until_the_last_day_then_expired() -> None:
 
 def test_duplicates() -> None:
     first = ev()
-    state, applied = rules.apply(None, first)
+    state, applied = rules.apply(None, first, TZ)
     assert applied
-    assert rules.apply(state, first) == (state, False)  # same event_id
-    assert rules.apply(state, ev())[1] is False  # second PUBLISH of a known record
+    assert rules.apply(state, first, TZ) == (state, False)  # same event_id
+    assert rules.apply(state, ev(), TZ)[1] is False  # second PUBLISH of a known record
 
 
 def test_revoke_repair_amend() -> None:
@@ -134,8 +135,14 @@ def test_rejections(events: list[dict[str, Any]], reason: Reason) -> None:
     assert info.value.reason is reason
 
 
-def test_repair_allowed_on_the_minimum_date() -> None:
-    assert run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 1)))["active"] == []
+def test_repair_allowed_the_day_after_the_minimum_period_ends() -> None:
+    # decided 1 June 2026, a safety domain: the 1-year minimum's last day is 1 June 2027, so a
+    # REPAIR is accepted from 2 June (it was accepted on 1 June before the period was counted as
+    # the Civil Code counts it, arts. 201-203)
+    assert run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 2)))["active"] == []
+    with pytest.raises(Rejected) as info:
+        run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 1)))
+    assert info.value.reason is Reason.REPAIR_TOO_EARLY
 
 
 @pytest.mark.parametrize(
@@ -161,12 +168,12 @@ def test_revision_does_not_depend_on_batching() -> None:
     events = [ev(record_id="r1"), ev(record_id="r2", severity="GENERAL"), ev("REVOKE", record_id="r1")]
     together = None
     for e in events:  # one batch: apply all, evaluate once
-        together, _ = rules.apply(together, e)
+        together, _ = rules.apply(together, e, TZ)
     assert together is not None
     together, _ = rules.evaluate(together, TODAY, bump=False)
     apart = None
     for e in events:  # one batch per event
-        apart, _ = rules.apply(apart, e)
+        apart, _ = rules.apply(apart, e, TZ)
         assert apart is not None
         apart, _ = rules.evaluate(apart, TODAY, bump=False)
     assert together == apart and together["revision"] == 3 and together["grade"] == "C"

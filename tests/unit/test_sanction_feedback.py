@@ -94,15 +94,19 @@ def test_each_silent_city_is_alerted_once_when_the_window_closes() -> None:
     entry = feedback.record(listed(), fb("320200"), COUNTED)
     assert entry is not None
     due = T0 + timedelta(days=5)
+    after = due + timedelta(milliseconds=1)
     assert feedback.overdue(entry, due - timedelta(seconds=1), CITIES) == []
-    assert feedback.overdue(entry, due, CITIES) == ["320100", "340500"]
-    alerted = feedback.mark_alerted(entry, ["320100", "340500"], due)
+    # the window includes its last instant: a city may still answer in time at `due` itself
+    assert feedback.overdue(entry, due, CITIES) == []
+    assert [feedback.status(entry, c, due) for c in CITIES] == ["PENDING", "ANSWERED", "PENDING"]
+    assert feedback.overdue(entry, after, CITIES) == ["320100", "340500"]
+    alerted = feedback.mark_alerted(entry, ["320100", "340500"], after)
     assert feedback.overdue(alerted, due + timedelta(days=30), CITIES) == []
-    assert [feedback.status(alerted, c, due) for c in CITIES] == ["OVERDUE", "ANSWERED", "OVERDUE"]
+    assert [feedback.status(alerted, c, after) for c in CITIES] == ["OVERDUE", "ANSWERED", "OVERDUE"]
     # a late answer is recorded as LATE and still counts against the ratio
     late = feedback.record(alerted, fb("340500", at=due + timedelta(days=1)), COUNTED)
     assert late is not None and feedback.status(late, "340500", due + timedelta(days=1)) == "LATE"
-    assert feedback.tally([late], CITIES, due) == {"320100": (0, 1), "320200": (1, 0), "340500": (0, 1)}
+    assert feedback.tally([late], CITIES, after) == {"320100": (0, 1), "320200": (1, 0), "340500": (0, 1)}
 
 
 def test_a_listing_removed_inside_its_window_owes_nothing() -> None:
@@ -114,7 +118,7 @@ def test_a_listing_removed_inside_its_window_owes_nothing() -> None:
 
 
 def test_the_ratio_rises_with_an_answer_and_is_one_when_nothing_is_owed() -> None:
-    due = T0 + timedelta(days=5)
+    due = T0 + timedelta(days=5, seconds=1)  # just after the window closed
     missed = feedback.mark_alerted(listed(), CITIES, due)
     fresh = feedback.record({**listed(), "subject_id": "S2"}, {**fb("320200"), "subject_id": "S2"}, COUNTED)
     assert fresh is not None

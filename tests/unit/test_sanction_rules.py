@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.common.errors import ConfigError
+from services.common.localtime import CIRCLE_TZ
 from services.sanctions import rules
 from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules
 
@@ -179,8 +180,10 @@ def test_removal_says_why_the_listing_ended(closed: list[dict], today: str, reas
     listed_at = datetime(2026, 11, 22, tzinfo=UTC)
     start = profile("D", rec("a", severity="SERIOUS", until="2029-06-01"))
     start["name"] = "n"
-    first = rules.next_entry(None, rules.RULES.decide(start, TODAY), start, listed_at, ["320100"])
+    first = rules.next_entry(None, rules.RULES.decide(start, TODAY), start, listed_at, ["320100"], CIRCLE_TZ)
     assert first is not None and first["status"] == "LISTED"
     after = {**profile("B"), "name": "n", "closed_records": closed}
-    gone = rules.next_entry(first, None, after, datetime.fromisoformat(today).replace(tzinfo=UTC), ["320100"])
+    gone = rules.next_entry(
+        first, None, after, datetime.fromisoformat(today).replace(tzinfo=UTC), ["320100"], CIRCLE_TZ
+    )
     assert gone is not None and (gone["status"], gone["revision"], gone["removal_reason"]) == ("REMOVED", 2, reason)
