@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
 
 from services.common.context import Context
-from services.common.localtime import local_date
+from services.common.localtime import day_start, local_date
 from services.common.metrics import Metrics
 from services.common.runtime import DueIndex, Record, StreamService, run_worker
 from services.common.settings import Settings
@@ -76,14 +76,18 @@ class SanctionService(StreamService):
         await self.proc.each(events, "credit.profile", handle)
 
     def watch_until(self, entry: dict[str, Any]) -> datetime | None:
-        """When the sweep must look at a listing: the end of its window, while some city may still be
-        alerted for it; None otherwise."""
+        """When the sweep must look at a listing: the end of its feedback window, while some city
+        may still be alerted for it, and the local midnight its reasons leave the rule's window (a
+        FOCUS listing with no new profile); None otherwise."""
+        if entry["status"] != "LISTED":
+            return None
+        moments = []
         due = entry.get("due_at")
-        if not due or entry["status"] != "LISTED":
-            return None
-        if not feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
-            return None
-        return datetime.fromisoformat(due)
+        if due and feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
+            moments.append(datetime.fromisoformat(due))
+        if entry.get("leaves_on"):
+            moments.append(day_start(date.fromisoformat(entry["leaves_on"]), self.ctx.circle.tz))
+        return min(moments) if moments else None
 
     async def apply_feedback(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
@@ -103,12 +107,25 @@ class SanctionService(StreamService):
             await self.emit_tracking(self.entries.get(key), cause, now)
 
     async def sweep(self) -> None:
-        """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once."""
+        """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once; and
+        remove a listing whose reasons have left its rule's window (no new profile would say so)."""
         now = self.ctx.clock.now()
-        raised = 0
+        today = local_date(now, self.ctx.circle.tz)
+        raised = removed = 0
         for key in self.due.ready(now):
             entry = self.entries.get(key)
-            late = feedback.overdue(entry, now, self.cities) if entry else []
+            if not entry:
+                continue
+            ended = self.rules.left_window(entry, today)
+            if ended is not None:
+                entry = feedback.track(entry, ended, now, self.window_days, self.rules.feedback_lists)
+                entry["profile_revision"] = ended.get("profile_revision", 0)
+                self.entries[key] = entry
+                await self.emit(entry, None, now)
+                await self.emit_tracking(entry, None, now)
+                removed += 1
+                continue
+            late = feedback.overdue(entry, now, self.cities)
             if late:
                 entry = feedback.mark_alerted(entry, late, now)
                 self.entries[key] = entry
@@ -116,11 +133,16 @@ class SanctionService(StreamService):
                     await self.emit_alert(entry, city, now)
                 await self.emit_tracking(entry, None, now)
                 raised += len(late)
-            elif entry:
+            else:
                 self.due.update(key, entry)
         await self.proc.flush()
-        if raised:
-            log.info("feedback sweep: %d SANCTION_FEEDBACK_OVERDUE alerts as of %s", raised, now.isoformat())
+        if raised or removed:
+            log.info(
+                "sweep as of %s: %d SANCTION_FEEDBACK_OVERDUE alerts, %d listings left their window",
+                now.isoformat(),
+                raised,
+                removed,
+            )
 
     async def emit_alert(self, entry: dict[str, Any], city: str, now: datetime) -> None:
         ref = f"{entry['subject_id']}#{entry['listed_revision']}"

@@ -58,6 +58,9 @@ class Decision:
     reasons: tuple[str, ...]  # record_ids, newest first
     initiated_by: str  # the city of the newest reason
     expires_on: date | None  # the last reason's end of publicity; None while one runs until revoked
+    #: the first local day on which the rule no longer holds on this profile, with no new profile
+    #: (the FOCUS rule's reasons leaving its window); None when only a new profile can end it
+    leaves_on: date | None = None
 
 
 def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -203,8 +206,52 @@ class SanctionRules:
             codes = [c for c in codes if kind in self.measures[c].subject_kinds]
             ends = [r.get("active_until") for r in found]
             expires = None if any(e is None for e in ends) else max(_day(e) for e in ends)
-            return Decision(name, tuple(codes), tuple(r["record_id"] for r in found), found[0]["source_city"], expires)
+            return Decision(
+                name,
+                tuple(codes),
+                tuple(r["record_id"] for r in found),
+                found[0]["source_city"],
+                expires,
+                self.leaves_window(rule, found),
+            )
         return None
+
+    @staticmethod
+    def in_window(rule: ListRule, reasons: Iterable[tuple[date, str]], day: date) -> bool:
+        """Whether reasons (decision date, city) put a subject on the general-negatives rule's list
+        on `day`: enough of them, from enough cities, decided within its window."""
+        since = day - timedelta(days=rule.within_days)
+        found = [(d, city) for d, city in reasons if d >= since]
+        return len(found) >= rule.min_records and len({city for _, city in found}) >= rule.min_cities
+
+    def leaves_window(self, rule: ListRule, found: list[dict[str, Any]]) -> date | None:
+        """For the general-negatives rule, the first day on which `found` no longer satisfies it; a
+        record decided on day d counts through d + within_days."""
+        if rule.rule != "general_negatives":
+            return None
+        reasons = [(_day(r["decision_date"]), r["source_city"]) for r in found]
+        for day in sorted({d + timedelta(days=rule.within_days + 1) for d, _ in reasons}):
+            if not self.in_window(rule, reasons, day):
+                return day
+        return None
+
+    def left_window(self, entry: dict[str, Any], today: date) -> dict[str, Any] | None:
+        """A LISTED entry whose reasons have left its rule's window by `today`, REMOVED (revision + 1);
+        None while it still holds. Decided on the reasons stored with the entry, the same that
+        `decide` counted: no record outside the window at the decision can come back into it."""
+        leaves = entry.get("leaves_on")
+        if entry["status"] != "LISTED" or not leaves or date.fromisoformat(leaves) > today:
+            return None
+        rule = self.lists[entry["list"]]
+        reasons = [(date.fromisoformat(d), city) for d, city in entry.get("window_reasons", {}).values()]
+        if self.in_window(rule, reasons, today):
+            return None
+        since = today - timedelta(days=rule.within_days)
+        gone = sorted(rid for rid, (d, _) in entry["window_reasons"].items() if date.fromisoformat(d) < since)
+        reason = f"the {entry['list']} rule no longer holds: decided more than {rule.within_days} days ago: " + (
+            ", ".join(gone)
+        )
+        return {**entry, "status": "REMOVED", "revision": entry["revision"] + 1, "removal_reason": reason}
 
 
 def _day(value: Any) -> date:
@@ -269,6 +316,15 @@ def next_entry(
             for r in profile["active_records"]
             if r["record_id"] in decision.reasons
         },
+        # what the sweep needs to end the listing when its reasons leave the window, with no profile
+        "leaves_on": decision.leaves_on.isoformat() if decision.leaves_on else None,
+        "window_reasons": {
+            r["record_id"]: [str(_day(r["decision_date"])), r["source_city"]]
+            for r in profile["active_records"]
+            if r["record_id"] in decision.reasons
+        }
+        if decision.leaves_on
+        else {},
     }
     if prev is not None and same_list and all(prev.get(k) == v for k, v in entry.items()):
         return None

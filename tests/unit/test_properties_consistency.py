@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -415,26 +414,28 @@ def test_a_list_entry_stays_right_until_the_profile_next_changes(
     history: tuple[list[dict[str, Any]], date], later: int
 ) -> None:
     """The sanctions worker decides a subject's list when a profile arrives; the credit worker emits
-    a new profile only when the active set changes (`next_change`). So the decision must not change
-    on the clock alone between two profiles."""
+    a new profile only when the active set changes (`next_change`). Between two profiles the
+    decision changes on the clock alone only where the entry says so (`leaves_on`, the FOCUS
+    window), and the sweep's verdict from the stored entry then equals a decision on the profile."""
     events, today = history
     state = apply_credit(events, today)
-    profile = credit.profile(state, datetime(today.year, today.month, today.day, tzinfo=UTC))
+    now = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    profile = credit.profile(state, now)
     change = credit.next_change(state)
     day = today + timedelta(days=later)
     if change is not None and day >= change:
         return
     before, after = sanctions.RULES.decide(profile, today), sanctions.RULES.decide(profile, day)
-    if before is not None and before.list == "FOCUS" and after is None:
-        return  # the window slid past a reason: the known gap of the next test
+    entry = sanctions.next_entry(None, before, {**profile, "closed_records": []}, now, CITIES, TZ)
+    swept = sanctions.RULES.left_window(entry, day) if entry else None
+    if before is not None and before.leaves_on is not None and day >= before.leaves_on:
+        assert swept is not None and swept["status"] == "REMOVED"
+        assert after is None or after.list != "FOCUS"
+        return
+    assert swept is None
     assert (before and before.list) == (after and after.list)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a FOCUS listing is re-decided only when a profile arrives, and a record active "
-    "beyond its 365-day window (ABNORMAL_OPERATION, a long publicity_until) changes no profile",
-)
 def test_a_focus_listing_ends_when_its_reasons_leave_the_365_day_window() -> None:
     today = date(2026, 11, 22)
     events = []
@@ -459,5 +460,16 @@ def test_a_focus_listing_ends_when_its_reasons_leave_the_365_day_window() -> Non
     profile = credit.profile(state, datetime(2026, 11, 22, tzinfo=UTC))
     listed = sanctions.RULES.decide(profile, today)
     assert listed is not None and listed.list == "FOCUS"
-    assert sanctions.RULES.decide(profile, today + timedelta(days=70)) is None  # the rule no longer holds...
-    assert credit.next_change(state) is not None  # ...but no new profile will come to say so
+    assert sanctions.RULES.decide(profile, today + timedelta(days=65)) is not None
+    assert sanctions.RULES.decide(profile, today + timedelta(days=66)) is None  # the rule no longer holds...
+    assert credit.next_change(state) is None  # ...and no new profile will come to say so
+    # so the entry says when, and the sanctions sweep removes it then, from the entry alone
+    assert listed.leaves_on == today + timedelta(days=66)
+    entry = sanctions.next_entry(
+        None, listed, {**profile, "closed_records": []}, datetime(2026, 11, 22, tzinfo=UTC), CITIES, TZ
+    )
+    assert entry is not None
+    assert sanctions.RULES.left_window(entry, today + timedelta(days=65)) is None
+    removed = sanctions.RULES.left_window(entry, today + timedelta(days=66))
+    assert removed is not None and (removed["status"], removed["revision"]) == ("REMOVED", 2)
+    assert "r0" in removed["removal_reason"] and "r1" not in removed["removal_reason"]
