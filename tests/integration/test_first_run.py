@@ -27,6 +27,7 @@ import yaml
 
 from consumers.subscriber import Subscriber
 from ops.chaos.probes import wait_until
+from services.api.tokens import TokenStore
 from services.common.context import build_context
 from services.common.settings import Settings
 from tests.conftest import example
@@ -163,7 +164,12 @@ def test_metrics_move_bad_input_lands_in_the_dlqs_and_an_alert_fires(
         sub.close()
     assert len(reasons) >= 2, reasons
     # the API answers from the read model
-    board = wait_until("scoreboard", lambda: httpx.get(f"{api}/v1/supervision/cities").json()["cities"], 30)
+    _, token = TokenStore(settings.tokens_file).issue("320100", ("read",))  # as `tongcheng token issue` does
+    reader = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{api}/v1/supervision/cities").status_code == 401  # reads need a token
+    board = wait_until(
+        "scoreboard", lambda: httpx.get(f"{api}/v1/supervision/cities", headers=reader).json()["cities"], 30
+    )
     assert len(board) == 10
     # an emergency at level I that nobody acknowledges: 15 minutes, reached by moving the clock
     notice = {**example("emergency.notice"), "incident_id": "INC-FIRST-RUN", "level": "I"}
