@@ -75,7 +75,8 @@ def _default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    circle: str = "njmc"
+    #: the circle's code; derived from the circle file when one is named, else `njmc`
+    circle: str = ""
     circle_file: Path | None = None
     topic_prefix: str = ""
     profile: str = "local"
@@ -127,8 +128,10 @@ class Settings:
     def __post_init__(self) -> None:
         # Derived defaults: they follow the ports and directories when those are changed. Which ones
         # were derived is remembered, so that `with_` derives them again.
+        circle, prefix = self._circle_identity()
         defaults = {
-            "topic_prefix": self.circle,
+            "circle": circle,
+            "topic_prefix": prefix,
             "bootstrap": f"127.0.0.1:{self.kafka_port}",
             "registry_url": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
             "database_url": f"sqlite:///{self.data_dir / 'tongcheng.db'}",
@@ -158,6 +161,22 @@ class Settings:
                 f"{ENV['security_protocol']} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
                 f"not {self.security_protocol!r}"
             )
+
+    def _circle_identity(self) -> tuple[str, str]:
+        """The circle code and topic prefix its file names: TONGCHENG_CIRCLE_FILE, else the shipped
+        file of TONGCHENG_CIRCLE (`njmc` by default); a code set that differs from the file's is refused."""
+        from services.common.circle import CircleFileError, circle_path, identity
+
+        path = self.circle_file or circle_path(self.circle or "njmc")
+        if not self.circle_file and not path.exists():
+            return self.circle, self.circle  # a circle without a shipped file: the loader says so
+        try:
+            code, prefix = identity(path)
+        except CircleFileError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.circle and self.circle != code:
+            raise ConfigError(f"{ENV['circle']}={self.circle!r} but the circle file {path} is circle {code!r}")
+        return code, prefix
 
     @property
     def roster_keys_path(self) -> Path:
