@@ -27,7 +27,7 @@ def test_an_input_event_is_a_cloudevent_from_its_city() -> None:
     assert ce.get_time() == AT
     assert ce.get_subject() == "91320106MA1XY31255"
     assert ce.get_datacontenttype() == "application/avro"
-    assert ce.get_data() == b"\x00\x00\x00\x00\x01\xc8avro"  # the Avro value untouched (the SDK gives bytes that are not UTF-8 as they are)
+    assert ce.get_data() == b"\x00\x00\x00\x00\x01\xc8avro"  # untouched: not UTF-8, so bytes
 
 
 def test_a_derived_event_comes_from_its_service_and_epoch_millis_are_instants() -> None:
