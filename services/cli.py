@@ -315,6 +315,19 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(settings: Settings, args: argparse.Namespace) -> int:
+    from topics.asyncapi import document
+
+    text = json.dumps(document(build_context(settings)), ensure_ascii=False, indent=2) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        err(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -568,6 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
         "<prefix>.city-<city>.); a new group starts over",
     )
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("docs", help="documents generated from the code: asyncapi, the topics as AsyncAPI 3.0 JSON")
+    p.add_argument("kind", choices=["asyncapi"])
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors, API; restart what dies")
     p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")

@@ -1,7 +1,8 @@
 """The FastAPI application: ingestion for city systems, read endpoints, health and metrics.
 
 Every operation needs a bearer token with a scope (services/api/auth.py), but the public ones: the
-status page, /healthz, /readyz, /metrics and the API's own documents, which show no subject. No
+status page, /healthz, /readyz, /metrics and the API's own documents (/openapi.json, /docs and the
+topics' /asyncapi.json), which show no subject. No
 input gets a 5xx answer: bad input is a 4xx problem+json naming the field, and a broker, registry or
 database that cannot be reached is 503 with Retry-After.
 """
@@ -288,6 +289,15 @@ def create_app(
                 503, "Broker unavailable", why, request.url.path, headers={"Retry-After": RETRY_AFTER}
             )
         return {"status": "ready", "broker": ctx.settings.bootstrap}
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the topics (topics/asyncapi.py): public, like /openapi.json."""
+        from topics.asyncapi import document
+
+        if not hasattr(app.state, "asyncapi"):
+            app.state.asyncapi = document(ctx)
+        return dict(app.state.asyncapi)
 
     @app.get("/metrics", summary="Prometheus metrics (aggregates only)", response_class=Response, openapi_extra=PUBLIC)
     async def metrics_endpoint() -> Response:
