@@ -28,7 +28,14 @@ from schemas.jsonschema import JsonSchemas
 from schemas.registry import RegistryError
 from services.api.auth import Auth, Caller, RateLimiter
 from services.api.privacy import Audit
-from services.api.problems import Problem, on_http_error, on_problem, on_validation_error, problem_response
+from services.api.problems import (
+    Problem,
+    ProblemLanguage,
+    on_http_error,
+    on_problem,
+    on_validation_error,
+    problem_response,
+)
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
 from services.common import kafka_auth
@@ -232,6 +239,7 @@ def create_app(
     for fault in (Unavailable, RegistryError, KafkaError):
         app.add_exception_handler(fault, on_fault)
     app.add_middleware(BodyLimit)
+    app.add_middleware(ProblemLanguage)  # outermost: the 413s of BodyLimit are translated too
     app.state.ingestion = ingestion
     app.state.metrics = metrics
     app.state.auth = auth

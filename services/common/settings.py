@@ -54,7 +54,10 @@ ENV: dict[str, str] = {
     "kafka_password": "TONGCHENG_KAFKA_PASSWORD",
     "secrets_file": "TONGCHENG_SECRETS_FILE",
     "ssl_cafile": "TONGCHENG_SSL_CAFILE",
+    "lang": "TONGCHENG_LANG",
 }
+#: the system locale, read only for the language of terminal output when TONGCHENG_LANG is not set
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 #: how clients reach the broker: SASL_PLAINTEXT (local, loopback), SASL_SSL (production), or
 #: PLAINTEXT, the insecure mode without authentication that has to be asked for by name
@@ -122,6 +125,8 @@ class Settings:
     secrets_file: Path | None = None
     #: the CA certificate that signed the broker's (SASL_SSL); `tongcheng certs generate` makes both
     ssl_cafile: Path | None = None
+    #: the language of terminal output (the inbox): zh-CN or en; from the locale (LANG) when not set
+    lang: str = "en"
     #: the settings __post_init__ derived from others (not set explicitly)
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
@@ -156,6 +161,8 @@ class Settings:
                 f"{ENV['provenance']} must be 'required' or 'off' (no signature checks, benchmarks only), "
                 f"not {self.provenance!r}"
             )
+        if self.lang not in ("zh-CN", "en"):
+            raise ConfigError(f"{ENV['lang']} must be zh-CN or en, not {self.lang!r}")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigError(
                 f"{ENV['security_protocol']} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
@@ -236,4 +243,8 @@ class Settings:
                     kwargs[name] = raw
             except ValueError as exc:
                 raise ConfigError(f"{var}={raw!r}: {exc}") from exc
+        if "lang" not in kwargs:
+            from services.common.language import from_locale
+
+            kwargs["lang"] = from_locale(next((env[v] for v in LOCALE_VARS if env.get(v)), None))
         return cls(**kwargs)
