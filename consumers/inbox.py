@@ -24,12 +24,50 @@ from consumers.subscriber import Delivery, Subscriber
 from schemas.codec import to_json
 from services.common.context import Context
 from services.common.errors import Rejected, TongchengError
+from services.common.language import EN, ZH
 from services.sanctions.rules import RULES
 from topics.acls import city_group_prefix
 from topics.publisher import Publisher
 
 log = logging.getLogger("tongcheng.inbox")
 OUTCOMES = ("APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION")
+#: what the inbox says to a person (`tongcheng inbox --lang`, or the locale)
+TEXT: dict[str, dict[str, str]] = {
+    ZH: {
+        "head": "{action} {list} {subject} {name}（第 {revision} 版，由{city}发起）",
+        "APPLY": "执行",
+        "LIFT": "解除",
+        "RED": "红名单",
+        "FOCUS": "重点关注名单",
+        "BLACK": "黑名单",
+        "lift": "解除全部措施：{reason}",
+        "measure": "{code}：{description}〔依据：{basis}〕",
+        "sent": "已反馈 {n} 项措施",
+        "title": "{city}（{code}）的惩戒收件箱：本市须执行或解除的名单措施",
+        "feedback": "；每项措施反馈 {outcome}",
+        "once": "；处理完即停止",
+        "follow": "；按 Ctrl-C 停止",
+        "shown": "共 {n} 项待办",
+        "undecodable": "，{n} 条无法解码",
+    },
+    EN: {
+        "head": "{action} {list} {subject} {name} (revision {revision}, initiated by {city})",
+        "APPLY": "APPLY",
+        "LIFT": "LIFT",
+        "RED": "RED",
+        "FOCUS": "FOCUS",
+        "BLACK": "BLACK",
+        "lift": "lift every measure: {reason}",
+        "measure": "{code}: {description} [{basis}]",
+        "sent": "feedback sent: {n} measure(s)",
+        "title": "inbox of {city} ({code}): list entries whose measures apply here",
+        "feedback": "; sending {outcome} feedback per measure",
+        "once": "; until caught up",
+        "follow": "; Ctrl-C stops",
+        "shown": "{n} work item(s)",
+        "undecodable": ", {n} undecodable",
+    },
+}
 
 
 @dataclass
@@ -51,16 +89,27 @@ class WorkItem:
         body["list"] = body.pop("list_kind")
         return to_json(body)
 
-    def text(self, city_name: Callable[[str], str]) -> str:
-        head = (
-            f"{self.action} {self.list_kind} {self.subject_id} {self.name} (revision {self.revision}, "
-            f"initiated by {city_name(self.initiated_by)})"
+    def text(self, city_name: Callable[[str], str], lang: str = EN) -> str:
+        """For a person at a terminal, in zh-CN or en (a measure's description is kept in both,
+        "中文 / English", in services/data/measures.json)."""
+        t = TEXT[lang]
+        head = t["head"].format(
+            action=t[self.action],
+            list=t[self.list_kind],
+            subject=self.subject_id,
+            name=self.name,
+            revision=self.revision,
+            city=city_name(self.initiated_by),
         )
         if self.action == "LIFT":
-            return f"{head}\n    lift every measure: {self.removal_reason}"
-        lines = [head] + [f"    {m['code']}: {m['description']} [{m['legal_basis']}]" for m in self.measures]
+            return head + "\n    " + t["lift"].format(reason=self.removal_reason)
+        lines = [head]
+        for m in self.measures:
+            zh, _, en = str(m["description"]).partition(" / ")
+            described = (zh if lang == ZH else en or zh).strip()
+            lines.append("    " + t["measure"].format(code=m["code"], description=described, basis=m["legal_basis"]))
         if self.feedback_sent:
-            lines.append(f"    feedback sent: {len(self.feedback_sent)} measure(s)")
+            lines.append("    " + t["sent"].format(n=len(self.feedback_sent)))
         return "\n".join(lines)
 
 

@@ -315,31 +315,54 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(settings: Settings, args: argparse.Namespace) -> int:
+    from topics.asyncapi import document
+
+    text = json.dumps(document(build_context(settings)), ensure_ascii=False, indent=2) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        err(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from consumers.inbox import Inbox
+    from consumers.inbox import TEXT, Inbox
 
     ctx = build_context(settings)
-    inbox = Inbox(ctx, args.city, outcome=args.feedback, group_id=args.group)
+    lang = args.lang or settings.lang
+    t = TEXT[lang]
+    inbox = Inbox(ctx, args.city, outcome=args.feedback, group_id=args.group)  # refuses a city not a member
+    city = ctx.circle.cities[args.city]
+
+    def city_name(code: str) -> str:
+        known = ctx.circle.cities.get(code)
+        if known is None:
+            return code
+        return f"{known.name_zh}（{code}）" if lang == "zh-CN" else f"{known.name} ({code})"
+
     err(
-        f"inbox of {ctx.circle.cities[args.city].name} ({args.city}): list entries whose measures apply here"
-        + (f"; sending {args.feedback} feedback per measure" if args.feedback else "")
-        + ("; until caught up" if args.once else "; Ctrl-C stops")
+        t["title"].format(city=city.name_zh if lang == "zh-CN" else city.name, code=args.city)
+        + (t["feedback"].format(outcome=args.feedback) if args.feedback else "")
+        + (t["once"] if args.once else t["follow"])
     )
 
     def show(item: Any) -> None:
         if args.json:
             print(json.dumps(item.as_json(), ensure_ascii=False), flush=True)
         else:
-            print(item.text(lambda code: f"{ctx.circle.cities[code].name} ({code})"), flush=True)
+            print(item.text(city_name, lang), flush=True)
 
     stop = StopFlag()
     try:
         shown = inbox.run(show, stop, once=args.once)
     finally:
         inbox.close()
-    err(f"{shown} work item(s)" + (f", {inbox.undecodable} undecodable" if inbox.undecodable else ""))
+    err(t["shown"].format(n=shown) + (t["undecodable"].format(n=inbox.undecodable) if inbox.undecodable else ""))
     return 0
 
 
@@ -563,11 +586,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="stop when caught up instead of waiting for more")
     p.add_argument("--json", action="store_true", help="one JSON object per work item")
     p.add_argument(
+        "--lang",
+        choices=["zh-CN", "en"],
+        help="the language of the work items (default: TONGCHENG_LANG, else the locale, LANG; English otherwise)",
+    )
+    p.add_argument(
         "--group",
         help="consumer group (default <prefix>.city-<city>.inbox; a city may use only groups under "
         "<prefix>.city-<city>.); a new group starts over",
     )
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("docs", help="documents generated from the code: asyncapi, the topics as AsyncAPI 3.0 JSON")
+    p.add_argument("kind", choices=["asyncapi"])
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("up", help="start broker, registry, topics, schemas, processors, API; restart what dies")
     p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")

@@ -27,6 +27,7 @@ from services.common.circle import Circle, load_circle
 from services.common.context import Context, build_context
 from services.common.errors import PublishError, Reason, Rejected
 from services.common.settings import Settings
+from topics import cloudevents
 from topics.catalog import EVENT_TYPES
 from topics.provenance import Signer
 
@@ -187,7 +188,8 @@ class Prepared:
     key: bytes
     value: bytes
     event: dict[str, Any]
-    #: the city's signature and key id (topics/provenance.py); empty when published unsigned
+    #: the CloudEvents attributes (topics/cloudevents.py), then the city's signature and key id
+    #: (topics/provenance.py), which are left out when published unsigned
     headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
@@ -274,8 +276,10 @@ class Publisher:
         event = self.ctx.validator.from_json(event_type, self.fill_meta(event_type, body))
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", kind.schema, event)
-        headers = tuple(self.signer.headers(topic, value)) if self.signer else ()
-        return Prepared(event_type, topic, kind.key_of(event).encode(), value, event, headers)
+        headers = cloudevents.event_headers(self.ctx.topics.prefix, event_type, event)
+        if self.signer:
+            headers += self.signer.headers(topic, value)
+        return Prepared(event_type, topic, kind.key_of(event).encode(), value, event, tuple(headers))
 
     # --- sending ---------------------------------------------------------------------------
 

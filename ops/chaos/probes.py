@@ -37,6 +37,7 @@ from topics.publisher import Prepared
 
 #: the settings a worker of a drill takes from its stack
 WORKER_SETTINGS = (
+    "circle_file",
     "topic_prefix",
     "kafka_port",
     "registry_port",

@@ -1,7 +1,8 @@
 """The FastAPI application: ingestion for city systems, read endpoints, health and metrics.
 
 Every operation needs a bearer token with a scope (services/api/auth.py), but the public ones: the
-status page, /healthz, /readyz, /metrics and the API's own documents, which show no subject. No
+status page, /healthz, /readyz, /metrics and the API's own documents (/openapi.json, /docs and the
+topics' /asyncapi.json), which show no subject. No
 input gets a 5xx answer: bad input is a 4xx problem+json naming the field, and a broker, registry or
 database that cannot be reached is 503 with Retry-After.
 """
@@ -27,7 +28,14 @@ from schemas.jsonschema import JsonSchemas
 from schemas.registry import RegistryError
 from services.api.auth import Auth, Caller, RateLimiter
 from services.api.privacy import Audit
-from services.api.problems import Problem, on_http_error, on_problem, on_validation_error, problem_response
+from services.api.problems import (
+    Problem,
+    ProblemLanguage,
+    on_http_error,
+    on_problem,
+    on_validation_error,
+    problem_response,
+)
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
 from services.common import kafka_auth
@@ -231,6 +239,7 @@ def create_app(
     for fault in (Unavailable, RegistryError, KafkaError):
         app.add_exception_handler(fault, on_fault)
     app.add_middleware(BodyLimit)
+    app.add_middleware(ProblemLanguage)  # outermost: the 413s of BodyLimit are translated too
     app.state.ingestion = ingestion
     app.state.metrics = metrics
     app.state.auth = auth
@@ -288,6 +297,15 @@ def create_app(
                 503, "Broker unavailable", why, request.url.path, headers={"Retry-After": RETRY_AFTER}
             )
         return {"status": "ready", "broker": ctx.settings.bootstrap}
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the topics (topics/asyncapi.py): public, like /openapi.json."""
+        from topics.asyncapi import document
+
+        if not hasattr(app.state, "asyncapi"):
+            app.state.asyncapi = document(ctx)
+        return dict(app.state.asyncapi)
 
     @app.get("/metrics", summary="Prometheus metrics (aggregates only)", response_class=Response, openapi_extra=PUBLIC)
     async def metrics_endpoint() -> Response:

@@ -23,6 +23,7 @@ from services.api.problems import Problem
 from services.common.context import Context
 from services.common.errors import PublishError, Unavailable
 from services.common.identifiers import PERSON_ID_RE
+from topics import cloudevents
 
 AUDIT_TYPE = "audit.read"
 AUDIT_SOURCE = "tongcheng-api"
@@ -95,7 +96,12 @@ class Audit:
             values = self.ctx.codec.encode_many(f"{self.topic}-value", "AuditRead", events)
             producer = self._producer()
             futures = [
-                producer.send(self.topic, key=e["subject_id"].encode(), value=v)
+                producer.send(
+                    self.topic,
+                    key=e["subject_id"].encode(),
+                    value=v,
+                    headers=cloudevents.event_headers(self.ctx.topics.prefix, AUDIT_TYPE, e, "api"),
+                )
                 for e, v in zip(events, values, strict=True)
             ]
             for future in futures:

@@ -10,8 +10,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.common import circlefile
 from services.common.localtime import DEFAULT_TIMEZONE, zone
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -28,6 +30,7 @@ class City:
     name_zh: str
     province: str
     parent: str | None = None
+    province_zh: str = ""
 
 
 #: keys a city may have in the roster at once: the current one and, during a rotation, the next
@@ -115,6 +118,11 @@ class Circle:
     keys: dict[str, tuple[RosterKey, ...]] = field(default_factory=dict)
     #: the zone of the circle's calendar: every date rule takes its local dates here (DESIGN.md section 5, Time)
     tz: ZoneInfo = field(default_factory=lambda: zone(DEFAULT_TIMEZONE))
+    name_zh: str = ""
+    #: topic names are `<topic_prefix>.<domain>.<event>.v1` (the circle code unless the file says otherwise)
+    topic_prefix: str = ""
+    #: the public plan the roster, borders and rivers come from: title, issuer, document_no, date, section
+    source: dict[str, str] = field(default_factory=dict)
 
     def keys_of(self, city: str) -> tuple[RosterKey, ...]:
         return self.keys.get(city, ())
@@ -170,53 +178,102 @@ class Circle:
 
 def load_circle(path: Path | str | None = None, circle: str = "njmc", keys_file: Path | None = None) -> Circle:
     """Read and check a circle file, with the public keys it lists inline (`keys`) and those of the
-    installation's roster keys file `keys_file`; raise CircleFileError naming the bad entry."""
-    file = Path(path) if path else DATA_DIR / f"{circle}.circle.json"
+    installation's roster keys file `keys_file`; raise CircleFileError naming the file, the line and
+    the field of the first bad entry."""
+    file = Path(path) if path else circle_path(circle)
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = circlefile.read(file)
+    except (OSError, ValueError) as exc:
         raise CircleFileError(f"{file}: cannot read circle file: {exc}") from exc
     try:
-        cities = {
-            c["code"]: City(c["code"], c["name"], c.get("name_zh", c["name"]), c["province"], c.get("parent"))
-            for c in raw["cities"]
-        }
-        borders: dict[str, set[str]] = {code: set() for code in cities}
-        for i, pair in enumerate(raw.get("borders", [])):
-            a, b = pair
-            for code in (a, b):
-                if code not in cities:
-                    raise CircleFileError(f"{file}: borders[{i}] names {code}, which is not a member city")
-            borders[a].add(b)
-            borders[b].add(a)
-        flows: dict[str, set[str]] = {code: set() for code in cities}
-        for river in raw.get("rivers", []):
-            for j, (up, down) in enumerate(river["flows"]):
-                for code in (up, down):
-                    if code not in cities:
-                        raise CircleFileError(
-                            f"{file}: river {river['name']!r} flows[{j}] names {code}, which is not a member city"
-                        )
-                flows[up].add(down)
-        tz_name = raw.get("timezone", DEFAULT_TIMEZONE)
-        try:
-            if not isinstance(tz_name, str):
-                raise ValueError(f"expected an IANA zone name such as {DEFAULT_TIMEZONE!r}, got {tz_name!r}")
-            tz = zone(tz_name)
-        except ValueError as exc:
-            raise CircleFileError(f"{file}: timezone: {exc}") from exc
-        loaded = Circle(
-            code=raw["circle"],
-            name=raw["name"],
-            cities=cities,
-            borders={k: frozenset(v) for k, v in borders.items()},
-            downstream_edges={k: frozenset(v) for k, v in flows.items()},
-            tz=tz,
-        ).with_keys(parse_keys(raw.get("keys", []), str(file)), str(file))
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, CircleFileError):
-            raise
-        raise CircleFileError(f"{file}: malformed circle file: {exc!r}") from exc
+        loaded = _from_document(doc.value, str(file))
+    except circlefile.FieldError as exc:
+        where = circlefile.dotted(exc.path)
+        raise CircleFileError(f"{file}: line {doc.line(exc.path)}: {where}: {exc.message}") from exc
     if keys_file is None:
         return loaded
     return loaded.with_keys(read_keys_file(keys_file), str(keys_file))
+
+
+def circle_path(circle: str) -> Path:
+    """The shipped file of a circle code (services/data/<code>.circle.json)."""
+    return DATA_DIR / f"{circle}.circle.json"
+
+
+def identity(path: Path) -> tuple[str, str]:
+    """A circle file's code and topic prefix, for the settings; CircleFileError when it has none."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        code = raw["circle"]
+        prefix = raw.get("topic_prefix", code)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CircleFileError(f"{path}: cannot read the circle code and topic prefix: {exc!r}") from exc
+    return str(code), str(prefix)
+
+
+def _from_document(raw: Any, file: str) -> Circle:
+    F = circlefile.FieldError
+    circlefile.check_keys(raw, circlefile.TOP_LEVEL, (), "a circle")
+    code = circlefile.text_field(raw, "circle", ())
+    prefix = raw.get("topic_prefix", code)
+    for key, value in (("circle", code), ("topic_prefix", prefix)):
+        if not isinstance(value, str) or not circlefile.PREFIX.fullmatch(value):
+            raise F((key,), f"{value!r}: lowercase letters, digits and '-', 2 to 32, starting with a letter")
+    name = circlefile.text_field(raw, "name", ())
+    name_zh = circlefile.text_field(raw, "name_zh", ())
+    source = circlefile.check_keys(raw.get("source"), circlefile.SOURCE_FIELDS, ("source",), "the source document")
+    for key in ("title", "issuer", "date"):
+        circlefile.text_field(source, key, ("source",))
+    entries = raw.get("cities")
+    if not isinstance(entries, list) or not entries:
+        raise F(("cities",), "expected a non-empty list of cities")
+    cities: dict[str, City] = {}
+    for i, entry in enumerate(entries):
+        c = circlefile.check_city(entry, ("cities", i))
+        if c["code"] in cities:
+            raise F(("cities", i, "code"), f"{c['code']} is listed twice")
+        cities[c["code"]] = City(
+            c["code"], c["name"], c["name_zh"], c["province"], c.get("parent"), c.get("province_zh", c["province"])
+        )
+    borders: dict[str, set[str]] = {c: set() for c in cities}
+    pairs = raw.get("borders", [])
+    if not isinstance(pairs, list):
+        raise F(("borders",), "expected a list of [city, city] pairs")
+    for i, pair in enumerate(pairs):
+        a, b = circlefile.check_pair(pair, cities, ("borders", i))
+        borders[a].add(b)
+        borders[b].add(a)
+    flows: dict[str, set[str]] = {c: set() for c in cities}
+    rivers = raw.get("rivers", [])
+    if not isinstance(rivers, list):
+        raise F(("rivers",), "expected a list of rivers {name, name_zh, flows}")
+    for i, river in enumerate(rivers):
+        circlefile.check_keys(river, circlefile.RIVER_FIELDS, ("rivers", i), "a river {name, name_zh, flows}")
+        circlefile.text_field(river, "name", ("rivers", i))
+        if not isinstance(river.get("flows"), list):
+            raise F(("rivers", i, "flows"), "expected a list of [upstream, downstream] pairs")
+        for j, pair in enumerate(river["flows"]):
+            up, down = circlefile.check_pair(pair, cities, ("rivers", i, "flows", j))
+            flows[up].add(down)
+    tz_name = raw.get("timezone", DEFAULT_TIMEZONE)
+    try:
+        if not isinstance(tz_name, str):
+            raise ValueError(f"expected an IANA zone name such as {DEFAULT_TIMEZONE!r}, got {tz_name!r}")
+        tz = zone(tz_name)
+    except ValueError as exc:
+        raise F(("timezone",), str(exc)) from exc
+    try:
+        keys = parse_keys(raw.get("keys", []), f"{file}: keys")
+    except CircleFileError as exc:
+        raise F(("keys",), str(exc).split(": keys: ", 1)[-1]) from exc
+    return Circle(
+        code=str(code),
+        name=str(name),
+        cities=cities,
+        borders={k: frozenset(v) for k, v in borders.items()},
+        downstream_edges={k: frozenset(v) for k, v in flows.items()},
+        tz=tz,
+        name_zh=str(name_zh),
+        topic_prefix=str(prefix),
+        source=dict(source),
+    ).with_keys(keys, file)

@@ -3,6 +3,9 @@
 A rejected input goes to `<topic>.dlq` byte for byte, with the headers of DESIGN.md section 4,
 and is counted in `tongcheng_events_rejected_total{topic,reason}`.
 
+It carries CloudEvents attributes of its own (topics/cloudevents.py: type `tongcheng.dead_letter.v1`,
+id its source coordinates, source the rejecting service); the bad record's own headers are not kept.
+
 A dead letter's key is its source coordinates, `<topic>/<partition>/<offset>` (the record's own key
 moves to the `source.key` header), so a record rejected again after a crash is the same entry: every
 DLQ view (`tongcheng tail`, the subscriber) shows each bad record once. `error.service` names the
@@ -17,6 +20,7 @@ from typing import Any, Protocol
 
 from services.common.errors import Reason
 from services.common.metrics import Metrics
+from topics import cloudevents
 
 Headers = list[tuple[str, bytes]]
 #: send(topic, key, value, headers) -> anything; must raise or report failures itself.
@@ -70,6 +74,7 @@ class DeadLetters:
         log.warning("rejected %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, reason.value, detail)
         headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
         headers += [("error.service", self._service.encode()), ("source.key", msg.key or b"")]
+        headers += cloudevents.dead_letter_headers(self._service, msg.topic, msg.partition, msg.offset)
         key = dlq_key(msg.topic, msg.partition, msg.offset)
         result = self._send(dlq_topic(msg.topic), key, msg.value, headers)
         if count:

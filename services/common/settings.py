@@ -54,7 +54,10 @@ ENV: dict[str, str] = {
     "kafka_password": "TONGCHENG_KAFKA_PASSWORD",
     "secrets_file": "TONGCHENG_SECRETS_FILE",
     "ssl_cafile": "TONGCHENG_SSL_CAFILE",
+    "lang": "TONGCHENG_LANG",
 }
+#: the system locale, read only for the language of terminal output when TONGCHENG_LANG is not set
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 #: how clients reach the broker: SASL_PLAINTEXT (local, loopback), SASL_SSL (production), or
 #: PLAINTEXT, the insecure mode without authentication that has to be asked for by name
@@ -75,7 +78,8 @@ def _default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    circle: str = "njmc"
+    #: the circle's code; derived from the circle file when one is named, else `njmc`
+    circle: str = ""
     circle_file: Path | None = None
     topic_prefix: str = ""
     profile: str = "local"
@@ -121,14 +125,18 @@ class Settings:
     secrets_file: Path | None = None
     #: the CA certificate that signed the broker's (SASL_SSL); `tongcheng certs generate` makes both
     ssl_cafile: Path | None = None
+    #: the language of terminal output (the inbox): zh-CN or en; from the locale (LANG) when not set
+    lang: str = "en"
     #: the settings __post_init__ derived from others (not set explicitly)
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Derived defaults: they follow the ports and directories when those are changed. Which ones
         # were derived is remembered, so that `with_` derives them again.
+        circle, prefix = self._circle_identity()
         defaults = {
-            "topic_prefix": self.circle,
+            "circle": circle,
+            "topic_prefix": prefix,
             "bootstrap": f"127.0.0.1:{self.kafka_port}",
             "registry_url": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
             "database_url": f"sqlite:///{self.data_dir / 'tongcheng.db'}",
@@ -153,11 +161,29 @@ class Settings:
                 f"{ENV['provenance']} must be 'required' or 'off' (no signature checks, benchmarks only), "
                 f"not {self.provenance!r}"
             )
+        if self.lang not in ("zh-CN", "en"):
+            raise ConfigError(f"{ENV['lang']} must be zh-CN or en, not {self.lang!r}")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigError(
                 f"{ENV['security_protocol']} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
                 f"not {self.security_protocol!r}"
             )
+
+    def _circle_identity(self) -> tuple[str, str]:
+        """The circle code and topic prefix its file names: TONGCHENG_CIRCLE_FILE, else the shipped
+        file of TONGCHENG_CIRCLE (`njmc` by default); a code set that differs from the file's is refused."""
+        from services.common.circle import CircleFileError, circle_path, identity
+
+        path = self.circle_file or circle_path(self.circle or "njmc")
+        if not self.circle_file and not path.exists():
+            return self.circle, self.circle  # a circle without a shipped file: the loader says so
+        try:
+            code, prefix = identity(path)
+        except CircleFileError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.circle and self.circle != code:
+            raise ConfigError(f"{ENV['circle']}={self.circle!r} but the circle file {path} is circle {code!r}")
+        return code, prefix
 
     @property
     def roster_keys_path(self) -> Path:
@@ -217,4 +243,8 @@ class Settings:
                     kwargs[name] = raw
             except ValueError as exc:
                 raise ConfigError(f"{var}={raw!r}: {exc}") from exc
+        if "lang" not in kwargs:
+            from services.common.language import from_locale
+
+            kwargs["lang"] = from_locale(next((env[v] for v in LOCALE_VARS if env.get(v)), None))
         return cls(**kwargs)

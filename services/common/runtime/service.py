@@ -23,6 +23,7 @@ from services.common.metrics import Metrics
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
 from services.common.runtime.transport import Consumer
+from topics import cloudevents
 from topics.catalog import EVENT_TYPES, OWNER
 from topics.provenance import Signer
 
@@ -182,11 +183,17 @@ class Processor:
                 record.topic, record.value, record.headers, meta["source_city"], meta["source_system"]
             )
 
-    def accept(self, record: Record) -> None:
+    def accept(self, record: Record, decoded: dict[str, Any]) -> None:
         """Forward an applied record of a judged topic to its accepted stream, byte for byte, on the
-        same partition, with its headers (so its signature can still be checked) and where it came from."""
+        same partition, with its headers (so its signature can still be checked) and where it came from.
+
+        Its CloudEvents attributes are the ones its meta gives (the SDK wrote the same): a record a
+        client sent without them, or with others, is forwarded with these."""
+        kind = self.ctx.topics.event_type_of(record.topic)
+        assert kind is not None
+        ce = cloudevents.event_headers(self.ctx.topics.prefix, kind.name, decoded)
         headers = [
-            *(record.headers or ()),
+            *cloudevents.replace_core(record.headers or (), ce),
             ("accepted.by", self.service.encode()),
             ("source.partition", str(record.partition).encode()),
             ("source.offset", str(record.offset).encode()),
@@ -210,7 +217,7 @@ class Processor:
                 self.reject(record, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
                 continue
             if outcome == "applied" and record.topic in self.judged:
-                self.accept(record)
+                self.accept(record, decoded)
             self._outcomes[TP(record.topic, record.partition)][outcome] += 1
         if records:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
@@ -222,7 +229,9 @@ class Processor:
         with the service's own roster key, so that it passes the owner's provenance check."""
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
-        headers = self.signer().headers(topic, value) if event_type in OWNER else None
+        headers = cloudevents.event_headers(self.ctx.topics.prefix, event_type, body, self.service)
+        if event_type in OWNER:
+            headers += self.signer().headers(topic, value)
         self.outputs.add(topic, key.encode(), value, headers=headers)
 
     def signer(self) -> Signer:
