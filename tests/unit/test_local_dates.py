@@ -26,6 +26,7 @@ from services.credit import enforcement
 from services.credit import rules as credit
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from tests.unit.props import general
 
 DAY = date(2026, 11, 22)
 
@@ -157,19 +158,8 @@ def test_a_milestone_falls_due_at_local_midnight_of_its_planned_day() -> None:
 
 def test_the_focus_window_counts_local_days() -> None:
     decided = DAY - timedelta(days=365)
-
-    def rec(rid: str, city: str) -> dict[str, Any]:
-        return {
-            "record_id": rid,
-            "source_city": city,
-            "category": "ADMIN_PENALTY",
-            "polarity": "NEGATIVE",
-            "severity": "GENERAL",
-            "decision_date": decided,
-            "active_until": None,
-        }
-
-    profile = {"grade": "C", "subject_kind": "ENTERPRISE", "active_records": [rec("a", "320100"), rec("b", "321100")]}
+    records = [general("a", "320100", decided), general("b", "321100", decided)]
+    profile = {"grade": "C", "subject_kind": "ENTERPRISE", "active_records": records}
     last = sanctions.RULES.decide(profile, local_date(last_second(DAY), TZ))
     gone = sanctions.RULES.decide(profile, local_date(first_second_after(DAY), TZ))
     assert last is not None and last.list == "FOCUS" and gone is None

@@ -19,7 +19,7 @@ from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
-from tests.unit.props import PROPS, beijing_instants, edge_dates
+from tests.unit.props import PROPS, beijing_instants, black_listing, edge_dates, general
 
 MS = timedelta(milliseconds=1)
 DAY = timedelta(days=1)
@@ -124,18 +124,6 @@ def test_three_minor_negatives_make_c_and_two_do_not(minors: int, positives: int
     assert credit.grade(active) == expected
 
 
-def general(rid: str, city: str, decided: date) -> dict[str, Any]:
-    return {
-        "record_id": rid,
-        "source_city": city,
-        "category": "ADMIN_PENALTY",
-        "polarity": "NEGATIVE",
-        "severity": "GENERAL",
-        "decision_date": decided,
-        "active_until": None,
-    }
-
-
 @PROPS
 @given(edge_dates(), st.integers(360, 370))
 def test_the_focus_window_holds_the_day_365_days_back_and_not_the_day_before(today: date, age: int) -> None:
@@ -214,20 +202,7 @@ def test_an_ack_exactly_at_its_deadline_is_in_time(level: str, offset: int, skew
 @given(st.integers(0, 10**6), st.sampled_from([-MS, timedelta(0), MS]))
 def test_feedback_exactly_five_days_after_the_listing_is_in_time(offset: int, skew: timedelta) -> None:
     listed_at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=offset)
-    entry = feedback.track(
-        None,
-        {
-            "subject_id": "S",
-            "list": "BLACK",
-            "status": "LISTED",
-            "revision": 1,
-            "initiated_by": "320100",
-            "measures": [{"code": "HONOR_BAN", "applies_in": ["340500"]}],
-        },
-        listed_at,
-        5,
-        ["BLACK"],
-    )
+    entry = black_listing(listed_at, ["HONOR_BAN"], ["340500"])
     due = listed_at + timedelta(days=5)
     assert feedback.status(entry, "340500", due) == "PENDING" and feedback.overdue(entry, due, ["340500"]) == []
     assert feedback.status(entry, "340500", due + MS) == "OVERDUE"
@@ -253,20 +228,7 @@ def test_two_acks_or_two_feedbacks_at_the_same_instant_count_once(offset: int) -
     at = datetime(2026, 11, 22, tzinfo=UTC) + timedelta(seconds=offset)
     first = emergency.apply_ack(incident("IV", at), ack(at))
     assert first is not None and emergency.apply_ack(first[0], ack(at)) is None
-    entry = feedback.track(
-        None,
-        {
-            "subject_id": "S",
-            "list": "BLACK",
-            "status": "LISTED",
-            "revision": 1,
-            "initiated_by": "320100",
-            "measures": [{"code": "HONOR_BAN", "applies_in": ["340500"]}],
-        },
-        at,
-        5,
-        ["BLACK"],
-    )
+    entry = black_listing(at, ["HONOR_BAN"], ["340500"])
     fb = {
         "meta": {"source_city": "340500"},
         "subject_id": "S",

@@ -25,7 +25,7 @@ from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
-from tests.unit.props import PROPS, edge_dates
+from tests.unit.props import PROPS, black_listing, edge_dates
 
 CIRCLE = load_circle()
 CITIES = CIRCLE.codes
@@ -230,20 +230,7 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
 def feedback_history(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]], datetime]:
     listed_at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 86400)))
     measures = ["HONOR_BAN", "GOV_PROCUREMENT_BAN"]
-    entry = feedback.track(
-        None,
-        {
-            "subject_id": "S",
-            "list": "BLACK",
-            "status": "LISTED",
-            "revision": 1,
-            "initiated_by": CITIES[0],
-            "measures": [{"code": c, "applies_in": CITIES} for c in measures],
-        },
-        listed_at,
-        5,
-        ["BLACK"],
-    )
+    entry = black_listing(listed_at, measures, CITIES, CITIES[0])
     due = listed_at + timedelta(days=5)
     offsets = st.sampled_from(
         [timedelta(0), timedelta(days=1), timedelta(days=5), timedelta(days=5, milliseconds=1), timedelta(days=6)]
