@@ -40,6 +40,7 @@ WORKER_SETTINGS = (
     "circle_file",
     "topic_prefix",
     "kafka_port",
+    "broker_nodes",
     "registry_port",
     "data_dir",
     "metrics_port",
