@@ -696,6 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, help="backlog size")
     p.add_argument("--subjects", type=int, help="distinct keys in the backlog")
     p.add_argument("--rate", type=float, help="events/s for the latency phase")
+    p.add_argument(
+        "--workers", type=int, default=1, help="workers of the processor in one group for the throughput (default 1)"
+    )
     p.add_argument("--seconds", type=float, help="length of the latency phase")
     p.add_argument(
         "--signatures",
