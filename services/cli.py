@@ -530,6 +530,21 @@ def available_workers() -> list[str]:
     return list(WORKERS)
 
 
+def cmd_k8s(settings: Settings, args: argparse.Namespace) -> int:
+    from ops import kubernetes
+
+    if args.action == "generate":
+        for path in kubernetes.write():
+            say(f"wrote {path}")
+        return 0
+    stale = kubernetes.stale()
+    for name in stale:
+        err(f"ops/k8s/{name} differs from the declarations: run `tongcheng k8s generate`")
+    if not stale:
+        say("ops/k8s/ matches the declarations")
+    return 1 if stale else 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from ops.simulate import Simulation
 
@@ -728,6 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lag-exporter", help="serve consumer-group lag with kafka_exporter's metric names")
     p.add_argument("--port", type=int, help="default TONGCHENG_LAG_PORT (9308)")
     p.set_defaults(func=cmd_lag_exporter)
+
+    p = sub.add_parser(
+        "k8s", help="the Strimzi manifests of ops/k8s/ from the catalogue, the ACLs and the settings: generate or check"
+    )
+    p.add_argument("action", choices=["generate", "check"])
+    p.set_defaults(func=cmd_k8s)
 
     p = sub.add_parser("db", help="the SQL read model: upgrade to the newest migration, or show where it is")
     p.add_argument("action", choices=["upgrade", "status"])
