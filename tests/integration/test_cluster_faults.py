@@ -155,7 +155,7 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
     began = time.monotonic()
     producer = HealingProducer(publisher_config(settings, "cluster-test"))
     publishers = {c: Publisher(ctx, c, "cluster-test", producer=producer) for c in ctx.circle.codes}
-    workload = credit_records(36_000, 4_000, ctx.circle.codes, NOW.date(), seed=61)
+    workload = credit_records(50_000, 4_000, ctx.circle.codes, NOW.date(), seed=61)
     feed = Feed(list(workload), publishers, producer)
     log = settings.data_dir / "credit.log"
     offsets = Offsets(settings)
