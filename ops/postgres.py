@@ -15,6 +15,10 @@ from pathlib import Path
 
 from services.common.errors import TongchengError
 
+#: the major version the tests run: Debian 12's `postgresql` package, which ops/setup.sh installs;
+#: docker-compose.yml pins the same major (tests/unit/test_compose.py)
+MAJOR = 15
+
 
 def pg_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))

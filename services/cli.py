@@ -65,7 +65,14 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
     from ops.broker import local
 
     if args.action == "start":
+        if args.nodes:
+            settings = settings.with_(broker_nodes=args.nodes)
         local.start(insecure(settings, args), say)
+        if settings.broker_nodes > 1:
+            say(
+                f"cluster  other commands reach it with {ENV['broker_nodes']}={settings.broker_nodes} "
+                f"(replication {settings.replication_factor}, min.insync.replicas {settings.min_insync_replicas})"
+            )
     elif args.action == "secrets":
         from services.common import kafka_auth
         from topics import acls
@@ -486,6 +493,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from services.supervisor import Child, Supervisor
 
     settings = insecure(settings, args)
+    if args.cluster:
+        settings = settings.with_(broker_nodes=3)
     local.start(settings, say)
     provision_bus(build_context(settings), say)
     cmd_db(settings, argparse.Namespace(action="upgrade"))
@@ -493,6 +502,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     tongcheng = [sys.executable, "-m", "services.cli"]
     env = {ENV["security_protocol"]: "PLAINTEXT"} if settings.insecure else {}
+    if args.cluster:  # every child on the three nodes, with the cluster's replication
+        env[ENV["broker_nodes"]] = str(settings.broker_nodes)
     children = [Child(n, [*tongcheng, "worker", n], logs / f"worker-{n}.log", env=env) for n in available_workers()]
     children += [Child(n, [*tongcheng, n], logs / f"{n}.log", env=env) for n in ("api", "lag-exporter")]
     if args.demo:
@@ -517,6 +528,21 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def available_workers() -> list[str]:
     return list(WORKERS)
+
+
+def cmd_k8s(settings: Settings, args: argparse.Namespace) -> int:
+    from ops import kubernetes
+
+    if args.action == "generate":
+        for path in kubernetes.write():
+            say(f"wrote {path}")
+        return 0
+    stale = kubernetes.stale()
+    for name in stale:
+        err(f"ops/k8s/{name} differs from the declarations: run `tongcheng k8s generate`")
+    if not stale:
+        say("ops/k8s/ matches the declarations")
+    return 1 if stale else 0
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -606,6 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="also run `simulate`: traffic from every city, some bad")
     p.add_argument("--demo-rate", type=float, default=20.0, help="events per second with --demo (default 20)")
     p.add_argument("--insecure-plaintext", action="store_true", help=INSECURE_HELP)
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three KRaft nodes on loopback, topics with replication 3 and min.insync.replicas 2 "
+        f"(as {ENV['broker_nodes']}=3)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("broker", help="the local Kafka broker and Apicurio registry")
@@ -615,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="secrets: only write the secrets file (admin, services, cities), for a broker run elsewhere",
     )
     p.add_argument("--insecure-plaintext", action="store_true", help=INSECURE_HELP)
+    p.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        help=f"start: 1 KRaft node, or 3 on loopback (replication 3); default {ENV['broker_nodes']} (1)",
+    )
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("topics", help="provision (with the SCRAM users and ACLs) or list the catalogue's topics")
@@ -673,6 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, help="backlog size")
     p.add_argument("--subjects", type=int, help="distinct keys in the backlog")
     p.add_argument("--rate", type=float, help="events/s for the latency phase")
+    p.add_argument(
+        "--workers", type=int, default=1, help="workers of the processor in one group for the throughput (default 1)"
+    )
     p.add_argument("--seconds", type=float, help="length of the latency phase")
     p.add_argument(
         "--signatures",
@@ -702,6 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lag-exporter", help="serve consumer-group lag with kafka_exporter's metric names")
     p.add_argument("--port", type=int, help="default TONGCHENG_LAG_PORT (9308)")
     p.set_defaults(func=cmd_lag_exporter)
+
+    p = sub.add_parser(
+        "k8s", help="the Strimzi manifests of ops/k8s/ from the catalogue, the ACLs and the settings: generate or check"
+    )
+    p.add_argument("action", choices=["generate", "check"])
+    p.set_defaults(func=cmd_k8s)
 
     p = sub.add_parser("db", help="the SQL read model: upgrade to the newest migration, or show where it is")
     p.add_argument("action", choices=["upgrade", "status"])

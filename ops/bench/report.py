@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: the keys of the last line, in this order
-KEYS = ("processor", "records", "records_per_s", "ceiling_per_s", "ratio", "p50_ms", "p99_ms", "rate")
+KEYS = ("processor", "records", "records_per_s", "ceiling_per_s", "ratio", "p50_ms", "p99_ms", "rate", "workers")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -36,6 +36,7 @@ class Result:
     ceiling_per_s: float | None
     latencies: list[float] | None  # seconds; None when the latency phase measured nothing
     rate: float | None  # events/s of the latency phase; None when it did not run
+    workers: int = 1  # workers of the processor in its group during the throughput phase
 
     def as_dict(self) -> dict[str, Any]:
         ratio = None
@@ -52,6 +53,7 @@ class Result:
             "p50_ms": round(p50 * 1000, 1) if p50 is not None else None,
             "p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
             "rate": self.rate,
+            "workers": self.workers,
         }
         return {k: values[k] for k in KEYS}
 

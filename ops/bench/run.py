@@ -7,6 +7,8 @@
    published, then ONE `tongcheng worker NAME` starts; its rate is the records over the time from
    its first to its last consumed record, read from its own `tongcheng_events_consumed_total`
    (every outcome: applied, duplicate, rejected), and checked against its group's committed offsets.
+   With `--workers N` (scale-out), N workers of the processor join one group first and split the
+   partitions; they are paused (SIGSTOP) while the backlog is published, and their counters summed.
 3. Latency: events at --rate for --seconds; each output that names its cause gives one
    publish -> output latency (the readmodel: publish -> row readable).
 4. Ceiling: a bare aiokafka consumer reads and Avro-decodes the same backlog (ops/bench/ceiling.py).
@@ -120,9 +122,16 @@ class Worker:
                 self.proc.wait()
 
 
-def start_worker(settings: Settings, name: str, work: Path) -> Worker:
-    log = work / "logs" / f"{settings.topic_prefix}-{name}.log"
+#: the metrics ports of a processor's k-th worker move by k * SCALE_OUT_PORT_STEP
+SCALE_OUT_PORT_STEP = 100
+
+
+def start_worker(settings: Settings, name: str, work: Path, index: int = 0) -> Worker:
+    """The processor's worker number `index` (its log and metrics port its own)."""
+    suffix = f"-{index + 1}" if index else ""
+    log = work / "logs" / f"{settings.topic_prefix}-{name}{suffix}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    settings = settings.with_(metrics_port=settings.metrics_port + index * SCALE_OUT_PORT_STEP)
     with open(log, "ab") as handle:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker", name],
@@ -135,21 +144,42 @@ def start_worker(settings: Settings, name: str, work: Path) -> Worker:
     return Worker(name, proc, settings.metrics_port + METRICS_OFFSETS[name], log)
 
 
-def consumed(worker: Worker, topics: set[str]) -> tuple[float, Counter[str]] | None:
-    """The worker's tongcheng_events_consumed_total over `topics` (all outcomes) and by outcome;
-    None while its metrics do not answer."""
-    try:
-        text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return None
+def consumed(workers: list[Worker], topics: set[str]) -> tuple[float, Counter[str]] | None:
+    """The workers' tongcheng_events_consumed_total over `topics` (all outcomes, summed over the
+    workers) and by outcome; None while the metrics of one do not answer."""
     outcomes: Counter[str] = Counter()
-    for line in text.splitlines():
-        m = COUNTER.match(line)
-        if m:
-            labels = dict(LABEL.findall(m["labels"]))
-            if labels.get("topic") in topics:
-                outcomes[labels.get("outcome", "")] += int(float(m["value"]))
+    for worker in workers:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            m = COUNTER.match(line)
+            if m:
+                labels = dict(LABEL.findall(m["labels"]))
+                if labels.get("topic") in topics:
+                    outcomes[labels.get("outcome", "")] += int(float(m["value"]))
     return float(sum(outcomes.values())), outcomes
+
+
+def wait_for_group(settings: Settings, group: str, members: int, timeout: float = FIRST_TIMEOUT) -> float:
+    """Until the group is stable with `members` members that each hold partitions; returns the seconds."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_auth.client_config(settings))
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            try:
+                described = admin.describe_groups([group]).get(group) or {}
+            except Exception:  # the coordinator is not known yet
+                described = {}
+            if str(described.get("group_state", "")).lower() == "stable":
+                found = described.get("members") or []
+                if len(found) == members and all(m.get("member_assignment") for m in found):
+                    return time.monotonic() - started
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise BenchError(f"group {group} did not settle with {members} members within {timeout:.0f}s")
 
 
 # --- publishing ------------------------------------------------------------------------------
@@ -184,18 +214,21 @@ class Drained:
     outcomes: Counter[str]
 
 
-def drain(worker: Worker, topics: set[str], base: float, count: int, before: Counter[str] | None = None) -> Drained:
-    """Wait until the worker has consumed `count` more records of `topics` than `base` (its counters
-    stood at `before`, by outcome); the outcomes returned are the worker's totals."""
+def drain(
+    workers: list[Worker], topics: set[str], base: float, count: int, before: Counter[str] | None = None
+) -> Drained:
+    """Wait until the workers have consumed `count` more records of `topics` than `base` (their
+    counters stood at `before`, by outcome); the outcomes returned are the workers' totals."""
     target = base + count
     first_t = last_t = 0.0
     first_n = seen = base
     outcomes: Counter[str] = Counter()
     started = progressed = said = time.monotonic()
     while True:
-        if worker.proc.poll() is not None:
-            raise BenchError(f"worker {worker.name} exited with {worker.proc.returncode}; see {worker.log}")
-        look = consumed(worker, topics)
+        for worker in workers:
+            if worker.proc.poll() is not None:
+                raise BenchError(f"worker {worker.name} exited with {worker.proc.returncode}; see {worker.log}")
+        look = consumed(workers, topics)
         now = time.perf_counter()
         if look is not None:
             n, outcomes = look
@@ -208,8 +241,8 @@ def drain(worker: Worker, topics: set[str], base: float, count: int, before: Cou
         waited = time.monotonic() - (progressed if first_t else started)
         if waited > (STALL_TIMEOUT if first_t else FIRST_TIMEOUT):
             raise BenchError(
-                f"worker {worker.name} consumed {int(seen - base)} of {count} records and made no progress for "
-                f"{waited:.0f}s; see {worker.log}"
+                f"worker {workers[0].name} consumed {int(seen - base)} of {count} records and made no progress "
+                f"for {waited:.0f}s; see {', '.join(str(w.log) for w in workers)}"
             )
         if time.monotonic() - said >= 2:
             say(f"  consumed {int(seen - base)}/{count}")
@@ -411,8 +444,15 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
             f"latency-phase events in {time.perf_counter() - started:.1f}s"
         )
 
-        # throughput: one worker, the backlog stage by stage
-        worker: Worker | None = None
+        # throughput: one worker (or --workers of them in one group), the backlog stage by stage
+        count = int(getattr(args, "workers", None) or 1)
+        group: list[Worker] = []
+        if count > 1:
+            say(f"throughput: starting {count} {plan.worker} workers in one group")
+            group = [start_worker(settings, plan.worker, work, k) for k in range(count)]
+            workers += group
+            took = wait_for_group(settings, settings.group_id(plan.worker), count)
+            say(f"  the group settled with {count} members in {took:.1f}s")
         stage_topics: set[str] = set()
         total = Drained(0, 0.0, Counter())
         base = 0.0
@@ -421,23 +461,22 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
             stage_topics |= topics
             kinds = ", ".join(sorted(Counter(p.event_type for p in stage)))
             say(f"throughput, stage {i}/{len(plan.stages)}: publishing {len(stage)} records ({kinds})")
-            if worker is not None:  # held while the stage is published, so that it meets a backlog
-                os.kill(worker.proc.pid, signal.SIGSTOP)
+            for w in group:  # held while the stage is published, so that it meets a backlog
+                os.kill(w.proc.pid, signal.SIGSTOP)
             try:
                 took = publish(producer, stage)
             finally:
-                if worker is not None:
-                    os.kill(worker.proc.pid, signal.SIGCONT)
+                for w in group:
+                    os.kill(w.proc.pid, signal.SIGCONT)
             say(f"  published in {took:.1f}s ({len(stage) / took:,.0f}/s)")
-            if worker is None:
-                worker = start_worker(settings, plan.worker, work)
-                workers.append(worker)
-            got = drain(worker, stage_topics, base, len(stage), total.outcomes)
+            if not group:
+                group = [start_worker(settings, plan.worker, work)]
+                workers += group
+            got = drain(group, stage_topics, base, len(stage), total.outcomes)
             base += len(stage)
             total = Drained(total.records + got.records, total.seconds + got.seconds, got.outcomes)
             if got.seconds > 0:
                 say(f"  {got.records / got.seconds:,.0f} records/s over {got.seconds:.2f}s")
-        assert worker is not None
         per_s = total.records / total.seconds if total.seconds > 0 else None
         ends = end_offsets(settings, stage_topics)
         say("  " + check_committed(settings, settings.group_id(plan.worker), ends))
@@ -450,7 +489,7 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
                 beside = start_worker(settings, plan.beside, work)
                 workers.append(beside)
                 publish(producer, plan.warm)
-                drain(beside, {p.topic for p in plan.warm}, 0, len(plan.warm))
+                drain([beside], {p.topic for p in plan.warm}, 0, len(plan.warm))
             lat = latency(ctx, producer, plan)
         else:
             say(f"latency: {plan.latency}")
@@ -467,14 +506,16 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
         say("")
         say(f"outcomes:   {', '.join(f'{k} {v}' for k, v in sorted(total.outcomes.items()))}")
         if per_s:
-            say(f"throughput: {per_s:,.0f} records/s through one {plan.worker} worker ({plan.records} records)")
+            through = f"one {plan.worker} worker" if len(group) == 1 else f"{len(group)} {plan.worker} workers"
+            say(f"throughput: {per_s:,.0f} records/s through {through} ({plan.records} records)")
         if top.per_s:
             say(f"ceiling:    {top.per_s:,.0f} records/s read and decoded by a bare aiokafka consumer")
         for stream, values in lat.items():
             what = plan.latency.split(" (")[0] if stream == "main" else "credit beside it: publish -> credit.profile"
             say(latency_line(what, rate if stream == "main" else plan_rate(plan, stream), values))
         main = lat.get("main") if plan.steady else None
-        return Result(processor, plan.records, per_s, top.per_s, main or None, plan.rate if plan.steady else None)
+        rate_of = plan.rate if plan.steady else None
+        return Result(processor, plan.records, per_s, top.per_s, main or None, rate_of, len(group))
     finally:
         for w in workers:
             w.stop()

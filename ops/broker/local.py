@@ -1,4 +1,8 @@
-"""`tongcheng broker start|stop|status`: one KRaft node (broker+controller) and Apicurio.
+"""`tongcheng broker start|stop|status`: the KRaft nodes (broker+controller) and Apicurio.
+
+One combined node by default; with `TONGCHENG_BROKER_NODES=3` (`broker start --nodes 3`) a
+cluster of three combined nodes on loopback, from the same jars: a three-voter quorum and three
+brokers, so that one node may die while every topic keeps a leader and two in-sync replicas.
 
 The first start fetches Apache Kafka and Apicurio Registry through Maven into the cache
 directory, so later starts work offline. Processes are started in their own sessions and
@@ -17,6 +21,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -71,6 +76,41 @@ class Paths:
 
 def paths(settings: Settings) -> Paths:
     return Paths(settings.cache_dir, settings.data_dir)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node: its id, the name of its pid and log files, its ports and its data directory."""
+
+    id: int
+    name: str
+    client_port: int
+    controller_port: int
+    data: Path
+
+
+def nodes(settings: Settings, p: Paths | None = None) -> list[Node]:
+    """The local nodes: `kafka` (id 1, data in kafka/) alone, or `kafka-1` to `kafka-3`."""
+    p = p or paths(settings)
+    if settings.broker_nodes == 1:
+        return [Node(1, "kafka", settings.kafka_port, settings.controller_port, p.kafka_data)]
+    return [
+        Node(i + 1, f"kafka-{i + 1}", k, c, p.data / f"kafka-{i + 1}")
+        for i, (k, c) in enumerate(zip(settings.kafka_ports, settings.controller_ports, strict=True))
+    ]
+
+
+def node(settings: Settings, node_id: int | None = None) -> Node:
+    """The node with `node_id` (the only one when None on a single node)."""
+    found = nodes(settings)
+    if node_id is None:
+        if len(found) != 1:
+            raise BrokerError(f"the cluster has {len(found)} nodes: name one of ids 1 to {len(found)}")
+        return found[0]
+    for n in found:
+        if n.id == node_id:
+            return n
+    raise BrokerError(f"no node {node_id}; the nodes are {', '.join(str(n.id) for n in found)}")
 
 
 # --- prerequisites and artifacts -------------------------------------------------------------
@@ -185,33 +225,39 @@ def _spawn(p: Paths, name: str, cmd: list[str], cwd: Path) -> int:
     return proc.pid
 
 
-def _kafka_properties(settings: Settings, p: Paths, admin_secret: str | None) -> Path:
-    """server.properties; `admin_secret` None is the insecure mode (PLAINTEXT, no authorizer)."""
-    k, c = settings.kafka_port, settings.controller_port
+def _kafka_properties(settings: Settings, p: Paths, admin_secret: str | None, n: Node) -> Path:
+    """server.properties of node `n`; `admin_secret` None is the insecure mode (PLAINTEXT, no
+    authorizer). The internal topics (offsets, transactions) get the replication of the catalogue's."""
+    voters = ",".join(f"{m.id}@127.0.0.1:{m.controller_port}" for m in nodes(settings, p))
+    cluster = settings.broker_nodes > 1
+    rf, isr = (settings.replication_factor, settings.min_insync_replicas) if cluster else (1, 1)
     props = f"""# written by `tongcheng broker start`
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{c}
-listeners=CLIENT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}
-advertised.listeners=CLIENT://127.0.0.1:{k}
+node.id={n.id}
+controller.quorum.voters={voters}
+listeners=CLIENT://127.0.0.1:{n.client_port},CONTROLLER://127.0.0.1:{n.controller_port}
+advertised.listeners=CLIENT://127.0.0.1:{n.client_port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
-log.dirs={p.kafka_data / "logs"}
+log.dirs={n.data / "logs"}
 num.partitions=1
-offsets.topic.replication.factor=1
+default.replication.factor={rf}
+min.insync.replicas={isr}
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={isr}
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={isr}
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
+unclean.leader.election.enable=false
 """
     if admin_secret is None:
         props += "listener.security.protocol.map=CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
     else:
         props += _security_properties(settings, p, admin_secret)
-    path = p.kafka_data / "server.properties"
+    path = n.data / "server.properties"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the admin's secret
     with os.fdopen(fd, "w") as handle:
         handle.write(props)
@@ -261,38 +307,41 @@ def _java(heap: str) -> list[str]:
     return [shutil.which("java") or "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 
 
-def _format_marker(p: Paths) -> Path:
-    return p.kafka_data / "security"
+def _format_marker(n: Node) -> Path:
+    return n.data / "security"
 
 
-def _admin_secret(settings: Settings, p: Paths, formatted: bool) -> str | None:
+def _admin_secret(settings: Settings, n: Node, formatted: bool) -> str | None:
     """The admin's SCRAM secret for a secure start (None when insecure); refuses a data directory
     formatted without SCRAM credentials, which no secure client could use."""
     if settings.insecure:
         return None
-    marker = _format_marker(p)
+    marker = _format_marker(n)
     store = kafka_auth.secret_store(settings)
     if formatted and (not marker.exists() or marker.read_text().strip() != "scram"):
         raise BrokerError(
-            f"the broker data in {p.kafka_data} was formatted without SCRAM credentials (PLAINTEXT, no "
+            f"the broker data in {n.data} was formatted without SCRAM credentials (PLAINTEXT, no "
             "authentication), so no client could log in to it. Either start it as it was made, insecure "
             f"({ENV['security_protocol']}=PLAINTEXT or `tongcheng broker start --insecure-plaintext`), "
-            f"or stop it and delete {p.kafka_data} (its topics and events are lost) so that the next start "
+            f"or stop it and delete {n.data} (its topics and events are lost) so that the next start "
             "formats it with SCRAM users"
         )
     if formatted and kafka_auth.ADMIN not in store.read():
         raise BrokerError(
-            f"the broker data in {p.kafka_data} was formatted with SCRAM users, but {store.path} has no "
-            f"admin secret: restore that file, or delete {p.kafka_data} to start over"
+            f"the broker data in {n.data} was formatted with SCRAM users, but {store.path} has no "
+            f"admin secret: restore that file, or delete {n.data} to start over"
         )
     return store.ensure([kafka_auth.ADMIN])[kafka_auth.ADMIN]
 
 
-def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
-    p.kafka_data.mkdir(parents=True, exist_ok=True)
-    formatted = (p.kafka_data / "logs" / "meta.properties").exists()
-    secret = _admin_secret(settings, p, formatted)
-    props = _kafka_properties(settings, p, secret)
+def start_kafka(settings: Settings, p: Paths, say: Say, n: Node | None = None) -> int:
+    """Start node `n` (the only node when None), formatting its storage first if it is new; every
+    node of a cluster is formatted with the same cluster id, kept in the data directory."""
+    n = n or node(settings)
+    n.data.mkdir(parents=True, exist_ok=True)
+    formatted = (n.data / "logs" / "meta.properties").exists()
+    secret = _admin_secret(settings, n, formatted)
+    props = _kafka_properties(settings, p, secret, n)
     classpath = f"{p.kafka_libs}/*"
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
     if not formatted:
@@ -304,7 +353,7 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            _cluster_id(classpath),
+            _cluster_id(settings, p, classpath),
             "-c",
             str(props),
         ]
@@ -313,24 +362,31 @@ def start_kafka(settings: Settings, p: Paths, say: Say) -> int:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
-        _format_marker(p).write_text("plaintext\n" if secret is None else "scram\n")
-        say(f"formatted KRaft storage in {p.kafka_data / 'logs'}" + ("" if secret is None else " with SCRAM users"))
+        _format_marker(n).write_text("plaintext\n" if secret is None else "scram\n")
+        say(f"formatted KRaft storage in {n.data / 'logs'}" + ("" if secret is None else " with SCRAM users"))
     if secret is None:
         say(
             "WARNING: the broker listens with PLAINTEXT and no authentication or ACLs: "
             "anyone who reaches its port can read and write every topic"
         )
-    cmd = [*_java("1g"), log4j, f"-Dkafka.logs.dir={p.kafka_data}", "-cp", classpath, "kafka.Kafka", str(props)]
-    return _spawn(p, "kafka", cmd, p.kafka_data)
+    heap = "1g" if settings.broker_nodes == 1 else "512m"  # three JVMs share the machine with the workers
+    cmd = [*_java(heap), log4j, f"-Dkafka.logs.dir={n.data}", "-cp", classpath, "kafka.Kafka", str(props)]
+    return _spawn(p, n.name, cmd, n.data)
 
 
-def _cluster_id(classpath: str) -> str:
+def _cluster_id(settings: Settings, p: Paths, classpath: str) -> str:
+    """A new cluster id for a single node; the cluster's own, made once, for the nodes of a cluster."""
+    stored = p.data / "kafka-cluster-id"
+    if settings.broker_nodes > 1 and stored.exists():
+        return stored.read_text().strip()
     result = subprocess.run(
         [*_java("128m"), "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True
     )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
         raise BrokerError(f"kafka-storage random-uuid failed:\n{result.stdout}{result.stderr}")
+    if settings.broker_nodes > 1:
+        stored.write_text(lines[-1].strip() + "\n")
     return lines[-1].strip()
 
 
@@ -356,21 +412,45 @@ def as_admin(settings: Settings) -> Settings:
     return settings.with_(kafka_user=kafka_auth.ADMIN, kafka_password="")
 
 
-def kafka_ready(settings: Settings) -> bool:
-    if not _port_open(settings.kafka_port):
-        return False
+def live_brokers(settings: Settings) -> set[int]:
+    """The ids of the brokers the cluster describes as registered and unfenced (empty when none answers)."""
+    if not any(_port_open(port) for port in settings.kafka_ports):
+        return set()
     from kafka.admin import KafkaAdminClient
 
     try:
         auth = kafka_auth.client_config(as_admin(settings))
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=3000, **auth)
         try:
-            admin.describe_cluster()
-            return True
+            return {int(b["broker_id"]) for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")}
         finally:
             admin.close()
     except Exception:
-        return False
+        return set()
+
+
+def active_controller(settings: Settings) -> int | None:
+    """The node id of the quorum's leader, the active controller (DescribeQuorum; a client's
+    DescribeCluster names any broker as the controller in KRaft)."""
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        auth = kafka_auth.client_config(as_admin(settings))
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=3000, **auth)
+        try:
+            quorum = admin.describe_metadata_quorum()
+        finally:
+            admin.close()
+    except Exception:
+        return None
+    leader = quorum["topics"][0]["partitions"][0]["leader_id"]
+    return int(leader) if leader is not None and leader >= 0 else None
+
+
+def kafka_ready(settings: Settings, node_ids: set[int] | None = None) -> bool:
+    """Every node (or those of `node_ids`) answers and is registered as a broker."""
+    want = node_ids or {n.id for n in nodes(settings)}
+    return want <= live_brokers(settings)
 
 
 def ensure_users(settings: Settings) -> list[str]:
@@ -391,124 +471,148 @@ def registry_ready(settings: Settings) -> bool:
         return False
 
 
-def _wait(name: str, ready: Callable[[], bool], p: Paths, timeout: float, say: Say) -> None:
+def _wait(names: str | list[str], ready: Callable[[], bool], p: Paths, timeout: float, say: Say) -> None:
+    """Until `ready()`; a process of `names` that exits meanwhile fails with the end of its log."""
+    names = [names] if isinstance(names, str) else names
     deadline = time.monotonic() + timeout
-    pid = read_pid(p, name)
+    pids = {name: read_pid(p, name) for name in names}
     while time.monotonic() < deadline:
         if ready():
             return
-        if pid is not None and not _alive(pid):
-            tail = "\n".join(p.logfile(name).read_text(errors="replace").splitlines()[-20:])
-            raise BrokerError(f"{name} exited during start-up; the end of {p.logfile(name)}:\n{tail}")
+        for name, pid in pids.items():
+            if pid is not None and not _alive(pid):
+                tail = "\n".join(p.logfile(name).read_text(errors="replace").splitlines()[-20:])
+                raise BrokerError(f"{name} exited during start-up; the end of {p.logfile(name)}:\n{tail}")
         time.sleep(0.5)
-    raise BrokerError(f"{name} did not answer within {timeout:.0f}s; see {p.logfile(name)}")
+    logs = ", ".join(str(p.logfile(name)) for name in names)
+    raise BrokerError(f"{' and '.join(names)} did not answer within {timeout:.0f}s; see {logs}")
+
+
+def _start_one(name: str, ports: list[int], launch: Callable[[], int], p: Paths, say: Say) -> None:
+    pid = read_pid(p, name)
+    if pid and _alive(pid) and _ours(pid, str(p.data)):
+        say(f"{name} already running (pid {pid})")
+        return
+    for port in ports:
+        if _port_open(port):
+            raise BrokerError(
+                f"port {port} on 127.0.0.1 is taken by another process; choose another port "
+                f"(TONGCHENG_{'REGISTRY' if name == 'registry' else 'KAFKA'}_PORT) or stop it"
+            )
+    pid = launch()
+    say(f"started {name} (pid {pid}), log {p.logfile(name)}")
 
 
 def start(settings: Settings, say: Say = print, timeout: float = 120.0) -> None:
     p = paths(settings)
     p.data.mkdir(parents=True, exist_ok=True)
     ensure_artifacts(p, say)
-    marker = str(p.data)
-    for name, port, launch in (
-        ("kafka", settings.kafka_port, lambda: start_kafka(settings, p, say)),
-        ("registry", settings.registry_port, lambda: start_registry(settings, p)),
-    ):
-        pid = read_pid(p, name)
-        if pid and _alive(pid) and _ours(pid, marker):
-            say(f"{name} already running (pid {pid})")
-            continue
-        if _port_open(port):
-            raise BrokerError(
-                f"port {port} on 127.0.0.1 is taken by another process; choose another port "
-                f"(TONGCHENG_{'KAFKA' if name == 'kafka' else 'REGISTRY'}_PORT) or stop it"
-            )
-        pid = launch()
-        say(f"started {name} (pid {pid}), log {p.logfile(name)}")
-    _wait("kafka", lambda: kafka_ready(settings), p, timeout, say)
+    members = nodes(settings, p)
+    for n in members:
+        _start_one(n.name, [n.client_port, n.controller_port], partial(start_kafka, settings, p, say, n), p, say)
+    _start_one("registry", [settings.registry_port], partial(start_registry, settings, p), p, say)
+    _wait([n.name for n in members], lambda: kafka_ready(settings), p, timeout, say)
     if not settings.insecure:
         created = ensure_users(settings)
         if created:
             say(f"created SCRAM users {', '.join(created)}; their secrets are in {settings.secrets_file}")
-    _wait("registry", lambda: registry_ready(settings), p, timeout, say)
-    say(f"kafka    bootstrap {settings.bootstrap} ({settings.security_protocol})")
+    _wait(["registry"], lambda: registry_ready(settings), p, timeout, say)
+    quorum = f", {len(members)} combined KRaft nodes" if len(members) > 1 else ""
+    say(f"kafka    bootstrap {settings.bootstrap} ({settings.security_protocol}{quorum})")
     say(f"registry {settings.registry_url}")
 
 
+def _recorded(p: Paths) -> list[str]:
+    """The names of the Kafka nodes with a pid file in this data directory."""
+    return sorted(f.stem for f in p.data.glob("kafka*.pid"))
+
+
 def stop(settings: Settings, say: Say = print, timeout: float = 30.0) -> list[int]:
-    """Stop the processes `start` recorded; returns the pids it signalled."""
+    """Stop the processes `start` recorded (every node with a pid file, whatever the node count of
+    these settings); returns the pids it signalled. The nodes of a cluster are signalled together:
+    the last one left would otherwise wait for a quorum that has gone."""
     p = paths(settings)
-    stopped = []
-    for name in ("registry", "kafka"):
+    signalled: dict[str, int] = {}
+    for name in ("registry", *_recorded(p)):
         pid = read_pid(p, name)
         if pid is None:
             continue
         if _alive(pid) and _ours(pid, str(p.data)):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                say(f"{name} (pid {pid}) did not stop in {timeout:.0f}s; killed")
-            else:
-                say(f"stopped {name} (pid {pid})")
-            stopped.append(pid)
+            signalled[name] = pid
         else:
             say(f"{name}: pid {pid} is not running; clearing its pid file")
+            p.pidfile(name).unlink(missing_ok=True)
+    deadline = time.monotonic() + timeout
+    for name, pid in signalled.items():
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            say(f"{name} (pid {pid}) did not stop in {timeout:.0f}s; killed")
+        else:
+            say(f"stopped {name} (pid {pid})")
         p.pidfile(name).unlink(missing_ok=True)
-    if not stopped:
+    if not signalled:
         say("nothing to stop")
-    return stopped
+    return list(signalled.values())
 
 
-def signal_kafka(settings: Settings, sig: int) -> int:
-    """Send `sig` to only the Kafka process of a running stack (SIGSTOP freezes it, as a long pause
-    would); returns its pid. For drills and tests of a broker outage."""
+def signal_kafka(settings: Settings, sig: int, node_id: int | None = None) -> int:
+    """Send `sig` to only one Kafka node of a running stack (the only one when `node_id` is None;
+    SIGSTOP freezes it, as a long pause would); returns its pid. For drills and tests of an outage."""
     p = paths(settings)
-    pid = read_pid(p, "kafka")
+    n = node(settings, node_id)
+    pid = read_pid(p, n.name)
     if pid is None or not _alive(pid) or not _ours(pid, str(p.data)):
-        raise BrokerError(f"no running kafka started from {p.data}")
+        raise BrokerError(f"no running {n.name} started from {p.data}")
     os.kill(pid, sig)
     return pid
 
 
-def kill_kafka(settings: Settings, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
-    """Stop only the Kafka process of a running stack with `sig` (the registry keeps running) and
-    wait for it to exit; returns its pid. `restart_kafka` starts it again."""
+def kill_kafka(settings: Settings, sig: int = signal.SIGKILL, timeout: float = 30.0, node_id: int | None = None) -> int:
+    """Stop only one Kafka node of a running stack with `sig` (the registry and the other nodes keep
+    running) and wait for it to exit; returns its pid. `restart_kafka` starts it again."""
     p = paths(settings)
-    pid = signal_kafka(settings, sig)
+    n = node(settings, node_id)
+    pid = signal_kafka(settings, sig, n.id)
     deadline = time.monotonic() + timeout
     while _alive(pid):
         if time.monotonic() > deadline:
-            raise BrokerError(f"kafka (pid {pid}) still running {timeout:.0f}s after signal {sig}")
+            raise BrokerError(f"{n.name} (pid {pid}) still running {timeout:.0f}s after signal {sig}")
         time.sleep(0.1)
-    p.pidfile("kafka").unlink(missing_ok=True)
+    p.pidfile(n.name).unlink(missing_ok=True)
     return pid
 
 
-def restart_kafka(settings: Settings, say: Say = print, timeout: float = 120.0) -> int:
-    """Start Kafka again on the same data directory and ports after `kill_kafka`, and wait until it
-    answers; returns the new pid."""
+def restart_kafka(settings: Settings, say: Say = print, timeout: float = 120.0, node_id: int | None = None) -> int:
+    """Start a Kafka node again on the same data directory and ports after `kill_kafka`, and wait
+    until it is registered as a broker again; returns the new pid."""
     p = paths(settings)
-    pid = read_pid(p, "kafka")
+    n = node(settings, node_id)
+    pid = read_pid(p, n.name)
     if pid is not None and _alive(pid) and _ours(pid, str(p.data)):
-        raise BrokerError(f"kafka is still running (pid {pid})")
-    if _port_open(settings.kafka_port):
-        raise BrokerError(f"port {settings.kafka_port} on 127.0.0.1 is taken by another process")
-    pid = start_kafka(settings, p, say)
-    say(f"started kafka (pid {pid}), log {p.logfile('kafka')}")
-    _wait("kafka", lambda: kafka_ready(settings), p, timeout, say)
+        raise BrokerError(f"{n.name} is still running (pid {pid})")
+    for port in (n.client_port, n.controller_port):
+        if _port_open(port):
+            raise BrokerError(f"port {port} on 127.0.0.1 is taken by another process")
+    pid = start_kafka(settings, p, say, n)
+    say(f"started {n.name} (pid {pid}), log {p.logfile(n.name)}")
+    _wait([n.name], lambda: kafka_ready(settings, {n.id}) and _port_open(n.client_port), p, timeout, say)
     return pid
 
 
 def status(settings: Settings) -> list[tuple[str, str, str, str]]:
-    """(name, version, endpoint, state) rows."""
+    """(name, version, endpoint, state) rows: one per Kafka node, and the registry."""
     p = paths(settings)
+    live = live_brokers(settings)
     rows = []
-    for name, version, endpoint, ready in (
-        ("kafka", KAFKA_VERSION, settings.bootstrap, lambda: kafka_ready(settings)),
-        ("registry", f"apicurio {APICURIO_VERSION}", settings.registry_url, lambda: registry_ready(settings)),
-    ):
+    checks: list[tuple[str, str, str, Callable[[], bool]]] = [
+        (n.name, KAFKA_VERSION, f"127.0.0.1:{n.client_port}", partial(set.__contains__, live, n.id))
+        for n in nodes(settings, p)
+    ]
+    checks.append(("registry", f"apicurio {APICURIO_VERSION}", settings.registry_url, lambda: registry_ready(settings)))
+    for name, version, endpoint, ready in checks:
         pid = read_pid(p, name)
         if pid and _alive(pid):
             state = f"pid {pid}, " + ("ready" if ready() else "starting or not answering")

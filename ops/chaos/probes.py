@@ -40,6 +40,7 @@ WORKER_SETTINGS = (
     "circle_file",
     "topic_prefix",
     "kafka_port",
+    "broker_nodes",
     "registry_port",
     "data_dir",
     "metrics_port",
@@ -312,3 +313,43 @@ def latest_profiles(ctx: Context) -> dict[str, dict[str, Any]]:
         event = to_json(ctx.codec.decode(record.value, "CreditProfile"))
         latest[event["subject_id"]] = {k: v for k, v in event.items() if k != "meta"}
     return latest
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a partition lives: its leader, its replicas and its in-sync replicas (node ids)."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def placements(settings: Settings, topics: Iterable[str]) -> dict[tuple[str, int], Placement]:
+    """Each partition of `topics` as the cluster's metadata describes it now."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **client_config(settings))
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    return {
+        (t["name"], p["partition_index"]): Placement(
+            p["leader_id"], tuple(sorted(p["replica_nodes"])), tuple(sorted(p["isr_nodes"]))
+        )
+        for t in described
+        for p in t["partitions"]
+    }
+
+
+def leader_of_most(settings: Settings, topics: Iterable[str]) -> int:
+    """The node that leads the most partitions of `topics` (the lowest id among equals)."""
+    leaders = Counter(p.leader for p in placements(settings, topics).values() if p.leader >= 0)
+    return min(leaders, key=lambda node: (-leaders[node], node))
+
+
+def fully_replicated(settings: Settings, topics: Iterable[str]) -> bool:
+    """Every partition of `topics` has all its replicas in sync."""
+    try:
+        found = placements(settings, topics)
+    except KafkaError:
+        return False
+    return bool(found) and all(p.isr == p.replicas for p in found.values())

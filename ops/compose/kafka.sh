@@ -1,5 +1,6 @@
 #!/bin/sh
-# The compose stack's Kafka with SASL/SCRAM-SHA-512 and ACLs, as `tongcheng broker start` runs it:
+# One node of the compose stack's Kafka (NODE_ID 1, 2 or 3) with SASL/SCRAM-SHA-512 and ACLs, as
+# `tongcheng broker start --nodes 3` runs them:
 # the admin's secret comes from the secrets file `tongcheng broker secrets` wrote into the shared
 # volume; it is the controller listener's static PLAIN entry and the first SCRAM user, added when
 # the storage is formatted (the other users and the ACLs come from `tongcheng topics apply`).
@@ -14,6 +15,8 @@ props=/tmp/server.properties
 umask 077
 cp /opt/tongcheng/server.properties "$props"
 cat >> "$props" <<PROPS
+node.id=$NODE_ID
+advertised.listeners=CLIENT://kafka-$NODE_ID:9092
 listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$secret";
 listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$secret" user_admin="$secret";
 PROPS

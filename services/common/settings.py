@@ -27,6 +27,7 @@ ENV: dict[str, str] = {
     "registry_url": "TONGCHENG_REGISTRY_URL",
     "kafka_port": "TONGCHENG_KAFKA_PORT",
     "controller_port": "TONGCHENG_CONTROLLER_PORT",
+    "broker_nodes": "TONGCHENG_BROKER_NODES",
     "registry_port": "TONGCHENG_REGISTRY_PORT",
     "data_dir": "TONGCHENG_DATA_DIR",
     "cache_dir": "TONGCHENG_CACHE_DIR",
@@ -64,6 +65,11 @@ LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 
 DEV_PERSON_SALT = "tongcheng-development-salt"
+#: how many KRaft nodes the local broker runs: one, or a cluster of three on loopback
+BROKER_NODES = (1, 3)
+#: node i (0, 1, 2) of a local cluster listens on kafka_port + i * NODE_PORT_STEP (clients) and
+#: controller_port + i * NODE_PORT_STEP (its controller)
+NODE_PORT_STEP = 10
 #: derived settings that are paths (None until derived)
 _PATHS = ("tokens_file", "secrets_file", "ssl_cafile")
 
@@ -87,6 +93,8 @@ class Settings:
     registry_url: str = ""
     kafka_port: int = 9092
     controller_port: int = 9093
+    #: 1: one combined KRaft node (replication 1); 3: a cluster of three (replication 3, min.insync.replicas 2)
+    broker_nodes: int = 1
     registry_port: int = 8081
     data_dir: Path = field(default_factory=_default_data_dir)
     cache_dir: Path = field(default_factory=_default_cache_dir)
@@ -137,7 +145,7 @@ class Settings:
         defaults = {
             "circle": circle,
             "topic_prefix": prefix,
-            "bootstrap": f"127.0.0.1:{self.kafka_port}",
+            "bootstrap": ",".join(f"127.0.0.1:{port}" for port in self.kafka_ports),
             "registry_url": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
             "database_url": f"sqlite:///{self.data_dir / 'tongcheng.db'}",
             "tokens_file": self.data_dir / "tokens.json",
@@ -163,6 +171,10 @@ class Settings:
             )
         if self.lang not in ("zh-CN", "en"):
             raise ConfigError(f"{ENV['lang']} must be zh-CN or en, not {self.lang!r}")
+        if self.broker_nodes not in BROKER_NODES:
+            raise ConfigError(
+                f"{ENV['broker_nodes']} must be 1 (one node) or 3 (a cluster of three), not {self.broker_nodes}"
+            )
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigError(
                 f"{ENV['security_protocol']} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
@@ -200,12 +212,27 @@ class Settings:
         return self.security_protocol == "PLAINTEXT"
 
     @property
+    def kafka_ports(self) -> list[int]:
+        """The client port of each local KRaft node."""
+        return [self.kafka_port + i * NODE_PORT_STEP for i in range(self.broker_nodes)]
+
+    @property
+    def controller_ports(self) -> list[int]:
+        """The controller port of each local KRaft node."""
+        return [self.controller_port + i * NODE_PORT_STEP for i in range(self.broker_nodes)]
+
+    @property
+    def clustered(self) -> bool:
+        """Replicated topics: the production profile, or a local cluster of three nodes."""
+        return self.profile == "production" or self.broker_nodes == 3
+
+    @property
     def replication_factor(self) -> int:
-        return 3 if self.profile == "production" else 1
+        return 3 if self.clustered else 1
 
     @property
     def min_insync_replicas(self) -> int:
-        return 2 if self.profile == "production" else 1
+        return 2 if self.clustered else 1
 
     def group_id(self, service: str) -> str:
         """A service's consumer group (and faust app id, which prefixes its table changelogs)."""

@@ -28,7 +28,7 @@ from kafka.errors import KafkaError
 from consumers.subscriber import Subscriber
 from ops.bench.workload import credit_records
 from ops.broker import local
-from ops.chaos.probes import state_counts, stop_worker, wait_until
+from ops.chaos.probes import latest_profiles, oracle_of, state_counts, stop_worker, topic_events, wait_until
 from services.common.context import Context
 from services.common.kafka_auth import client_config
 from services.common.settings import Settings
@@ -279,7 +279,10 @@ def dead_letter_reasons(bus: Bus) -> dict[str, int]:
 
 def test_a_killed_member_s_partitions_move_to_the_other(bus: Bus) -> None:
     """Two workers in one group split the partitions; one is SIGKILLed; records on every partition
-    are processed again by the other, in under 15 s."""
+    are processed again by the other, in under 15 s, and the final state is a single worker's: the
+    profiles equal a clean run's over the topic (the pure rules in order, which one worker's run
+    gives: test_kills_at_random_points_end_as_a_clean_run), the survivor's counts cover every record
+    once, and each refused record is dead-lettered once."""
     first, second = start(bus), start(bus, TONGCHENG_METRICS_PORT=str(METRICS + 50))
 
     def owned(port: int) -> int:
@@ -290,15 +293,29 @@ def test_a_killed_member_s_partitions_move_to_the_other(bus: Bus) -> None:
         bus.send(bus.prepare(200, 200, seed=30))
         wait_until("both workers own partitions", lambda: owned(METRICS + 1) and owned(METRICS + 51), timeout=90)
         wait_until("caught up", bus.caught_up, timeout=60)
+        split = owned(METRICS + 1), owned(METRICS + 51)
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed = time.monotonic()
         bus.send(bus.prepare(200, 200, seed=31))
         wait_until("the survivor took over", bus.caught_up, timeout=60)
         took = time.monotonic() - killed
+        port = METRICS + 51
+        wait_until("the survivor's counts cover every record", lambda: state_counts(port, bus.topic)["offset"] == 400)
+        counts = state_counts(port, bus.topic)
     finally:
         for w in (first, second):
             if w.poll() is None:
                 stop_worker(w)
-    print(f"failover: every partition processed again {took:.1f} s after the SIGKILL")
+    print(f"failover: partitions split {split}; every partition processed again {took:.1f} s after the SIGKILL")
     assert took <= 15.0
+    assert sum(split) == 6
+
+    events = topic_events(bus.ctx, "credit.record")
+    expected, refused = oracle_of(events, NOW)
+    latest = latest_profiles(bus.ctx)
+    wrong = [sid for sid, p in expected.items() if latest.get(sid) != p]
+    assert not wrong, f"{len(wrong)} of {len(expected)} profiles differ from one worker's run; the first: {wrong[0]}"
+    assert set(latest) == set(expected)
+    assert counts["applied"] + counts["duplicate"] + counts["rejected"] == 400
+    assert counts["rejected"] == refused == bus.dead_letters()
