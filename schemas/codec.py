@@ -40,7 +40,7 @@ LATEST = datetime(9001, 1, 1, tzinfo=UTC)  # exclusive
 MAX_DEPTH = 32
 
 
-def _fullname(name: str, namespace: str | None) -> str:
+def fullname(name: str, namespace: str | None) -> str:
     return name if "." in name else f"{namespace or NAMESPACE}.{name}"
 
 
@@ -53,7 +53,7 @@ def _collect_named(schema: Any, namespace: str | None, out: dict[str, dict[str, 
         kind = schema.get("type")
         if kind in ("record", "enum", "fixed"):
             ns = schema.get("namespace", namespace)
-            full = _fullname(schema["name"], ns)
+            full = fullname(schema["name"], ns)
             out[full] = schema
             for f in schema.get("fields", []):
                 _collect_named(f["type"], ns, out)
@@ -70,7 +70,7 @@ def _inline(schema: Any, namespace: str | None, defs: Mapping[str, dict[str, Any
     if isinstance(schema, str):
         if schema in PRIMITIVES:
             return schema
-        full = _fullname(schema, namespace)
+        full = fullname(schema, namespace)
         if full in seen:
             return full
         if full not in defs:
@@ -84,7 +84,7 @@ def _inline(schema: Any, namespace: str | None, defs: Mapping[str, dict[str, Any
     out = dict(schema)
     if kind in ("record", "enum", "fixed"):
         ns = schema.get("namespace", namespace)
-        full = _fullname(schema["name"], ns)
+        full = fullname(schema["name"], ns)
         seen.add(full)
         out["name"] = full.rsplit(".", 1)[1]
         out["namespace"] = full.rsplit(".", 1)[0]
@@ -132,6 +132,11 @@ class SchemaCatalogue:
 
     def schema(self, name: str) -> dict[str, Any]:
         return self._expanded[name]
+
+    @property
+    def definitions(self) -> dict[str, dict[str, Any]]:
+        """Every named type of the catalogue by its full name (`tongcheng.v1.Subject`)."""
+        return self._defs
 
     def text(self, name: str) -> str:
         return self._texts[name]
@@ -342,11 +347,9 @@ class JsonConverter:
 
     def convert(self, schema_name: str, value: Any) -> dict[str, Any]:
         schema = self.catalogue.schema(schema_name)
-        # every named type up front: a type is defined at its first use, which an input may skip
-        # (an empty list of targets), and still be referenced later
-        names: dict[str, Any] = {}
-        _collect_named(schema, None, names)
-        result = self._value(schema, value, "", names)
+        # named types are looked up in the catalogue's definitions, not where the expanded schema
+        # defines them: that is their first use, which an input may skip (an empty list of targets)
+        result = self._value(schema, value, "", self.catalogue.definitions)
         assert isinstance(result, dict)
         return result
 
@@ -356,7 +359,7 @@ class JsonConverter:
         if isinstance(schema, str):
             if schema in PRIMITIVES:
                 return _primitive(schema, value, path)
-            return self._value(names[_fullname(schema, None)], value, path, names)
+            return self._value(names[fullname(schema, None)], value, path, names)
         kind = schema["type"]
         logical = schema.get("logicalType")
         if logical == "timestamp-millis":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import PRIMITIVES, SchemaCatalogue, _collect_named, _fullname
+from schemas.codec import PRIMITIVES, SchemaCatalogue, fullname
 
 INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
@@ -95,9 +95,7 @@ class JsonSchemas:
     def event(self, schema_name: str) -> dict[str, Any]:
         """The request body of one input event type."""
         expanded = self.catalogue.schema(schema_name)
-        names: dict[str, dict[str, Any]] = {}
-        _collect_named(expanded, None, names)
-        out = self._value(expanded, None, names)
+        out = self._value(expanded, None, self.catalogue.definitions)
         meta = out["properties"]["meta"]
         meta["required"] = []
         meta["description"] = (
@@ -113,7 +111,7 @@ class JsonSchemas:
         if isinstance(schema, str):
             if schema in PRIMITIVES:
                 return _primitive(schema)
-            return self._value(names[_fullname(schema, namespace)], namespace, names)
+            return self._value(names[fullname(schema, namespace)], namespace, names)
         logical = schema.get("logicalType")
         if logical == "timestamp-millis":
             return dict(TIMESTAMP)

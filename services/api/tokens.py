@@ -26,7 +26,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -42,9 +41,6 @@ DEFAULT_TTL_DAYS = 90
 MAX_TTL_DAYS = 397
 #: requests per second a token may make, on average, unless it says otherwise; bursts of twice that
 DEFAULT_RATE = 20.0
-#: how often the running API looks at the token file: a stat() per request costs microseconds, so
-#: every request; an issue or a revocation counts from the next request on
-RELOAD_SECONDS = 0.0
 PREFIX = "tc_"
 log = logging.getLogger(__name__)
 
@@ -148,11 +144,9 @@ class _Snapshot:
 class TokenStore:
     """The token file. Readers get a snapshot that is re-read when the file changes."""
 
-    def __init__(self, path: Path, reload_seconds: float = RELOAD_SECONDS) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.reload_seconds = reload_seconds
         self._lock = threading.Lock()
-        self._checked = 0.0
         self._snapshot = self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -187,20 +181,19 @@ class TokenStore:
         return snap
 
     def current(self) -> _Snapshot:
-        """The tokens as the file says now, looked at no more than once per `reload_seconds`. A
-        file that cannot be read keeps the last good snapshot (and says so once per change)."""
-        now = time.monotonic()
-        if now - self._checked < self.reload_seconds:
+        """The tokens as the file says now: its inode, mtime and size are looked at on each call (a
+        stat() costs microseconds) and it is read again when they change. A file that cannot be
+        read keeps the last good snapshot (and says so once per change)."""
+        stamp = self._stamp()
+        if stamp == self._snapshot.stamp:
             return self._snapshot
         with self._lock:
-            if now - self._checked >= self.reload_seconds:
-                self._checked = now
-                if self._stamp() != self._snapshot.stamp:
-                    try:
-                        self._snapshot = self._load()
-                    except ConfigError as exc:
-                        log.error("token file not reloaded: %s", exc)
-                        self._snapshot.stamp = self._stamp()
+            if stamp != self._snapshot.stamp:
+                try:
+                    self._snapshot = self._load()
+                except ConfigError as exc:
+                    log.error("token file not reloaded: %s", exc)
+                    self._snapshot = replace(self._snapshot, stamp=stamp)
         return self._snapshot
 
     def tokens(self) -> list[Token]:
@@ -238,7 +231,6 @@ class TokenStore:
                 out.flush()
                 os.fsync(out.fileno())
             tmp.replace(self.path)
-        self._checked = 0.0
         self._snapshot = self._load()
 
     def issue(

@@ -31,7 +31,8 @@ def _render(path: tuple[str | int, ...]) -> str:
 
 def loads_event(data: bytes | str) -> Any:
     """One event's JSON text as Python values, or `Rejected`: too large, not JSON, integers of more
-    than 4,300 digits (Python's limit), or nested deeper than any event can be."""
+    than 4,300 digits (Python's limit), or nested beyond the parser's recursion limit. (How deep an
+    event may nest is checked with its contents, in `Validator.from_json`.)"""
     size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > MAX_PAYLOAD_BYTES:
         raise Rejected(Reason.PAYLOAD_TOO_LARGE, f"event is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
@@ -41,7 +42,6 @@ def loads_event(data: bytes | str) -> Any:
         raise Rejected(Reason.SCHEMA_INVALID, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
         raise Rejected(Reason.SCHEMA_INVALID, f"not JSON: {str(exc)[:200]}") from None
-    check_depth(obj)
     return obj
 
 

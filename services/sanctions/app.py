@@ -119,7 +119,6 @@ class SanctionService(StreamService):
             ended = self.rules.left_window(entry, today)
             if ended is not None:
                 entry = feedback.track(entry, ended, now, self.window_days, self.rules.feedback_lists)
-                entry["profile_revision"] = ended.get("profile_revision", 0)
                 self.entries[key] = entry
                 await self.emit(entry, None, now)
                 await self.emit_tracking(entry, None, now)

@@ -186,8 +186,8 @@ class SanctionRules:
                 for r in active
                 if r["polarity"] == "NEGATIVE" and r["severity"] == "GENERAL" and _day(r["decision_date"]) >= since
             ]
-            cities = {r["source_city"] for r in found}
-            return found if len(found) >= rule.min_records and len(cities) >= rule.min_cities else []
+            held = self.in_window(rule, ((_day(r["decision_date"]), r["source_city"]) for r in found), today)
+            return found if held else []
         positives = [r for r in active if r["polarity"] == "POSITIVE"]
         return positives if profile["grade"] == "A" and len(positives) >= rule.min_records else []
 

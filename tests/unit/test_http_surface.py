@@ -20,7 +20,7 @@ from services.api.problems import Problem
 from services.api.tokens import TokenStore
 from services.common.circle import load_circle
 from services.common.errors import Rejected
-from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
+from services.common.validation import MAX_PAYLOAD_BYTES, check_depth, loads_event
 from tests.conftest import example
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
 
@@ -53,7 +53,7 @@ def test_issue_refuses_what_makes_no_sense(tmp_path: Path) -> None:
 
 def test_a_running_store_sees_issues_and_revocations_of_another_process(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
-    api = TokenStore(path, reload_seconds=0.0)  # the API's store
+    api = TokenStore(path)  # the API's store
     cli = TokenStore(path)  # `tongcheng token`, another process
     token, clear = cli.issue("340500", now=NOW)
     assert api.check(clear, NOW).token is not None
@@ -106,7 +106,6 @@ def test_purpose_is_percent_decoded_and_bounded() -> None:
     ("text", "detail"),
     [
         ("[" * 5000 + "]" * 5000, "nested deeper than 32 levels"),
-        ('{"a":' * 40 + "1" + "}" * 40, "nested deeper than 32 levels"),
         ('{"n": ' + "9" * 5000 + "}", "not JSON"),
         ("\xff", "not JSON"),
     ],
@@ -114,6 +113,12 @@ def test_purpose_is_percent_decoded_and_bounded() -> None:
 def test_unparseable_bodies_are_refused(text: str, detail: str) -> None:
     with pytest.raises(Rejected, match=detail):
         loads_event(text.encode("latin-1") if text == "\xff" else text)
+
+
+def test_an_event_nested_deeper_than_any_schema_is_refused_before_it_is_read() -> None:
+    with pytest.raises(Rejected, match="nested deeper than 32 levels"):
+        check_depth(json.loads('{"a":' * 40 + "1" + "}" * 40))
+    check_depth(json.loads('{"a":' * 30 + "1" + "}" * 30))  # within the limit: no error
 
 
 def test_an_oversized_body_is_refused() -> None:
