@@ -16,10 +16,18 @@ from services.common.context import Context
 from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import clocked_settings, dead_letters, latest, metric_at, provisioned, spawn_worker
+from tests.integration.conftest import (
+    PORT_SHIFT,
+    clocked_settings,
+    dead_letters,
+    latest,
+    metric_at,
+    provisioned,
+    spawn_worker,
+)
 from topics.publisher import Publisher
 
-METRICS_PORT = 19400
+METRICS_PORT = 19400 + PORT_SHIFT
 NOW = datetime.now(UTC)
 
 

@@ -25,10 +25,18 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import clocked_settings, dead_letters, metric_at, provisioned, read_until, spawn_worker
+from tests.integration.conftest import (
+    PORT_SHIFT,
+    clocked_settings,
+    dead_letters,
+    metric_at,
+    provisioned,
+    read_until,
+    spawn_worker,
+)
 from topics.publisher import Publisher
 
-METRICS = 19800
+METRICS = 19800 + PORT_SHIFT
 EMERGENCY, SUPERVISION = METRICS + 4, METRICS + 5
 T = datetime.now(UTC).replace(microsecond=0)
 

@@ -11,6 +11,7 @@ from kafka.structs import OffsetAndMetadata
 from ops.lag_exporter import serve
 from services.common.context import Context
 from services.common.kafka_auth import client_config
+from tests.integration.conftest import PORT_SHIFT
 
 
 def samples(text: str, name: str) -> dict[tuple[str, ...], float]:
@@ -48,7 +49,7 @@ def test_lag_is_end_offset_minus_committed_offset(ctx: Context) -> None:
     )
     consumer.close()
 
-    port = 19308
+    port = 19308 + PORT_SHIFT
     serve(ctx.settings, port)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     assert "kafka_up 1.0" in text

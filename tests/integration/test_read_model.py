@@ -31,8 +31,9 @@ from services.common.context import Context
 from services.common.identifiers import uscc_check_char
 from services.common.kafka_auth import client_config
 from services.common.metrics import Metrics
+from tests.integration.conftest import PORT_SHIFT
 
-PG_PORT = 15432
+PG_PORT = 15432 + PORT_SHIFT
 AS_OF = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 

@@ -21,7 +21,15 @@ from services.common.context import Context
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 from services.sanctions.rules import RULES
-from tests.integration.conftest import clocked_settings, dead_letters, latest, metric_at, provisioned, spawn_worker
+from tests.integration.conftest import (
+    PORT_SHIFT,
+    clocked_settings,
+    dead_letters,
+    latest,
+    metric_at,
+    provisioned,
+    spawn_worker,
+)
 from tests.integration.test_credit import profiles, record, uscc
 from topics.publisher import Publisher
 
@@ -94,7 +102,7 @@ def test_grade_a_with_two_positives_is_red(chain: Context) -> None:
     assert {m["code"] for m in got["measures"]} == {"GREEN_CHANNEL", "TOLERANT_ACCEPTANCE", "INSPECTION_REDUCED"}
 
 
-SANCTIONS_METRICS = 19700 + 3
+SANCTIONS_METRICS = 19700 + PORT_SHIFT + 3
 
 
 def ratio(city: str) -> float:

@@ -27,12 +27,12 @@ from services.common.context import Context
 from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import example
-from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
+from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import INPUT_TYPES, OWNER
 from topics.provenance import SIGNATURE_HEADER, Signer
 from topics.publisher import Prepared, Publisher
 
-METRICS = 19900
+METRICS = 19900 + PORT_SHIFT
 SERVICES = ("credit", "sanctions", "emergency", "supervision", "readmodel")
 T = datetime.now(UTC).replace(microsecond=0)
 SUBJECT = "91320106MA1XY31255"
