@@ -62,7 +62,7 @@ PORTS = {
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 RATE = 200  # credit records a second
 TICK = 0.1
-DOWN = 15.0  # seconds the broker stays away
+DOWN = 10.0  # seconds the broker stays away
 CREDIT_PORT = PORTS["metrics_port"] + 1
 #: what the workload itself has refused (its REPAIRs before their time); a fault must add nothing else
 NEVER = {"unknown_schema", "internal_error"}
@@ -148,7 +148,7 @@ def test_workers_survive_a_broker_restart(outage_stack: Settings) -> None:
         sender.start()
         wait_until("profiles reach the read model", lambda: profile_rows(settings.database_url), timeout=60)
         before = {n: Sample.of(w.pid, logs[n], time.monotonic()) for n, w in workers.items()}
-        time.sleep(4)
+        time.sleep(2)
         local.kill_kafka(settings, signal.SIGKILL)
         killed = time.monotonic()
         down = {n: Sample.of(w.pid, logs[n], killed) for n, w in workers.items()}
@@ -158,7 +158,7 @@ def test_workers_survive_a_broker_restart(outage_stack: Settings) -> None:
         back = time.monotonic()
         restarted = {n: Sample.of(w.pid, logs[n], back) for n, w in workers.items()}
         print(f"broker away {back - killed:.1f} s")
-        time.sleep(8)  # publishing on after the return
+        time.sleep(4)  # publishing on after the return
         feed.stop.set()
         sender.join(15)
         assert producer.close(timeout=20), "the publisher could not deliver what it had pending"
