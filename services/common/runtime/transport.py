@@ -17,6 +17,16 @@ Offsets of batch topics are committed by the processor once a batch's outputs an
 acknowledged (`commit_processed`); faust's own commit loop never sees them, because the batch
 path does not use faust's acked-offset bookkeeping (whose off-by-one and gap handling are the
 subject of faust-streaming #48, #312 and #606).
+
+Records fetched and not delivered are put back (`_put_back`): a fetch that returns while the flow
+is stopped for a rebalance, records of a paused partition, a delivery cut short. Taking records
+from aiokafka moves the partition's position past them; faust's answer to a dropped fetch
+(`perform_seek`, in `Consumer.getmany` as here) moves back only partitions with committed offsets.
+A changelog partition has none: when the recovery of the new generation had already sought it
+and its records came back in a fetch that was then dropped, nothing read them again, and the
+recovery waited for them for ever (seen as "No event received for active tp ... since recovery
+start"; the recovery stall of faust-streaming #21 and #74). A worker whose partner was SIGKILLed
+then never took the partner's partitions over.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -85,23 +95,33 @@ class Consumer(driver.Consumer):
                     continue
                 if not self.flow_active:
                     # a rebalance began while these were fetched: as faust does, go back to the
-                    # committed offsets; the recovery that follows seeks every partition again.
-                    # (Not a generation check around the fetch: the fetch waits for the flow to
-                    # resume, so the first records of a recovery would be dropped and never read
-                    # again, and the recovery would wait for them for ever.)
+                    # committed offsets, and put back what was fetched of partitions without one
+                    # (the changelogs a recovery reads). (Not a generation check around the fetch:
+                    # the fetch waits for the flow to resume, so it would drop the first records
+                    # of a recovery.)
                     await self.perform_seek()
+                    await self._put_back(records)
                     continue
                 batches: dict[str, dict[TP, Sequence[Any]]] = {}
-                for tp, tp_records in records.items():
+                undelivered: dict[TP, Sequence[Any]] = {}  # of paused partitions, or after the flow stopped
+                fetched_items = list(records.items())
+                for i, (tp, tp_records) in enumerate(fetched_items):
                     if active is not None and tp not in active:
-                        continue
-                    if tp.topic in self._batch_handlers:
+                        undelivered[tp] = tp_records
+                    elif tp.topic in self._batch_handlers:
                         batches.setdefault(tp.topic, {})[tp] = tp_records
-                    else:
-                        await self._deliver_each(tp, tp_records)
-                for topic, fetched in batches.items():
+                    elif not await self._deliver_each(tp, tp_records):
+                        undelivered.update(fetched_items[i + 1 :])
+                        undelivered.update((btp, r) for held in batches.values() for btp, r in held.items())
+                        batches = {}
+                        break
+                await self._put_back(undelivered)
+                topics = list(batches.items())
+                for k, (topic, fetched) in enumerate(topics):
                     if not self.flow_active:
-                        break  # a revocation began: after it, these are read again from the commit
+                        # a revocation began: these are read again from where they start
+                        await self._put_back({tp: r for _, held in topics[k:] for tp, r in held.items()})
+                        break
                     work = asyncio.ensure_future(self._batch_handlers[topic](fetched))
                     self._in_flight = work
                     try:
@@ -122,14 +142,65 @@ class Consumer(driver.Consumer):
                 return
             raise
 
-    async def _deliver_each(self, tp: TP, records: Sequence[Any]) -> None:
-        """faust's own path, one message at a time: changelogs (recovery, standbys), other topics."""
+    async def _deliver_each(self, tp: TP, records: Sequence[Any]) -> bool:
+        """faust's own path, one message at a time: changelogs (recovery, standbys), other topics.
+
+        When the flow stops (a rebalance) the rest, from the record whose delivery it cut short,
+        is put back, and False returned."""
         get_read_offset = self._read_offset.__getitem__
-        for record in records:
+        for i, record in enumerate(records):
             r_offset = get_read_offset(tp)
             if r_offset is None or record.offset >= r_offset:
-                await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                if self.flow_active:
+                    await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                if not self.flow_active:
+                    await self._put_back({tp: records[i:]})
+                    return False
                 self._read_offset[tp] = record.offset
+        return True
+
+    async def _put_back(self, dropped: Mapping[TP, Sequence[Any]]) -> None:
+        """Move each partition whose fetched records were not delivered back to the first of them.
+
+        Only ever backwards: a partition already at or before that record (sought since, by a
+        recovery or to its commit) stays. Reading a record twice is safe on every path (the
+        recovery skips changelog offsets it has, the processors offsets their state has)."""
+        firsts = {tp: records[0].offset for tp, records in dropped.items() if records}
+        if not firsts:
+            return
+        try:
+            moved = await self._rewind(firsts)
+        except (KafkaError, ConsumerStoppedError) as exc:
+            log.info("fetched records not put back (%s: %s); the next recovery seeks again", type(exc).__name__, exc)
+            return
+        for tp in moved:
+            self._read_offset[tp] = firsts[tp] or None
+        if moved:
+            log.info("put back the undelivered records of %d partition(s) for the next fetch", len(moved))
+
+    async def _rewind(self, firsts: Mapping[TP, int]) -> list[TP]:
+        """Seek the assigned partitions of `firsts` that are past their offset back to it, in the
+        consumer's thread (where recoveries seek too, so no seek comes in between); the moved ones."""
+        thread = cast(Any, self._thread)
+        aiokafka_consumer = thread._ensure_consumer()
+
+        async def rewind() -> list[TP]:
+            moved = []
+            assigned = aiokafka_consumer.assignment()
+            for tp, first in firsts.items():
+                atp = driver.ensure_aiokafka_TP(tp)
+                if atp not in assigned:
+                    continue
+                try:
+                    position = await asyncio.wait_for(aiokafka_consumer.position(atp), 1.0)
+                except (TimeoutError, IllegalStateError):
+                    continue  # being reset or no longer ours: whoever sets it next decides
+                if position > first:
+                    aiokafka_consumer.seek(atp, first)
+                    moved.append(tp)
+            return moved
+
+        return cast(list[TP], await thread.call_thread(rewind))
 
     async def wait_empty(self) -> None:
         """Before a revocation or a stop: also wait for the batch in hand and its commit (faust #502:
