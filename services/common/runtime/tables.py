@@ -136,6 +136,9 @@ class StateTable:
     def put(self, key: bytes, value: Any, partition: int | None = None) -> None:
         if partition is None:
             partition = partition_of(key, self.partitions)
+        if self._labels is None and self._when is None:  # nothing to take back: no read
+            self._pending[key] = (Entry(value, None, None), partition)
+            return
         old = self._entry(key)
         now = self.clock()
         labels = tuple(self._labels(value, now)) if self._labels is not None else None
