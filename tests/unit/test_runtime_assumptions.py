@@ -486,6 +486,37 @@ def test_memory_table_forgets_keys_of_revoked_partitions(tmp_path: Path) -> None
     run(check())
 
 
+def test_memory_store_writes_its_dict_by_item_update_and_pop(tmp_path: Path) -> None:
+    """indexes.FiledDict keeps the memory store's due entries in moment order by overriding the
+    dict's item writes, `update` and `pop`: the only ways faust's memory store changes its dict
+    (writes, recovered changelog batches, tombstones, partitions given away)."""
+    from faust.stores import memory
+
+    assert "self.data.update(" in source(memory.Store.apply_changelog_batch), (
+        f"{BROKEN}: the memory store no longer applies a changelog batch with dict.update (indexes.FiledDict)"
+    )
+    assert "self.data.pop" in source(memory.Store.apply_changelog_batch)
+    assert "self.data.pop(" in source(memory.Store.on_recovery_completed), (
+        f"{BROKEN}: the memory store no longer drops a partition's keys with dict.pop (indexes.FiledDict)"
+    )
+
+
+def test_rocksdb_databases_read_a_range_from_a_seek(tmp_path: Path) -> None:
+    """indexes.rocksdb_ready reads the due entries of a partition's database from a seek."""
+    rocksdict = pytest.importorskip("rocksdict")
+    from services.common.runtime.indexes import due_key, rocksdb_ready
+
+    db = rocksdict.Rdict(str(tmp_path / "db"), options=rocksdict.Options(raw_mode=True))
+    try:
+        for key in (due_key("2026-03-02", b"b"), due_key("2026-03-01", b"a"), due_key("2026-03-09", b"c"), b"doc"):
+            db.put(key, b"\x01")
+        assert list(rocksdb_ready([db], "2026-03-02")) == [due_key("2026-03-01", b"a"), due_key("2026-03-02", b"b")], (
+            f"{BROKEN}: rocksdict's Rdict.iter()/seek/valid/key/next (indexes.rocksdb_ready)"
+        )
+    finally:
+        db.close()
+
+
 # --- 6. aiokafka producer: record batches and topic tracking ----------------------------------
 
 
