@@ -16,10 +16,11 @@ import faust
 from services.common.context import Context
 from services.common.localtime import local_date
 from services.common.metrics import Metrics
-from services.common.runtime import DueIndex, Record, StreamService, Tally, run_worker
+from services.common.runtime import Record, StreamService, run_worker
 from services.common.settings import Settings
 from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
+from services.credit.state import SUBJECTS
 
 SERVICE = "credit"
 METRICS_OFFSET = 1
@@ -32,14 +33,14 @@ class CreditService(StreamService):
 
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
-        self.subjects = self.proc.table("subjects", self.partitions("credit.record"))
+        self.subjects = self.proc.table("subjects", self.partitions("credit.record"), SUBJECTS)
+        #: subjects per grade, and by the day their profile next changes on the clock alone
+        self.subjects.count_by(lambda state, now: (state["grade"],) if state["grade"] else ())
+        self.subjects.due_by(lambda state, now: rules.next_change(state))
         self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"))
         self.agent("credit.record", self.apply_batch)
         self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
-        #: subjects by the day their profile next changes on the clock alone
-        self.due = DueIndex(self.app, self.subjects, rules.next_change)
-        self.grades = Tally(self.app, self.subjects, lambda state: state.get("grade"))
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
     async def apply_batch(self, events: list[Record]) -> None:
@@ -71,15 +72,15 @@ class CreditService(StreamService):
     async def sweep(self) -> None:
         """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again.
 
-        Only the subjects whose next change has come are read (`DueIndex`).
+        Only the subjects whose next change has come are read (the table's due index).
         """
         today = local_date(self.ctx.clock.now(), self.ctx.circle.tz)
         changed = 0
-        for key in self.due.ready(today):
+        for key in self.subjects.ready(today):
             state = self.subjects.get(key)
             new, did = rules.evaluate(state, today) if state else (state, False)
-            if not did:  # nothing ended after all (a stale index entry): look again at its next change
-                self.due.drop(key)
+            if not did:  # nothing ended after all: filed again under its next change
+                self.subjects.touch(key)
                 continue
             self.subjects[key] = new
             city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
@@ -107,7 +108,7 @@ class CreditService(StreamService):
         return "applied"
 
     async def refresh_gauges(self) -> None:
-        grades = self.grades.counts()  # kept current by every write; no subject is decoded
+        grades = self.subjects.counts()  # kept with the state by every write; no subject is read
         for grade in ("A", "B", "C", "D"):
             self.metrics.credit_subjects.labels(grade=grade).set(grades.get(grade, 0))
 

@@ -22,7 +22,7 @@ import faust
 
 from services.common.context import Context
 from services.common.metrics import Metrics
-from services.common.runtime import DueIndex, Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, run_worker
 from services.common.settings import Settings
 from services.emergency import rules
 from services.emergency.rules import LEVELS
@@ -45,8 +45,10 @@ class EmergencyService(StreamService):
         self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
-        #: incidents by their earliest deadline still watched
-        self.due = DueIndex(self.app, self.incidents, rules.next_deadline)
+        #: incidents counted by level and unacknowledged reports, and filed by their earliest
+        #: deadline still watched
+        self.incidents.count_by(rules.labels)
+        self.incidents.due_by(lambda incident, now: rules.next_deadline(incident))
 
     async def apply_notice(self, event: Record, notice: dict[str, Any]) -> str:
         key = notice["incident_id"].encode()
@@ -88,7 +90,7 @@ class EmergencyService(StreamService):
         """EMERGENCY_ACK_OVERDUE for every recipient whose deadline passed on the clock, once."""
         now = self.ctx.clock.now()
         raised = 0
-        for key in self.due.ready(now):
+        for key in self.incidents.ready(now):
             incident = self.incidents.get(key)
             late = rules.overdue(incident, now) if incident else []
             if late:
@@ -98,7 +100,7 @@ class EmergencyService(StreamService):
                 raised += len(late)
                 self.incidents[key] = incident
             elif incident:
-                self.due.update(key, incident)
+                self.incidents.touch(key)
         await self.proc.flush()
         if raised:
             log.info("ack sweep: %d EMERGENCY_ACK_OVERDUE alerts as of %s", raised, now.isoformat())
@@ -118,7 +120,7 @@ class EmergencyService(StreamService):
         await self.proc.emit("supervision.alert", ref, body)
 
     async def refresh_gauges(self) -> None:
-        g = rules.gauges(self.incidents.values(), self.ctx.clock.now(), self.ctx.circle.codes)
+        g = rules.gauges_of(self.incidents.counts(), self.ctx.circle.codes)  # no incident is read
         for level in LEVELS:
             self.metrics.emergency_open_incidents.labels(level=level).set(g.open_incidents[level])
         for city in self.ctx.circle.codes:

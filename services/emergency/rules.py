@@ -10,6 +10,7 @@ their reason, deadline, acknowledgement and alert.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -286,20 +287,30 @@ class Gauges:
     ack_overdue: dict[str, int]  # by city
 
 
+def labels(incident: dict[str, Any], now: datetime) -> list[str]:
+    """What one incident counts toward in the gauges: its level while open, and per city each
+    report it has yet to acknowledge (`waiting:`) and each of those past its deadline (`late:`);
+    the incidents table keeps these counts with the state, changed by each write."""
+    out = [] if incident["closed"] else [f"open:{incident['level']}"]
+    for city, n in unacknowledged(incident).items():
+        out += [f"waiting:{city}"] * n
+    for city, n in unacknowledged(incident, past=now).items():
+        out += [f"late:{city}"] * n
+    return out
+
+
+def gauges_of(counts: dict[str, int], cities: Iterable[str]) -> Gauges:
+    cities = list(cities)
+    return Gauges(
+        {level: counts.get(f"open:{level}", 0) for level in LEVELS},
+        {city: counts.get(f"waiting:{city}", 0) for city in cities},
+        {city: counts.get(f"late:{city}", 0) for city in cities},
+    )
+
+
 def gauges(incidents: Iterable[dict[str, Any]], now: datetime, cities: Iterable[str]) -> Gauges:
-    open_by_level = dict.fromkeys(LEVELS, 0)
-    waiting = dict.fromkeys(cities, 0)
-    late = dict(waiting)
-    for incident in incidents:
-        if not incident["closed"]:
-            open_by_level[incident["level"]] += 1
-        for city, n in unacknowledged(incident).items():
-            if city in waiting:
-                waiting[city] += n
-        for city, n in unacknowledged(incident, past=now).items():
-            if city in late:
-                late[city] += n
-    return Gauges(open_by_level, waiting, late)
+    """The emergency gauges as one function of the incidents and the clock (the sum of their labels)."""
+    return gauges_of(Counter(label for incident in incidents for label in labels(incident, now)), cities)
 
 
 def unacknowledged(incident: dict[str, Any], past: datetime | None = None) -> dict[str, int]:

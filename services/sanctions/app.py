@@ -24,7 +24,7 @@ import faust
 from services.common.context import Context
 from services.common.localtime import day_start, local_date
 from services.common.metrics import Metrics
-from services.common.runtime import DueIndex, Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, run_worker
 from services.common.settings import Settings
 from services.sanctions import feedback, rules
 
@@ -49,8 +49,10 @@ class SanctionService(StreamService):
         self.agent("sanction.feedback", self.apply_feedback)
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
-        #: listings by the end of their feedback window, while an alert may still be owed
-        self.due = DueIndex(self.app, self.entries, self.watch_until)
+        #: entries counted by list and feedback status, and listings filed by the end of their
+        #: feedback window while an alert may still be owed
+        self.entries.count_by(lambda entry, now: rules.labels(entry, self.cities, now))
+        self.entries.due_by(lambda entry, now: self.watch_until(entry))
 
     async def apply_batch(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
@@ -112,7 +114,7 @@ class SanctionService(StreamService):
         now = self.ctx.clock.now()
         today = local_date(now, self.ctx.circle.tz)
         raised = removed = 0
-        for key in self.due.ready(now):
+        for key in self.entries.ready(now):
             entry = self.entries.get(key)
             if not entry:
                 continue
@@ -133,7 +135,7 @@ class SanctionService(StreamService):
                 await self.emit_tracking(entry, None, now)
                 raised += len(late)
             else:
-                self.due.update(key, entry)
+                self.entries.touch(key)
         await self.proc.flush()
         if raised or removed:
             log.info(
@@ -179,7 +181,7 @@ class SanctionService(StreamService):
         await self.proc.emit("sanction.list", entry["subject_id"], body)
 
     async def refresh_gauges(self) -> None:
-        listed, ratios = rules.gauges(self.entries.values(), self.cities, self.ctx.clock.now())
+        listed, ratios = rules.gauges_of(self.entries.counts(), self.cities)  # no entry is read
         for name, n in listed.items():
             self.metrics.sanction_entries.labels(list=name).set(n)
         for city, value in ratios.items():

@@ -8,6 +8,7 @@ measures, a precedence that names a list twice or leaves one out, ...).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -331,20 +332,32 @@ def next_entry(
     return {**entry, "revision": revision}
 
 
+def labels(entry: dict[str, Any], cities: Iterable[str], now: datetime) -> list[str]:
+    """What one entry counts toward in the gauges: its list while LISTED, and per city whether it
+    was answered by the deadline (`ok:`) or late or not at all (`missed:`); the entries table keeps
+    these counts with the state, changed by each write."""
+    out = [f"list:{entry['list']}"] if entry.get("status") == "LISTED" else []
+    if entry.get("due_at") is not None:
+        for city, (ok, missed) in feedback.tally([entry], cities, now).items():
+            out += [f"ok:{city}"] * ok + [f"missed:{city}"] * missed
+    return out
+
+
+def gauges_of(counts: dict[str, int], cities: Iterable[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """The sanction gauges from the entries' label counts: listed subjects per list, and each city's
+    feedback ratio (services/sanctions/feedback.py)."""
+    listed = {name: counts.get(f"list:{name}", 0) for name in LISTS}
+    ratios = {city: feedback.ratio(counts.get(f"ok:{city}", 0), counts.get(f"missed:{city}", 0)) for city in cities}
+    return listed, ratios
+
+
 def gauges(
     entries: Iterable[dict[str, Any] | None], cities: Iterable[str], now: datetime
 ) -> tuple[dict[str, int], dict[str, float]]:
-    """The sanction gauges as one function of the entries and the clock: listed subjects per list,
-    and each city's feedback ratio (services/sanctions/feedback.py)."""
-    all_entries = [e for e in entries if e]
-    listed = dict.fromkeys(LISTS, 0)
-    for e in all_entries:
-        if e.get("status") == "LISTED":
-            listed[e["list"]] += 1
-    ratios = {
-        city: feedback.ratio(ok, missed) for city, (ok, missed) in feedback.tally(all_entries, cities, now).items()
-    }
-    return listed, ratios
+    """The sanction gauges as one function of the entries and the clock (the sum of their labels)."""
+    cities = list(cities)
+    counts = Counter(label for e in entries if e for label in labels(e, cities, now))
+    return gauges_of(counts, cities)
 
 
 def list_body(entry: dict[str, Any], tz: tzinfo) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class SupervisionService(StreamService):
         partitions = self.partitions("project.plan")
         self.projects = self.proc.table("projects", partitions)
         self.actions = self.proc.table("closed-actions", partitions)
+        #: projects counted by their milestones' states, and filed by the next day one changes
+        tz = ctx.circle.tz
+        self.projects.count_by(lambda project, now: rules.labels(project, local_date(now, tz)))
+        self.projects.due_by(lambda project, now: rules.next_look(project, local_date(now, tz)))
         self.agent("project.plan", self.each_event("project.plan", self.apply_plan))
         self.agent("project.milestone", self.each_event("project.milestone", self.apply_report))
         self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action))
@@ -73,21 +77,22 @@ class SupervisionService(StreamService):
         """MILESTONE_OVERDUE once per milestone that is due and not done; then the gauges."""
         now = self.ctx.clock.now()
         today = local_date(now, self.ctx.circle.tz)
-        projects = []
         raised = 0
-        for key, project in self.projects.items():
-            late = rules.newly_overdue(project, today)
+        for key in self.projects.ready(today):  # only the projects whose next look has come
+            project = self.projects.get(key)
+            late = rules.newly_overdue(project, today) if project else []
             if late:
                 project = rules.mark_alerted(project, late, now.isoformat())
                 self.projects[key] = project
                 for mid in late:
                     await self.emit_alert(project, mid, now)
                 raised += len(late)
-            projects.append(project)
+            elif project:
+                self.projects.touch(key)
         await self.proc.flush()
         if raised:
             log.info("milestone sweep: %d MILESTONE_OVERDUE alerts as of %s", raised, today)
-        counts = rules.city_counts(projects, today)
+        counts = rules.counts_by_city(self.projects.counts())  # no project is read
         for city in self.ctx.circle.codes:
             mine = counts.get(city)
             for state in rules.STATES:

@@ -9,6 +9,7 @@ by more or any milestone BLOCKED. `services/data/supervision_rules.json` holds `
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -193,19 +194,47 @@ def mark_alerted(project: dict[str, Any], mids: list[str], at: str) -> dict[str,
     return {**project, "milestones": milestones}
 
 
+def labels(project: dict[str, Any], today: date) -> list[str]:
+    """What one project counts toward in its lead city's gauges on local day `today`: each
+    milestone's state, and `due` and `due_on_time` for the ratio; the projects table keeps these
+    counts with the state, changed by each write (and by the sweep on the days they change)."""
+    city = project["lead_city"]
+    states = assess(project, today).states
+    out = []
+    for mid, m in project["milestones"].items():
+        out.append(f"{city}|{states[mid]}")
+        if _day(m["planned_date"]) <= today:
+            out.append(f"{city}|due")
+            if states[mid] == "DONE_ON_TIME":
+                out.append(f"{city}|due_on_time")
+    return out
+
+
+def counts_by_city(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per lead city: milestones per state, plus `due` and `due_on_time`, from the label counts."""
+    out: dict[str, dict[str, int]] = {}
+    for label, n in counts.items():
+        city, what = label.split("|", 1)
+        out.setdefault(city, {s: 0 for s in (*STATES, "due", "due_on_time")})[what] += n
+    return out
+
+
 def city_counts(projects: list[dict[str, Any]], today: date) -> dict[str, dict[str, int]]:
     """Per lead city: milestones per state, plus `due` and `due_on_time` for the ratio."""
-    out: dict[str, dict[str, int]] = {}
-    for p in projects:
-        counts = out.setdefault(p["lead_city"], {s: 0 for s in (*STATES, "due", "due_on_time")})
-        states = assess(p, today).states
-        for mid, m in p["milestones"].items():
-            state = states[mid]
-            counts[state] += 1
-            if _day(m["planned_date"]) <= today:
-                counts["due"] += 1
-                counts["due_on_time"] += state == "DONE_ON_TIME"
+    out = {p["lead_city"]: {s: 0 for s in (*STATES, "due", "due_on_time")} for p in projects}
+    for city, counts in counts_by_city(Counter(label for p in projects for label in labels(p, today))).items():
+        out[city] = counts
     return out
+
+
+def next_look(project: dict[str, Any], today: date) -> date | None:
+    """The local day the sweep must look at a project next: today while a milestone is overdue and
+    not yet alerted, else the next planned date after today (a milestone falls due; the counts
+    change); None when no planned date is ahead."""
+    if newly_overdue(project, today):
+        return today
+    ahead = [day for m in project["milestones"].values() if (day := _day(m["planned_date"])) > today]
+    return min(ahead) if ahead else None
 
 
 def ontime_ratio(counts: dict[str, int]) -> float:

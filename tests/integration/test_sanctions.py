@@ -40,7 +40,7 @@ RECENT = (NOW - timedelta(days=30)).date().isoformat()
 
 @pytest.fixture(scope="module")
 def chain(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
-    settings = clocked_settings(stack, tmp_path_factory, "sanctions", NOW, 19700)
+    settings = clocked_settings(stack, tmp_path_factory, "sanctions", NOW, 19700 + PORT_SHIFT)
     ctx = provisioned(settings)
     procs = [spawn_worker(settings, service) for service in ("credit", "sanctions", "readmodel")]
     yield ctx

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,6 +120,28 @@ def test_acks_and_one_alert_per_silent_recipient() -> None:
     alerted = rules.mark_alerted(incident, late, T0 + timedelta(minutes=60))
     assert rules.overdue(alerted, T0 + timedelta(days=1)) == [] and rules.next_deadline(alerted) is None
     assert rules.unacknowledged(alerted) == {"321100": 1, "321000": 1, "340500": 1, "341800": 1}
+
+
+def test_the_counts_change_only_at_a_deadline_the_sweep_looks_at() -> None:
+    """The incidents table counts each incident's `labels` and files it under `next_deadline`:
+    before it the clock alone changes nothing; the sweep's alert, at it, is the write that counts
+    the silent recipients as late."""
+    done = rules.apply_ack(rules.apply_notice(None, notice(), RULES, CIRCLE), ack("320100"))
+    assert done is not None
+    incident = done[0]
+    deadline = rules.next_deadline(incident)
+    assert deadline == T0 + timedelta(minutes=60)
+    assert rules.labels(incident, T0) == rules.labels(incident, deadline)
+    assert sorted(rules.labels(incident, T0)) == ["open:III"] + [
+        f"waiting:{city}" for city in ("321000", "321100", "340500", "341800")
+    ]
+    now = deadline + timedelta(seconds=1)
+    alerted = rules.mark_alerted(incident, rules.overdue(incident, now), now)
+    late = [label for label in rules.labels(alerted, now) if label.startswith("late:")]
+    assert sorted(late) == ["late:321000", "late:321100", "late:340500", "late:341800"]
+    assert rules.gauges([alerted], now, CIRCLE.codes) == rules.gauges_of(
+        dict(Counter(rules.labels(alerted, now))), CIRCLE.codes
+    )
 
 
 @pytest.mark.parametrize(

@@ -202,7 +202,7 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
         [r for r in negatives if r["severity"] != "NONE"]
     )
     assert all(r["active_until"] is None or r["active_until"] >= today for r in profile["active_records"])
-    # the gauge counts the state's grade (Tally of state["grade"]); the API shows the profile's
+    # the gauge counts the state's grade (the subjects table counts state["grade"]); the API shows the profile's
     row = credit_profile_row({**profile, "meta": {"event_id": "x"}}, 0, 0)
     assert credit_profile_json(SimpleNamespace(**row))["grade"] == state["grade"]
     # the list entry follows the grade: BLACK exactly for D, RED only for A

@@ -37,7 +37,7 @@ from mode.utils.imports import FactoryMapping
 from services.common.runtime import app as runtime_app  # registers tongcheng:// (TRANSPORTS.aliases)
 from services.common.runtime import transport
 from services.common.runtime.delivery import partition_of
-from services.common.runtime.tables import JsonTable, _Placement
+from services.common.runtime.tables import StateTable, _Placement
 from services.common.settings import Settings
 
 T = TypeVar("T")
@@ -383,17 +383,17 @@ def test_current_event_is_a_contextvar_of_a_weakref() -> None:
 
 
 def test_memory_table_written_outside_an_event(tmp_path: Path) -> None:
-    """JsonTable.commit writes `table.data[key] = raw` with a _Placement as the current event."""
+    """StateTable.commit writes `table.data[key] = raw` with a _Placement as the current event."""
 
     async def check() -> None:
         app = make_app(tmp_path)
         raw = app.Table("t", default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
-        table = JsonTable(raw)
+        table = StateTable(raw)
         table.put(b"a", {"n": 1}, partition=2)
         table[b"b"] = {"n": 2}
         records = table.commit()
         assert {(p, k) for _, p, k, _ in records} == {(2, b"a"), (partition_of(b"b", 4), b"b")}
-        assert raw.get(b"a") == b'{"n":1}' and table.get(b"b") == {"n": 2}, (
+        assert table.codec.decode(raw.get(b"a")).doc == {"n": 1} and table.get(b"b") == {"n": 2}, (
             f"{BROKEN}: a memory-store table written through table.data outside a stream event lost the write"
         )
         assert dict(table.items()) == {b"a": {"n": 1}, b"b": {"n": 2}}
@@ -414,14 +414,14 @@ def test_rocksdb_table_files_writes_under_the_current_events_partition(tmp_path:
         raw = app.Table("t", default=None, partitions=12, key_type=bytes, value_type=bytes, use_partitioner=True)
         assert type(raw.data) is rocksdb.Store
         try:
-            table = JsonTable(raw)
+            table = StateTable(raw)
             table.put(b"a", {"n": 1}, partition=5)
             table.commit()
             assert raw.data._key_index[b"a"] == 5, (
                 f"{BROKEN}: the RocksDB store no longer files a write under current_event().message.partition "
                 "(tables._Placement names the changelog partition that way)"
             )
-            assert raw.get(b"a") == b'{"n":1}'
+            assert table.codec.decode(raw.get(b"a")).doc == {"n": 1}
             with pytest.raises(AssertionError):
                 raw.data[b"b"] = b"x"  # without an event: why _Placement exists
         finally:
@@ -435,14 +435,14 @@ def test_rocksdb_table_files_writes_under_the_current_events_partition(tmp_path:
 
 
 def test_changelog_topic_name_and_rebalance_complete_signal(tmp_path: Path) -> None:
-    """JsonTable.commit names the changelog topic; DueIndex and Processor._read_progress listen to
+    """StateTable.commit names the changelog topic; Processor._read_progress listens to
     on_rebalance_complete, which the recovery sends once the assigned tables are recovered."""
 
     async def check() -> None:
         app = make_app(tmp_path)
         raw = app.Table("t", default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
         assert raw.changelog_topic.get_topic_name() == f"{app.conf.id}-t-changelog", (
-            f"{BROKEN}: Table.changelog_topic.get_topic_name() (tables.JsonTable.commit sends there)"
+            f"{BROKEN}: Table.changelog_topic.get_topic_name() (tables.StateTable.commit sends there)"
         )
         assert int(raw.partitions) == 4
         heard: list[tuple[Any, ...]] = []
@@ -452,14 +452,14 @@ def test_changelog_topic_name_and_rebalance_complete_signal(tmp_path: Path) -> N
 
         app.on_rebalance_complete.connect(receiver)
         await app.on_rebalance_complete.send()
-        assert heard == [(app,)], f"{BROKEN}: App.on_rebalance_complete.connect/send (tables.DueIndex)"
+        assert heard == [(app,)], f"{BROKEN}: App.on_rebalance_complete.connect/send (service.Processor._read_progress)"
 
     run(check())
     from faust.tables.recovery import Recovery
 
     assert "on_rebalance_complete.send()" in source(Recovery.on_recovery_completed), (
         f"{BROKEN}: Recovery.on_recovery_completed no longer sends on_rebalance_complete "
-        "(DueIndex would never re-index keys of partitions taken over; progress metrics would go stale)"
+        "(the tables would keep stale decoded documents and counts; progress metrics would go stale)"
     )
     restart = source(Recovery._restart_recovery)
     assert restart.index("signal_recovery_end.wait()") < restart.index("self.on_recovery_completed"), (
@@ -469,14 +469,14 @@ def test_changelog_topic_name_and_rebalance_complete_signal(tmp_path: Path) -> N
 
 def test_memory_table_forgets_keys_of_revoked_partitions(tmp_path: Path) -> None:
     """faust's memory store drops, when a recovery completes, the keys of partitions no longer held,
-    but only those it knows the partition of (Store._key_partition). JsonTable.commit records the
-    partition of each key it writes; otherwise JsonTable.items(), DueIndex and the sweep timers would
+    but only those it knows the partition of (Store._key_partition). StateTable.commit records the
+    partition of each key it writes; otherwise StateTable.items(), its due index and the sweep timers would
     keep seeing, and writing, keys of partitions another worker now owns."""
 
     async def check() -> None:
         app = make_app(tmp_path)
         raw = app.Table("t", default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
-        table = JsonTable(raw)
+        table = StateTable(raw)
         table.put(b"a", {"n": 1}, partition=1)
         table.commit()
         changelog = raw.changelog_topic.get_topic_name()
@@ -484,6 +484,37 @@ def test_memory_table_forgets_keys_of_revoked_partitions(tmp_path: Path) -> None
         assert dict(table.items()) == {}, "the key of revoked partition 1 is still in the table"
 
     run(check())
+
+
+def test_memory_store_writes_its_dict_by_item_update_and_pop(tmp_path: Path) -> None:
+    """indexes.FiledDict keeps the memory store's due entries in moment order by overriding the
+    dict's item writes, `update` and `pop`: the only ways faust's memory store changes its dict
+    (writes, recovered changelog batches, tombstones, partitions given away)."""
+    from faust.stores import memory
+
+    assert "self.data.update(" in source(memory.Store.apply_changelog_batch), (
+        f"{BROKEN}: the memory store no longer applies a changelog batch with dict.update (indexes.FiledDict)"
+    )
+    assert "self.data.pop" in source(memory.Store.apply_changelog_batch)
+    assert "self.data.pop(" in source(memory.Store.on_recovery_completed), (
+        f"{BROKEN}: the memory store no longer drops a partition's keys with dict.pop (indexes.FiledDict)"
+    )
+
+
+def test_rocksdb_databases_read_a_range_from_a_seek(tmp_path: Path) -> None:
+    """indexes.rocksdb_ready reads the due entries of a partition's database from a seek."""
+    rocksdict = pytest.importorskip("rocksdict")
+    from services.common.runtime.indexes import due_key, rocksdb_ready
+
+    db = rocksdict.Rdict(str(tmp_path / "db"), options=rocksdict.Options(raw_mode=True))
+    try:
+        for key in (due_key("2026-03-02", b"b"), due_key("2026-03-01", b"a"), due_key("2026-03-09", b"c"), b"doc"):
+            db.put(key, b"\x01")
+        assert list(rocksdb_ready([db], "2026-03-02")) == [due_key("2026-03-01", b"a"), due_key("2026-03-02", b"b")], (
+            f"{BROKEN}: rocksdict's Rdict.iter()/seek/valid/key/next (indexes.rocksdb_ready)"
+        )
+    finally:
+        db.close()
 
 
 # --- 6. aiokafka producer: record batches and topic tracking ----------------------------------
@@ -577,7 +608,7 @@ JAVA_MURMUR2 = {
 
 def test_murmur2_matches_the_java_client() -> None:
     """delivery.partition_of puts output records and table changelogs where any Kafka producer puts
-    them, and Progress/JsonTable assume the changelog partition equals the input partition."""
+    them, and Progress/StateTable assume the changelog partition equals the input partition."""
     from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
     for key, (java_hash, java_partition) in JAVA_MURMUR2.items():

@@ -1,30 +1,56 @@
-"""The runtime's tables without a broker: held writes, the decoded cache, progress, tallies."""
+"""The runtime's tables without a broker: held writes, progress, counts and the due index kept with the state."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from services.common.runtime import app as runtime_app
-from services.common.runtime.tables import DueIndex, JsonTable, Progress, Tally
+from services.common.runtime.delivery import partition_of
+from services.common.runtime.tables import Progress, StateTable
 from services.common.settings import Settings
 
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
-def table(tmp_path: Path, name: str = "t") -> tuple[Any, JsonTable]:
-    settings = Settings(data_dir=tmp_path, kafka_password="unused")
+
+def table(tmp_path: Path, store: str = "memory://", held: list[int] | None = None) -> StateTable:
+    settings = Settings(data_dir=tmp_path, table_store=store, kafka_password="unused")
     app = runtime_app.make_app(SimpleNamespace(settings=settings), "probe")  # type: ignore[arg-type]
-    raw = app.Table(name, default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
-    return app, JsonTable(raw)
+    raw = app.Table("t", default=None, partitions=4, key_type=bytes, value_type=bytes, use_partitioner=True)
+    return StateTable(raw, clock=lambda: T0, held=(lambda: held) if held is not None else None)
+
+
+@pytest.fixture(params=["memory://", "rocksdb://"])
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "rocksdb://":
+        pytest.importorskip("rocksdict")
+    yield request.param
+
+
+def graded(t: StateTable) -> StateTable:
+    t.count_by(lambda doc, now: [doc["grade"]] if doc.get("grade") else [])
+    t.due_by(lambda doc, now: date.fromisoformat(doc["due"]) if doc.get("due") else None)
+    return t
+
+
+def again(t: StateTable, **kwargs: Any) -> StateTable:
+    """A new view of the same store, with nothing cached: what a restarted worker reads."""
+    fresh = StateTable(t.table, clock=t.clock, **kwargs)
+    fresh._labels, fresh._when = t._labels, t._when
+    return fresh
 
 
 def test_writes_are_held_until_commit_and_dropped_with_the_batch(tmp_path: Path) -> None:
-    _, t = table(tmp_path)
+    t = table(tmp_path)
     t[b"a"] = {"grade": "A"}
     assert t.get(b"a") == {"grade": "A"}  # a batch reads its own writes
     records = t.commit()
-    assert [(key, raw) for _, _, key, raw in records] == [(b"a", b'{"grade":"A"}')]
+    assert [key for _, _, key, _ in records] == [b"a"]
     t[b"a"] = {"grade": "D"}
     t.discard()  # the batch failed: the store and every read are as the last commit left them
     assert t.get(b"a") == {"grade": "A"}
@@ -32,7 +58,7 @@ def test_writes_are_held_until_commit_and_dropped_with_the_batch(tmp_path: Path)
 
 
 def test_progress_counts_what_each_partition_came_to(tmp_path: Path) -> None:
-    _, t = table(tmp_path)
+    t = table(tmp_path)
     progress = Progress(t)
     assert progress.next_offset(3) == 0
     progress.advance(3, 10, {"applied": 7, "duplicate": 1, "rejected": 2}, {"undecodable": 2})
@@ -45,33 +71,98 @@ def test_progress_counts_what_each_partition_came_to(tmp_path: Path) -> None:
     assert doc["reasons"] == {"undecodable": 2, "repair_too_early": 1}
 
 
-def test_a_tally_follows_every_write_and_forgets_a_dropped_batch(tmp_path: Path) -> None:
-    app, t = table(tmp_path)
+def test_counts_follow_adds_changes_and_removals_and_are_committed_with_them(tmp_path: Path, store: str) -> None:
+    t = graded(table(tmp_path, store))
     for i, grade in enumerate("AABD"):
         t[b"s%d" % i] = {"grade": grade}
-    t.commit()
-    grades = Tally(app, t, lambda state: state.get("grade"))
-    assert grades.counts() == {"A": 2, "B": 1, "D": 1}  # built from the table at the first look
-    t[b"s0"] = {"grade": "C"}
+    assert t.counts() == {"A": 2, "B": 1, "D": 1}  # the batch's own writes count at once
+    records = t.commit()
+    counted = {key: partition for _, partition, key, _ in records if key.startswith(b"\0n")}
+    # one counts document per partition written, on the changelog partition of the keys it counts
+    assert set(counted.values()) == {partition_of(b"s%d" % i, 4) for i in range(4)}
+    t[b"s0"] = {"grade": "C"}  # a change moves one count
+    t[b"s1"] = {"grade": None}  # a removal from every class
     t[b"s9"] = {"grade": "A"}
-    assert grades.counts() == {"A": 2, "B": 1, "C": 1, "D": 1}
-    t.discard()
-    assert grades.counts() == {"A": 2, "B": 1, "D": 1}
-    asyncio.run(app.on_rebalance_complete.send())
-    assert grades.counts() == {"A": 2, "B": 1, "D": 1}
-
-
-def test_a_due_index_gives_the_keys_whose_moment_has_come(tmp_path: Path) -> None:
-    app, t = table(tmp_path)
-    t[b"early"] = {"due": 5}
-    t[b"late"] = {"due": 50}
-    t[b"never"] = {"due": None}
+    assert t.counts() == {"A": 1, "B": 1, "C": 1, "D": 1}
+    t.discard()  # a dropped batch takes its changes back
+    assert t.counts() == {"A": 2, "B": 1, "D": 1}
+    t[b"s3"] = {"grade": "B"}
     t.commit()
-    due = DueIndex(app, t, lambda value: value["due"])
-    assert due.ready(10) == [b"early"]
-    t[b"late"] = {"due": 7}  # a write moves it
-    assert sorted(due.ready(10)) == [b"early", b"late"]
-    due.drop(b"early")
-    assert due.ready(10) == [b"late"]
-    t.discard()  # the batch that moved it was dropped: built again from the table
-    assert due.ready(10) == [b"early"]
+    # a restart reads the counts documents, not the documents
+    assert again(t).counts() == {"A": 2, "B": 2}
+    if store == "memory://":  # (faust's RocksDB store lists only the partitions an assignment gave)
+        assert dict(again(t).items()).keys() == {b"s0", b"s1", b"s2", b"s3"}  # the counts are no documents
+
+
+def test_counts_cover_only_the_partitions_held(tmp_path: Path) -> None:
+    t = graded(table(tmp_path))
+    keys = {partition_of(b"k%d" % i, 4): b"k%d" % i for i in range(40)}  # one key per partition
+    for key in keys.values():
+        t[key] = {"grade": "A"}
+    t.commit()
+    assert again(t, held=lambda: [0, 1]).counts() == {"A": 2}
+    assert again(t, held=lambda: []).counts() == {}
+
+
+def test_the_due_index_is_a_range_read_kept_by_writes(tmp_path: Path, store: str) -> None:
+    t = graded(table(tmp_path, store))
+    t[b"early"] = {"due": "2026-03-05"}
+    t[b"late"] = {"due": "2026-04-01"}
+    t[b"never"] = {"due": None}
+    assert t.ready(date(2026, 3, 10)) == [b"early"]  # held writes are read as they will be
+    t.commit()
+    assert t.ready(date(2026, 3, 4)) == []
+    assert t.ready(date(2026, 3, 5)) == [b"early"]  # its moment included
+    t[b"late"] = {"due": "2026-03-07"}  # a write moves it
+    t[b"early"] = {"due": None}  # and this one leaves the index
+    assert t.ready(date(2026, 3, 10)) == [b"late"]
+    t.discard()
+    assert t.ready(date(2026, 3, 10)) == [b"early"]
+    t[b"early"] = {"due": "2026-05-01"}
+    t.commit()
+    assert again(t).ready(date(2026, 4, 1)) == [b"late"]  # read from the store after a restart
+    assert sorted(again(t).ready(date(2026, 6, 1))) == [b"early", b"late"]
+
+
+def test_the_due_index_sweeps_only_the_partitions_held(tmp_path: Path, store: str) -> None:
+    t = graded(table(tmp_path, store))
+    keys = {partition_of(b"k%d" % i, 4): b"k%d" % i for i in range(40)}
+    for key in keys.values():
+        t[key] = {"due": "2026-03-01"}
+    t.commit()
+    assert sorted(again(t, held=lambda: [2]).ready(date(2026, 3, 1))) == [keys[2]]
+
+
+def test_the_memory_store_recovers_the_due_order_from_the_changelog(tmp_path: Path) -> None:
+    """The memory store's sorted due entries are rebuilt from the changelog records as they are
+    recovered, as the documents are: tombstones included."""
+    t = graded(table(tmp_path))
+    t[b"a"] = {"due": "2026-03-02", "grade": "A"}
+    t[b"b"] = {"due": "2026-03-03"}
+    records = t.commit()
+    t[b"a"] = {"due": "2026-03-09", "grade": "A"}
+    records += t.commit()
+    fresh = graded(table(tmp_path / "other"))
+    events = [SimpleNamespace(key=k, value=v, message=SimpleNamespace(partition=p, value=v)) for _, p, k, v in records]
+    fresh.table.data.apply_changelog_batch(events, lambda k: k, lambda v: v)
+    assert fresh.ready(date(2026, 3, 5)) == [b"b"]
+    assert sorted(fresh.ready(date(2026, 3, 9))) == [b"a", b"b"]
+    assert fresh.counts() == {"A": 1}
+
+
+def test_a_touch_counts_and_files_again_what_the_clock_changed(tmp_path: Path) -> None:
+    now = [T0]
+    t = table(tmp_path)
+    t.clock = lambda: now[0]
+    deadline = T0 + timedelta(hours=2)
+    t.count_by(lambda doc, at: ["late"] if at > deadline else ["waiting"])
+    t.due_by(lambda doc, at: None if at > deadline else deadline)
+    t[b"x"] = {}
+    t.commit()
+    assert t.counts() == {"waiting": 1} and t.ready(deadline) == [b"x"]
+    now[0] = deadline + timedelta(seconds=1)
+    t.touch(b"x")
+    assert t.commit(), "a touch that changes the counts is a write"
+    assert t.counts() == {"late": 1} and t.ready(now[0]) == []
+    t.touch(b"x")
+    assert t.commit() == [], "a touch that changes nothing writes nothing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -111,3 +112,21 @@ def test_only_the_lead_city_plans_and_only_participants_report() -> None:
     assert outsider.value.reason is Reason.NOT_OWNER
     for city in ("320100", "340500"):  # the lead and a participant
         assert rules.apply_report(project, report("M3", "IN_PROGRESS", eid=city, city=city)) is not None
+
+
+def test_the_counts_change_only_on_the_days_the_sweep_looks() -> None:
+    """The projects table counts each project's `labels` and files it under `next_look`: between
+    two looks the clock alone must not change what it is counted as."""
+    project = rules.apply_plan(None, plan(("M1", TODAY + timedelta(days=5)), ("M2", TODAY + timedelta(days=10))))
+    assert project is not None
+    look = rules.next_look(project, TODAY)
+    assert look == TODAY + timedelta(days=5)
+    assert rules.labels(project, TODAY) == rules.labels(project, look - timedelta(days=1))
+    assert rules.labels(project, look) != rules.labels(project, TODAY)  # M1 falls due: OVERDUE, and due
+    assert rules.next_look(project, look) == look  # overdue and not alerted yet: look today
+    project = rules.mark_alerted(project, rules.newly_overdue(project, look), "2026-11-27T00:00:00+00:00")
+    assert rules.next_look(project, look) == TODAY + timedelta(days=10)
+    # the counts of a set of projects are the sum of their labels
+    counts = rules.counts_by_city(dict(Counter(rules.labels(project, look))))
+    assert counts == rules.city_counts([project], look)
+    assert (counts["320100"]["OVERDUE"], counts["320100"]["UPCOMING"], counts["320100"]["due"]) == (1, 1, 1)

@@ -2,7 +2,8 @@
 
 - `transport`: the batch path, a faust transport whose consumer hands whole fetches to processors;
 - `service`: the processor frame, which owns the delivery order (outputs, state, offsets);
-- `tables`: JSON tables over faust tables, per-partition progress, due indexes;
+- `tables`: state tables over faust tables (counts, due index), per-partition progress;
+- `encoding`, `indexes`: how a table's documents, counts and due entries are stored;
 - `delivery`: output records sent as one record batch per partition, retried until taken;
 - `app`: the faust app's settings and the worker process.
 
@@ -12,19 +13,19 @@ are checked by tests/unit/test_runtime_assumptions.py.
 
 from services.common.runtime.app import make_app, quiet_clients, run_worker, serve_metrics
 from services.common.runtime.delivery import Abandoned, Outputs, partition_of, track_topic
+from services.common.runtime.encoding import Layout
 from services.common.runtime.service import Processor, Record, StreamService
-from services.common.runtime.tables import DueIndex, JsonTable, Progress, Tally
+from services.common.runtime.tables import Progress, StateTable
 
 __all__ = [
     "Abandoned",
-    "DueIndex",
-    "JsonTable",
+    "Layout",
     "Outputs",
     "Processor",
     "Progress",
+    "StateTable",
     "Record",
     "StreamService",
-    "Tally",
     "make_app",
     "partition_of",
     "quiet_clients",

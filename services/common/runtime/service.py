@@ -21,7 +21,8 @@ from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
 from services.common.metrics import Metrics
 from services.common.runtime.delivery import Abandoned, Outputs
-from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
+from services.common.runtime.encoding import Layout
+from services.common.runtime.tables import OUTCOMES, Progress, StateTable
 from services.common.runtime.transport import Consumer
 from topics import cloudevents
 from topics.catalog import EVENT_TYPES, OWNER
@@ -70,7 +71,7 @@ class Processor:
         self.app = app
         self.service = service
         self.metrics = metrics
-        self._tables: list[JsonTable] = []
+        self._tables: list[StateTable] = []
         self._progress: dict[str, Progress] = {}
         self._lock = asyncio.Lock()
         partitions = {spec.name: spec.partitions for spec in ctx.topics.specs()}
@@ -93,13 +94,19 @@ class Processor:
 
     # --- state ------------------------------------------------------------------------------
 
-    def table(self, name: str, partitions: int) -> JsonTable:
-        """A JSON-document table whose changelog is partitioned like its keyed input topic (murmur2 of
-        the key), so timers may write it outside a stream event."""
+    def table(self, name: str, partitions: int, layout: Layout | None = None) -> StateTable:
+        """A state table whose changelog is partitioned like its keyed input topic (murmur2 of the
+        key), so timers may write it outside a stream event; its counts and due index cover the
+        partitions this worker holds as actives."""
         raw = self.app.Table(
             name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
         )
-        table = JsonTable(raw)
+
+        def held() -> set[int]:
+            changelog = raw.changelog_topic.get_topic_name()
+            return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
+
+        table = StateTable(raw, layout, clock=self.ctx.clock.now, held=held)
         self._tables.append(table)
         return table
 

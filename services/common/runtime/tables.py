@@ -1,20 +1,30 @@
-"""State: JSON-document tables over faust tables, the per-partition progress, and due indexes."""
+"""State: document tables over faust tables, with their counts and due index, and the per-partition progress."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
-import faust
+from faust.stores import memory
 from faust.streams import _current_event
 
 from services.common.runtime.delivery import partition_of
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
+from services.common.runtime.encoding import Codec, Entry, Layout
+from services.common.runtime.indexes import (
+    FILED,
+    RESERVED,
+    FiledDict,
+    counts_key,
+    due_key,
+    key_of,
+    moment_key,
+    rocksdb_ready,
+    upto_key,
+)
 
 
 class _Placement:
@@ -32,99 +42,235 @@ class _Placement:
         self.message = SimpleNamespace(partition=partition)
 
 
-class JsonTable:
-    """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool).
+Labeller = Callable[[Any, datetime], Iterable[str]]
+Scheduler = Callable[[Any, datetime], date | datetime | None]
+
+
+class StateTable:
+    """A faust table of state documents under bytes keys, with their counts and due index.
 
     Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
     then puts them in the store and returns their changelog records, which the `Processor` sends
     as record batches before the batch's offsets commit. A key's changelog partition is murmur2 of
     the key (as with `use_partitioner`), unless the write names it (`put(..., partition=)`).
+
+    - `count_by(labels)`: each document is counted under the labels it has (a grade, a list, a city's
+      status); the counts of each partition are a document of the table, changed by the writes that
+      change them and committed with them, so a gauge reads a few numbers, never the documents.
+    - `due_by(when)`: each document is filed under the moment a timer must look at it again (an
+      expiry, a deadline); `ready(now)` reads the filed keys up to now, a range read of the store.
+
+    Both are functions of (document, now): a label or a moment that changes on the clock alone must
+    be a moment of the due index, so that the timer looks at the document then (and rewrites or
+    `touch`es it, which counts and files it again).
     """
 
     #: decoded documents kept beside the store, newest reads and writes first out last; the
-    #: values are the rules' own (they copy on write), so a read costs no JSON parsing
+    #: values are the rules' own (they copy on write), so a read costs no decoding
     CACHE = 50_000
 
-    def __init__(self, table: Any) -> None:
+    def __init__(
+        self,
+        table: Any,
+        layout: Layout | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        held: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
         self.table = table
         self.partitions = int(table.partitions)
-        self._pending: dict[bytes, tuple[Any, int | None]] = {}
-        self._decoded: dict[bytes, Any] = {}
-        self.indexes: list[TableIndex] = []  # kept current by every write
+        self.codec = Codec(layout)
+        self._plain = Codec()  # the counts documents
+        self.clock = clock
+        self._held = held  # the partitions this worker holds; None: all of them
+        self._labels: Labeller | None = None
+        self._when: Scheduler | None = None
+        self._pending: dict[bytes, tuple[Entry, int]] = {}
+        self._pending_due: dict[bytes, tuple[bool, int]] = {}  # due entry -> (filed, partition)
+        self._decoded: dict[bytes, Entry] = {}
+        self._counts: dict[int, dict[str, int]] = {}  # partition -> counts, as read or changed
+        self._changed: set[int] = set()  # partitions whose counts the held writes changed
+        store = table.data
+        if isinstance(store, memory.Store) and not isinstance(store.data, FiledDict):
+            filed = FiledDict()
+            filed.update(store.data)
+            store.data = filed
 
-    def get(self, key: bytes) -> Any:
+    def count_by(self, labels: Labeller) -> None:
+        self._labels = labels
+
+    def due_by(self, when: Scheduler) -> None:
+        self._when = when
+
+    # --- documents --------------------------------------------------------------------------
+
+    def _entry(self, key: bytes) -> Entry | None:
         held = self._pending.get(key)
         if held is not None:
             return held[0]
-        value = self._decoded.get(key)
-        if value is None:
+        entry = self._decoded.get(key)
+        if entry is None:
             raw = self.table.get(key)
             if not raw:
                 return None
-            value = self._remember(key, _loads(raw))
-        return value
+            entry = self._remember(key, self._codec(key).decode(raw))
+        return entry
 
-    def _remember(self, key: bytes, value: Any) -> Any:
+    def _codec(self, key: bytes) -> Codec:
+        return self._plain if key.startswith(RESERVED) else self.codec
+
+    def get(self, key: bytes) -> Any:
+        entry = self._entry(key)
+        return entry.doc if entry is not None else None
+
+    def _remember(self, key: bytes, entry: Entry) -> Entry:
         cache = self._decoded
         cache.pop(key, None)
-        cache[key] = value
+        cache[key] = entry
         if len(cache) > self.CACHE:
             del cache[next(iter(cache))]
-        return value
+        return entry
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         self.put(key, value)
 
     def put(self, key: bytes, value: Any, partition: int | None = None) -> None:
-        self._pending[key] = (value, partition)
-        for index in self.indexes:
-            index.update(key, value)
+        if partition is None:
+            partition = partition_of(key, self.partitions)
+        if self._labels is None and self._when is None:  # nothing to take back: no read
+            self._pending[key] = (Entry(value, None, None), partition)
+            return
+        old = self._entry(key)
+        now = self.clock()
+        labels = tuple(self._labels(value, now)) if self._labels is not None else None
+        moment = self._when(value, now) if self._when is not None else None
+        entry = Entry(value, labels, moment_key(moment) if moment is not None else None)
+        old_labels = old.labels if old is not None else None
+        if labels != old_labels:
+            self._count(partition, old_labels, -1)
+            self._count(partition, labels, 1)
+        if old is not None and old.due is not None and old.due != entry.due:
+            self._pending_due[due_key(old.due, key)] = (False, partition)
+        if entry.due is not None and (old is None or old.due != entry.due):
+            self._pending_due[due_key(entry.due, key)] = (True, partition)
+        self._pending[key] = (entry, partition)
 
-    def commit(self) -> list[tuple[str, int, bytes, bytes]]:
+    def touch(self, key: bytes) -> None:
+        """Count and file a document again as of now, if the clock has changed either."""
+        entry = self._entry(key)
+        if entry is None:
+            return
+        now = self.clock()
+        labels = tuple(self._labels(entry.doc, now)) if self._labels is not None else None
+        moment = self._when(entry.doc, now) if self._when is not None else None
+        if labels != entry.labels or (moment_key(moment) if moment is not None else None) != entry.due:
+            self.put(key, entry.doc)
+
+    # --- counts and the due index -----------------------------------------------------------
+
+    def held(self) -> list[int]:
+        return sorted(self._held()) if self._held is not None else list(range(self.partitions))
+
+    def _counts_of(self, partition: int) -> dict[str, int]:
+        counts = self._counts.get(partition)
+        if counts is None:
+            entry = self._entry(counts_key(partition))
+            counts = self._counts[partition] = dict(entry.doc) if entry is not None else {}
+        return counts
+
+    def _count(self, partition: int, labels: tuple[str, ...] | None, step: int) -> None:
+        if labels:
+            counts = self._counts_of(partition)
+            for label in labels:
+                counts[label] = counts.get(label, 0) + step
+            self._changed.add(partition)
+
+    def counts(self) -> dict[str, int]:
+        """The documents per label over the partitions this worker holds."""
+        total: dict[str, int] = {}
+        for partition in self.held():
+            for label, n in self._counts_of(partition).items():
+                total[label] = total.get(label, 0) + n
+        return {label: n for label, n in total.items() if n}
+
+    def ready(self, now: date | datetime) -> list[bytes]:
+        """The keys, in the partitions this worker holds, whose moment is `now` or earlier."""
+        upto = moment_key(now)
+        store = self.table.data
+        held = set(self.held())
+        if isinstance(store, memory.Store):
+            placed = store._key_partition
+            filed = [d for d in cast(FiledDict, store.data).ready(upto) if placed.get(d) in held]
+        else:
+            filed = list(rocksdb_ready([db for p, db in store._dbs.items() if p in held], upto))
+        # the held writes, as the batch's reads see them: an unfiled entry first, then the filed ones
+        end = upto_key(upto)
+        gone = {key_of(d) for d, (filed_, _) in self._pending_due.items() if not filed_}
+        keys = dict.fromkeys(k for k in map(key_of, filed) if k not in gone)
+        for d, (filed_, partition) in self._pending_due.items():
+            if filed_ and d < end and partition in held:
+                keys[key_of(d)] = None
+        return list(keys)
+
+    # --- the batch --------------------------------------------------------------------------
+
+    def commit(self) -> list[tuple[str, int, bytes, bytes | None]]:
         """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
-        if not self._pending:
+        if not self._pending and not self._pending_due:
             return []
+        for partition in self._changed:
+            counts = {label: n for label, n in self._counts_of(partition).items() if n}
+            self._pending[counts_key(partition)] = (Entry(counts, None, None), partition)
         topic = self.table.changelog_topic.get_topic_name()
         data = self.table.data
         # faust's memory store drops, after a rebalance, the keys of partitions this worker no
         # longer holds, but knows a key's partition only from the changelog records it recovered
         key_partition = getattr(data, "_key_partition", None)
-        records = []
-        for key, (value, partition) in self._pending.items():
-            raw = _dumps(value).encode()
-            self._remember(key, value)
-            if partition is None:
-                partition = partition_of(key, self.partitions)
+        records: list[tuple[str, int, bytes, bytes | None]] = []
+        writes: list[tuple[bytes, bytes | None, int]]
+        writes = [(key, self._codec(key).encode(entry), p) for key, (entry, p) in self._pending.items()]
+        writes += [(key, FILED if filed else None, p) for key, (filed, p) in self._pending_due.items()]
+        for key, (entry, _) in self._pending.items():
+            self._remember(key, entry)
+        for key, raw, partition in writes:
             placement = _Placement(partition)  # held here: the context keeps only a weak reference
             token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
             try:
-                data[key] = raw  # the store only; the changelog record goes out batched
+                if raw is None:
+                    with contextlib.suppress(KeyError):
+                        del data[key]
+                else:
+                    data[key] = raw  # the store only; the changelog record goes out batched
             finally:
                 _current_event.reset(token)
             if key_partition is not None:
-                key_partition[key] = partition
+                if raw is None:
+                    key_partition.pop(key, None)
+                else:
+                    key_partition[key] = partition
             records.append((topic, partition, key, raw))
-        self._pending = {}
+        self._pending, self._pending_due, self._changed = {}, {}, set()
         return records
 
     def forget_decoded(self) -> None:
         """After a rebalance the store holds what recovery read: decode it afresh."""
         self._decoded = {}
+        self._counts = {}
 
     def discard(self) -> None:
-        """Drop the held writes; the indexes, which saw them, are built again at their next look."""
-        self._pending = {}
+        """Drop the held writes, and what they changed of the counts."""
+        self._pending, self._pending_due, self._changed = {}, {}, set()
         self._decoded = {}  # a dropped batch may have changed a document it read
-        for index in self.indexes:
-            index.forget()
+        self._counts = {}
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
-        pending = dict(self._pending)
+        """Every document of the table: for tools and tests, never for a timer."""
+        pending = {key: entry.doc for key, (entry, _) in self._pending.items()}
         for key, raw in list(self.table.items()):
-            if raw and key not in pending:
-                yield key, _loads(raw)
-        for key, (value, _) in pending.items():
-            yield key, value
+            if raw and key not in pending and not key.startswith(RESERVED):
+                yield key, self._codec(key).decode(raw).doc
+        for key, doc in pending.items():
+            if not key.startswith(RESERVED):
+                yield key, doc
 
     def values(self) -> Iterator[Any]:
         for _, value in self.items():
@@ -145,7 +291,7 @@ class Progress:
     so consumed = applied + duplicate + rejected holds exactly, whatever the kill point.
     """
 
-    def __init__(self, table: JsonTable) -> None:
+    def __init__(self, table: StateTable) -> None:
         self.table = table
 
     @staticmethod
@@ -176,91 +322,3 @@ class Progress:
         for key, doc in self.table.items():
             if key.startswith(b"p"):
                 yield int(key[1:]), doc
-
-
-class TableIndex:
-    """A view of a table's documents, one entry per key, kept current by every write to the table.
-
-    It is built from the table at its first look and again after every rebalance (faust's
-    `on_rebalance_complete`, sent once the assigned partitions' tables are recovered, so the keys
-    of partitions this worker takes over are in it) and after a dropped batch.
-    """
-
-    def __init__(self, app: faust.App, table: JsonTable, of: Callable[[Any], Any]) -> None:
-        self.table = table
-        self.of = of  # value -> its entry, or None for none
-        self._entries: dict[bytes, Any] | None = None
-        table.indexes.append(self)
-        app.on_rebalance_complete.connect(self._on_rebalance)
-
-    async def _on_rebalance(self, *_: Any, **__: Any) -> None:
-        self.forget()
-
-    def forget(self) -> None:
-        self._entries = None
-
-    def update(self, key: bytes, value: Any) -> None:
-        if self._entries is not None:
-            self._set(self._entries, key, self.of(value) if value else None)
-
-    def _set(self, entries: dict[bytes, Any], key: bytes, entry: Any) -> None:
-        if entry is None:
-            entries.pop(key, None)
-        else:
-            entries[key] = entry
-
-    def entries(self) -> dict[bytes, Any]:
-        if self._entries is None:
-            self._reset()
-            entries: dict[bytes, Any] = {}
-            for key, value in self.table.items():
-                self._set(entries, key, self.of(value) if value else None)
-            self._entries = entries
-        return self._entries
-
-    def _reset(self) -> None:
-        """Before a rebuild: drop what is derived from the entries."""
-
-
-class Tally(TableIndex):
-    """How many of a table's documents fall in each class (a grade, a list).
-
-    A gauge then reads the counts instead of decoding every document on a timer.
-    """
-
-    def __init__(self, app: faust.App, table: JsonTable, label: Callable[[Any], str | None]) -> None:
-        self._counts: dict[str, int] = {}
-        super().__init__(app, table, label)
-
-    def _set(self, entries: dict[bytes, Any], key: bytes, entry: Any) -> None:
-        old = entries.get(key)
-        if old is not None:
-            self._counts[old] -= 1
-        if entry is not None:
-            self._counts[entry] = self._counts.get(entry, 0) + 1
-        super()._set(entries, key, entry)
-
-    def _reset(self) -> None:
-        self._counts = {}
-
-    def counts(self) -> dict[str, int]:
-        self.entries()
-        return {label: n for label, n in self._counts.items() if n}
-
-
-class DueIndex(TableIndex):
-    """The keys of a table by when a timer must look at them next (an expiry, a deadline).
-
-    A timer then reads only the keys whose moment has come, not the whole table.
-    """
-
-    def __init__(self, app: faust.App, table: JsonTable, when: Callable[[Any], Any]) -> None:
-        super().__init__(app, table, when)  # value -> the moment to look again, or None for never
-
-    def drop(self, key: bytes) -> None:
-        if self._entries is not None:
-            self._entries.pop(key, None)
-
-    def ready(self, now: Any) -> list[bytes]:
-        """The keys whose moment is `now` or earlier."""
-        return [key for key, moment in self.entries().items() if moment <= now]

@@ -1,0 +1,67 @@
+"""How a state document is stored: a format byte, then msgpack (msgspec) of what the table filed it as.
+
+A stored value is `0x01` followed by the msgpack array [labels, due, document]:
+
+- `labels`: the classes the document is counted under (its table's per-partition counts), or nil;
+- `due`: the moment key under which the table's due index files it, or nil;
+- `document`: the document, either as plain msgpack (maps keyed by field name) or, for a table with
+  a `Layout`, as the layout's typed, positional form (no field names, enumerations as small ints).
+
+Storing what a document was counted and filed as lets a later write take exactly that back out,
+whatever the code that computes it has become meanwhile.
+
+A value that begins with `{` is a document of the JSON format that came before; it is read as it
+is (a document counted under nothing and filed nowhere).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+MSGPACK = 0x01
+_LEGACY_JSON = ord("{")
+
+
+class Layout(Protocol):
+    """A table's typed document form: `to_stored` maps a document to a msgspec-encodable value,
+    `from_stored` maps the decoded value back; `stored_type` is what msgspec decodes into."""
+
+    stored_type: Any
+
+    def to_stored(self, doc: Any) -> Any: ...
+
+    def from_stored(self, stored: Any) -> Any: ...
+
+
+class Entry(NamedTuple):
+    """A document as stored: the document, its labels and its due moment key."""
+
+    doc: Any
+    labels: tuple[str, ...] | None
+    due: str | None
+
+
+class Codec:
+    """Encodes and decodes a table's entries, with its `Layout` if it has one."""
+
+    def __init__(self, layout: Layout | None = None) -> None:
+        self.layout = layout
+        self._encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
+        doc_type = layout.stored_type if layout is not None else Any
+        self._decoder = msgspec.msgpack.Decoder(tuple[tuple[str, ...] | None, str | None, doc_type])  # type: ignore[valid-type]
+
+    def encode(self, entry: Entry) -> bytes:
+        doc = self.layout.to_stored(entry.doc) if self.layout is not None else entry.doc
+        return bytes((MSGPACK,)) + self._encoder.encode((entry.labels, entry.due, doc))
+
+    def decode(self, raw: bytes) -> Entry:
+        kind = raw[0]
+        if kind == MSGPACK:
+            labels, due, doc = self._decoder.decode(memoryview(raw)[1:])
+            return Entry(self.layout.from_stored(doc) if self.layout is not None else doc, labels, due)
+        if kind == _LEGACY_JSON:
+            return Entry(json.loads(raw), None, None)
+        raise ValueError(f"a stored value of unknown format {kind:#04x}")
