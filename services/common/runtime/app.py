@@ -34,7 +34,9 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
             import rocksdict  # noqa: F401
         except ImportError as exc:
             raise ConfigError("the rocksdb:// table store needs rocksdict: pip install 'tongcheng[rocksdb]'") from exc
-    datadir = s.data_dir / "faust" / service
+    # the tables' files live under the group id, which names the topic prefix and the group tag:
+    # a new group (a rebuild) or another circle on the same data directory starts from empty stores
+    datadir = s.data_dir / "faust" / s.group_id(service)
     datadir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": f"tongcheng://{s.bootstrap}",
