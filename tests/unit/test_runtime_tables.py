@@ -19,11 +19,18 @@ def table(tmp_path: Path, name: str = "t") -> tuple[Any, JsonTable]:
     return app, JsonTable(raw)
 
 
+def commit(t: JsonTable) -> list[tuple[str, int, bytes, bytes]]:
+    """The held writes' changelog records, and then into the store, as once the changelog took them."""
+    records = t.commit()
+    t.store({})
+    return records
+
+
 def test_writes_are_held_until_commit_and_dropped_with_the_batch(tmp_path: Path) -> None:
     _, t = table(tmp_path)
     t[b"a"] = {"grade": "A"}
     assert t.get(b"a") == {"grade": "A"}  # a batch reads its own writes
-    records = t.commit()
+    records = commit(t)
     assert [(key, raw) for _, _, key, raw in records] == [(b"a", b'{"grade":"A"}')]
     t[b"a"] = {"grade": "D"}
     t.discard()  # the batch failed: the store and every read are as the last commit left them
@@ -37,7 +44,7 @@ def test_progress_counts_what_each_partition_came_to(tmp_path: Path) -> None:
     assert progress.next_offset(3) == 0
     progress.advance(3, 10, {"applied": 7, "duplicate": 1, "rejected": 2}, {"undecodable": 2})
     progress.advance(3, 15, {"applied": 4, "rejected": 1}, {"repair_too_early": 1})
-    records = t.commit()
+    records = commit(t)
     assert [partition for _, partition, _, _ in records] == [3]  # filed under the input's partition
     doc = progress.of(3)
     assert doc["offset"] == 15 and doc["consumed"] == 15
@@ -49,7 +56,7 @@ def test_a_tally_follows_every_write_and_forgets_a_dropped_batch(tmp_path: Path)
     app, t = table(tmp_path)
     for i, grade in enumerate("AABD"):
         t[b"s%d" % i] = {"grade": grade}
-    t.commit()
+    commit(t)
     grades = Tally(app, t, lambda state: state.get("grade"))
     assert grades.counts() == {"A": 2, "B": 1, "D": 1}  # built from the table at the first look
     t[b"s0"] = {"grade": "C"}
@@ -66,7 +73,7 @@ def test_a_due_index_gives_the_keys_whose_moment_has_come(tmp_path: Path) -> Non
     t[b"early"] = {"due": 5}
     t[b"late"] = {"due": 50}
     t[b"never"] = {"due": None}
-    t.commit()
+    commit(t)
     due = DueIndex(app, t, lambda value: value["due"])
     assert due.ready(10) == [b"early"]
     t[b"late"] = {"due": 7}  # a write moves it

@@ -42,7 +42,8 @@ class Processor:
     nothing half done that a restart cannot mend:
 
     1. the derived events and dead letters, retried until the broker acknowledges them;
-    2. then the state: the table writes, store and changelog, retried likewise;
+    2. then the state: the table writes, changelog then store (with the changelog offsets it
+       reached, so that a restart on rocksdb reads only the changelog after them), retried likewise;
     3. then each input partition's `Progress` (its next offset and outcome counts), likewise;
     4. then the offsets, committed to the consumer group (in the background, while the next
        batch is processed; a stop or a revocation waits for the commit).
@@ -97,11 +98,24 @@ class Processor:
         """A JSON-document table whose changelog is partitioned like its keyed input topic (murmur2 of
         the key), so timers may write it outside a stream event."""
         raw = self.app.Table(
-            name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+            name,
+            default=None,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            use_partitioner=True,
+            on_changelog_event=self._recovered,
         )
         table = JsonTable(raw)
         self._tables.append(table)
         return table
+
+    async def _recovered(self, event: Any) -> None:
+        """One changelog record read into the store: recovering a partition this worker now owns
+        (active), or keeping a copy of one another worker owns (standby)."""
+        standby = cast(Any, self.app.tables).recovery.standby_tps
+        replica = "standby" if event.message.tp in standby else "active"
+        self.metrics.changelog_recovered.labels(service=self.service, replica=replica).inc()
 
     def progress(self, topic: str, partitions: int) -> Progress:
         if topic not in self._progress:
@@ -259,11 +273,13 @@ class Processor:
         await self.outputs.send()
         progress_tables = {id(p.table) for p in self._progress.values()}
         for last in (False, True):
-            for table in self._tables:
-                if (id(table) in progress_tables) == last:
-                    for topic, partition, key, raw in table.commit():
-                        self.changelogs.add(topic, key, raw, partition)
+            tables = [table for table in self._tables if (id(table) in progress_tables) == last]
+            for table in tables:
+                for topic, partition, key, raw in table.commit():
+                    self.changelogs.add(topic, key, raw, partition)
             await self.changelogs.send()
+            for table in tables:  # into the store once the changelog holds them, with its offsets
+                table.store(self.changelogs.acked)
         for tp, doc in advanced.items():
             self.progress_seen.setdefault(tp.topic, {})[tp.partition] = doc
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
 import faust
 from faust.streams import _current_event
+from faust.types import TP
 
 from services.common.runtime.delivery import partition_of
 
@@ -36,9 +37,12 @@ class JsonTable:
     """A faust table of JSON documents under bytes keys (raw changelog, readable by any tool).
 
     Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
-    then puts them in the store and returns their changelog records, which the `Processor` sends
-    as record batches before the batch's offsets commit. A key's changelog partition is murmur2 of
-    the key (as with `use_partitioner`), unless the write names it (`put(..., partition=)`).
+    then returns their changelog records, which the `Processor` sends as record batches, and
+    `store` puts them in the store once the changelog has taken them, before the batch's offsets
+    commit. So the store never holds a write its changelog lacks, and the changelog offset it
+    records (rocksdb: read from there at the next start) never runs ahead of what it holds. A
+    key's changelog partition is murmur2 of the key (as with `use_partitioner`), unless the write
+    names it (`put(..., partition=)`).
     """
 
     #: decoded documents kept beside the store, newest reads and writes first out last; the
@@ -50,6 +54,7 @@ class JsonTable:
         self.partitions = int(table.partitions)
         self._pending: dict[bytes, tuple[Any, int | None]] = {}
         self._decoded: dict[bytes, Any] = {}
+        self._committed: list[tuple[str, int, bytes, bytes]] = []
         self.indexes: list[TableIndex] = []  # kept current by every write
 
     def get(self, key: bytes) -> Any:
@@ -81,31 +86,44 @@ class JsonTable:
             index.update(key, value)
 
     def commit(self) -> list[tuple[str, int, bytes, bytes]]:
-        """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
+        """The held writes' changelog records (topic, partition, key, value), for `store` after."""
         if not self._pending:
             return []
         topic = self.table.changelog_topic.get_topic_name()
+        records = []
+        for key, (value, partition) in self._pending.items():
+            raw = _dumps(value).encode()
+            if partition is None:
+                partition = partition_of(key, self.partitions)
+            records.append((topic, partition, key, raw))
+        self._committed = records
+        return records
+
+    def store(self, acked: Mapping[tuple[str, int], int]) -> None:
+        """Put the committed writes in the store, their changelog records acknowledged (`acked`: the
+        last offset taken per changelog partition), then record those offsets in the store, which
+        then holds every record up to them (rocksdb; the memory store keeps no offsets)."""
+        if not self._committed:
+            return
+        changelog = self.table.changelog_topic.get_topic_name()
         data = self.table.data
         # faust's memory store drops, after a rebalance, the keys of partitions this worker no
         # longer holds, but knows a key's partition only from the changelog records it recovered
         key_partition = getattr(data, "_key_partition", None)
-        records = []
-        for key, (value, partition) in self._pending.items():
-            raw = _dumps(value).encode()
-            self._remember(key, value)
-            if partition is None:
-                partition = partition_of(key, self.partitions)
+        for _, partition, key, raw in self._committed:
+            self._remember(key, self._pending.pop(key)[0])
             placement = _Placement(partition)  # held here: the context keeps only a weak reference
             token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
             try:
-                data[key] = raw  # the store only; the changelog record goes out batched
+                data[key] = raw  # the store only; the changelog record went out batched
             finally:
                 _current_event.reset(token)
             if key_partition is not None:
                 key_partition[key] = partition
-            records.append((topic, partition, key, raw))
-        self._pending = {}
-        return records
+        for (topic, partition), offset in acked.items():
+            if topic == changelog:
+                data.set_persisted_offset(TP(topic, partition), offset)
+        self._committed = []
 
     def forget_decoded(self) -> None:
         """After a rebalance the store holds what recovery read: decode it afresh."""
@@ -114,6 +132,7 @@ class JsonTable:
     def discard(self) -> None:
         """Drop the held writes; the indexes, which saw them, are built again at their next look."""
         self._pending = {}
+        self._committed = []
         self._decoded = {}  # a dropped batch may have changed a document it read
         for index in self.indexes:
             index.forget()
