@@ -20,6 +20,7 @@ from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
 from services.common.metrics import Metrics
+from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.tables import OUTCOMES, JsonTable, Progress
 from services.common.runtime.transport import Consumer
@@ -104,6 +105,8 @@ class Processor:
             key_type=bytes,
             value_type=bytes,
             use_partitioner=True,
+            options=store_options(self.ctx.settings),
+            extra_topic_configs=CHANGELOG_CONFIG,
             on_changelog_event=self._recovered,
         )
         table = JsonTable(raw)
