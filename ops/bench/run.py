@@ -31,6 +31,7 @@ import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -480,6 +481,9 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
         per_s = total.records / total.seconds if total.seconds > 0 else None
         ends = end_offsets(settings, stage_topics)
         say("  " + check_committed(settings, settings.group_id(plan.worker), ends))
+        if getattr(args, "restarts", False) and processor == "credit":  # instead of latency and ceiling
+            figures = measure_restarts(settings, work, plan, inputs, producer, group[0], workers, stage_topics)
+            return Result(processor, plan.records, per_s, None, None, None, len(group), figures)
 
         # latency
         lat: dict[str, list[float]] = {}
@@ -522,6 +526,37 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
         producer.close()
 
 
+def measure_restarts(
+    settings: Settings,
+    work: Path,
+    plan: Plan,
+    inputs: Inputs,
+    producer: KafkaProducer,
+    worker: Worker,
+    workers: list[Worker],
+    topics: set[str],
+) -> dict[str, Any]:
+    """ops/bench/restarts.py on the caught-up worker; each restarted worker joins `workers`."""
+    from ops.bench import restarts
+    from ops.bench.workload import credit_records
+
+    subjects = len({p.key for stage in plan.stages for p in stage})
+    fresh = credit_records(10**9, subjects, inputs.cities, inputs.today, seed=inputs.seed + 1)
+
+    def start() -> Worker:
+        workers.append(start_worker(settings, plan.worker, work))
+        return workers[-1]
+
+    def publish_new() -> None:
+        publish(producer, [inputs.prepare(city, "credit.record", body) for city, body in islice(fresh, 100)])
+
+    def first(ws: list[Worker]) -> float | None:
+        look = consumed(ws, topics)
+        return look[0] if look else None
+
+    return restarts.measure(settings, worker, start, publish_new, first, subjects, say)
+
+
 def plan_rate(plan: Plan, stream: str) -> float:
     times = [t.at for t in plan.steady if t.stream == stream]
     return round(len(times) / (times[-1] - times[0])) if len(times) > 1 else 0.0
@@ -555,10 +590,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # signed inputs checked by the worker, or unsigned inputs and no checks
     signatures = getattr(args, "signatures", None) or "on"
     bench_s = bench_s.with_(provenance="required" if signatures == "on" else "off")
+    bench_s = bench_s.with_(table_store=f"{getattr(args, 'store', None) or 'memory'}://")
     records, subjects, rate, seconds = options(args)
     say(
         f"bench {processor}{' --quick' if getattr(args, 'quick', False) else ''}: {records} records, "
-        f"{subjects} subjects, signatures {signatures}, "
+        f"{subjects} subjects, signatures {signatures}, store {bench_s.table_store}, "
         + (f"latency phase {rate:g}/s for {seconds:g}s" if rate else "no latency phase")
         + f"; topic prefix {prefix}, "
         f"broker {bench_s.bootstrap}, registry {bench_s.registry_url}, metrics from :{bench_s.metrics_port}"
