@@ -685,7 +685,7 @@ def test_max_poll_records_bounds_a_fetch(tmp_path: Path) -> None:
 
 
 def test_app_api_used_by_the_processor_frame(tmp_path: Path) -> None:
-    """service.StreamService/Processor: app.Table(..., use_partitioner=), app.topic, app.topics.add,
+    """stream.StreamService, service.Processor: app.Table(..., use_partitioner=), app.topic, app.topics.add,
     app.timer(seconds, name=), app.sleep, app.should_stop."""
     assert "name" in params(faust.App.timer), f"{BROKEN}: App.timer(seconds, name=) (StreamService.timer)"
     assert inspect.iscoroutinefunction(faust.App.sleep)
@@ -706,7 +706,7 @@ def test_a_metrics_scrape_before_the_worker_starts_does_not_make_its_consumer(tm
     """The progress collector runs in the metrics server's thread. faust makes `app.consumer` on first
     use, bound to the loop of the thread that asks; made there, the worker's start fails with "got
     Future attached to a different loop". A scrape before the start must leave it unmade."""
-    from services.common.runtime.service import ProgressCollector
+    from services.common.runtime.progress import ProgressCollector
 
     app = make_app(tmp_path)
     assert app._consumer is None, f"{BROKEN}: faust's App keeps its consumer in _consumer, made on first use"
