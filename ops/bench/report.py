@@ -12,6 +12,10 @@ from typing import Any
 KEYS = ("processor", "records", "records_per_s", "ceiling_per_s", "ratio", "p50_ms", "p99_ms", "rate", "workers")
 
 
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """The q-quantile (0..1) of `values` by the nearest-rank rule; None for no values."""
     if not values:

@@ -19,10 +19,18 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import httpx
+from kafka import KafkaProducer
 
+from ops.bench.inputs import Inputs
+from ops.bench.plans import Plan
+from ops.bench.report import say
+from ops.bench.workers import Worker, consumed, start_worker
+from ops.bench.workload import credit_records
 from ops.broker import local
 from services.common.settings import Settings
 
@@ -107,3 +115,34 @@ def measure(
     out["clean_restart_s"] = round(out["clean_restart_s"], 1)
     out["rebuild_s"] = round(out["rebuild_s"], 1)
     return out
+
+
+def on_caught_up(
+    settings: Settings,
+    work: Path,
+    plan: Plan,
+    inputs: Inputs,
+    producer: KafkaProducer,
+    worker: Worker,
+    workers: list[Worker],
+    topics: set[str],
+) -> dict[str, Any]:
+    """`measure` on the worker that has just caught up on the backlog; each worker it starts joins
+    `workers` (stopped by the caller whatever happens)."""
+    from ops.bench.run import publish
+
+    subjects = len({p.key for stage in plan.stages for p in stage})
+    fresh = credit_records(10**9, subjects, inputs.cities, inputs.today, seed=inputs.seed + 1)
+
+    def start() -> Worker:
+        workers.append(start_worker(settings, plan.worker, work))
+        return workers[-1]
+
+    def publish_new() -> None:
+        publish(producer, [inputs.prepare(city, "credit.record", body) for city, body in islice(fresh, 100)])
+
+    def first(ws: list[Worker]) -> float | None:
+        look = consumed(ws, topics)
+        return look[0] if look else None
+
+    return measure(settings, worker, start, publish_new, first, subjects, say)

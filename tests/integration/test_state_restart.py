@@ -25,7 +25,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from ops.bench.run import wait_for_group
+from ops.bench.workers import wait_for_group
 from ops.bench.workload import credit_records
 from ops.chaos.probes import Offsets, oracle_of, stop_worker, wait_until
 from schemas.codec import to_json
