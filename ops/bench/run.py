@@ -188,6 +188,8 @@ def options(args: argparse.Namespace) -> tuple[int, int, float, float]:
     subjects = int(getattr(args, "subjects", None) or sizes["subjects"])
     rate = float(getattr(args, "rate", None) or DEFAULT_RATE.get(args.processor, 0.0))
     seconds = float(getattr(args, "seconds", None) or sizes["seconds"])
+    if getattr(args, "restarts", False):  # no latency phase
+        seconds = 0.0
     return records, subjects, rate, seconds
 
 
@@ -322,7 +324,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     say(
         f"bench {processor}{' --quick' if getattr(args, 'quick', False) else ''}: {records} records, "
         f"{subjects} subjects, signatures {signatures}, store {bench_s.table_store}, "
-        + (f"latency phase {rate:g}/s for {seconds:g}s" if rate else "no latency phase")
+        + (f"latency phase {rate:g}/s for {seconds:g}s" if rate and seconds else "no latency phase")
         + f"; topic prefix {prefix}, "
         f"broker {bench_s.bootstrap}, registry {bench_s.registry_url}, metrics from :{bench_s.metrics_port}"
     )
