@@ -721,6 +721,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="on",
         help="on: signed inputs, checked by the worker (default); off: unsigned inputs, TONGCHENG_PROVENANCE=off",
     )
+    p.add_argument("--store", choices=["memory", "rocksdb"], default="memory", help="the workers' table store")
+    p.add_argument(
+        "--restarts",
+        action="store_true",
+        help="credit: after the backlog, peak RSS, changelog size, and kill, clean and empty-disk restarts "
+        "instead of the latency phase",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("keys", help="the cities' signing keys: make missing ones, rotate, retire, enrol, list")

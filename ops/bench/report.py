@@ -12,6 +12,10 @@ from typing import Any
 KEYS = ("processor", "records", "records_per_s", "ceiling_per_s", "ratio", "p50_ms", "p99_ms", "rate", "workers")
 
 
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """The q-quantile (0..1) of `values` by the nearest-rank rule; None for no values."""
     if not values:
@@ -37,6 +41,7 @@ class Result:
     latencies: list[float] | None  # seconds; None when the latency phase measured nothing
     rate: float | None  # events/s of the latency phase; None when it did not run
     workers: int = 1  # workers of the processor in its group during the throughput phase
+    restarts: dict[str, Any] | None = None  # `--restarts`: ops/bench/restarts.py's figures, after the keys
 
     def as_dict(self) -> dict[str, Any]:
         ratio = None
@@ -55,7 +60,7 @@ class Result:
             "rate": self.rate,
             "workers": self.workers,
         }
-        return {k: values[k] for k in KEYS}
+        return {**{k: values[k] for k in KEYS}, **(self.restarts or {})}
 
     def json_line(self) -> str:
         return json.dumps(self.as_dict(), ensure_ascii=False)

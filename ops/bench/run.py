@@ -12,6 +12,10 @@
 3. Latency: events at --rate for --seconds; each output that names its cause gives one
    publish -> output latency (the readmodel: publish -> row readable).
 4. Ceiling: a bare aiokafka consumer reads and Avro-decodes the same backlog (ops/bench/ceiling.py).
+5. With `--restarts` (credit), instead of 3 and 4: memory, changelog size and restart times of the
+   caught-up worker (ops/bench/restarts.py).
+
+The workers are ops/bench/workers.py's, the latency phase ops/bench/latency.py's.
 
 Progress goes to stdout as it runs; the last line is one JSON object (ops/bench/report.py KEYS).
 """
@@ -20,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -34,37 +35,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from ops.bench import ceiling
-from ops.bench.inputs import Inputs, Timed
-from ops.bench.plans import DEFAULT_RATE, METRICS_OFFSETS, PROCESSORS, Plan, build
-from ops.bench.report import Result, latency_line, machine
+from ops.bench.inputs import Inputs
+from ops.bench.latency import latency, plan_rate
+from ops.bench.plans import DEFAULT_RATE, PROCESSORS, build
+from ops.bench.report import Result, latency_line, machine, say
+from ops.bench.workers import FIRST_TIMEOUT, BenchError, Worker, consumed, start_worker, wait_for_group
 from ops.broker import local
 from services.cli import provision_bus
 from services.common import kafka_auth
-from services.common.context import Context, build_context
-from services.common.settings import ENV, Settings
+from services.common.context import build_context
+from services.common.settings import Settings
 from topics.publisher import Prepared, producer_config
 
 BENCH_PORTS = {"kafka_port": 25092, "controller_port": 25093, "registry_port": 25081, "metrics_port": 25400}
 QUICK = {"records": 20_000, "subjects": 20_000, "seconds": 10.0}
 FULL = {"records": 60_000, "subjects": 20_000, "seconds": 20.0}
 POLL = 0.05  # seconds between looks at a worker's counters
-FIRST_TIMEOUT = 180.0  # for a worker's first consumed record (its start and table recovery included)
 STALL_TIMEOUT = 60.0  # without progress, a worker is taken as stuck
-COUNTER = re.compile(r"^tongcheng_events_consumed_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # --- settings and the broker -----------------------------------------------------------------
@@ -90,96 +81,6 @@ def bench_settings(base: Settings, prefix: str) -> tuple[Settings, Path]:
     if settings.database_url == f"sqlite:///{settings.data_dir / 'tongcheng.db'}":  # derived: use a fresh file
         settings = settings.with_(database_url=f"sqlite:///{work / f'readmodel-{prefix}.db'}")
     return settings, work
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
-    names = ("circle", "topic_prefix", "bootstrap", "registry_url", "data_dir", "metrics_port", "table_store")
-    # and how the workers check signatures and find their credentials (each authenticates as its service)
-    for name in (*names, "provenance", "security_protocol", "secrets_file", "ssl_cafile"):
-        env[ENV[name]] = str(getattr(settings, name))
-    env[ENV["roster_keys_file"]] = str(settings.roster_keys_path)
-    env[ENV["database_url"]] = settings.database_url
-    if settings.circle_file:
-        env[ENV["circle_file"]] = str(settings.circle_file)
-    return env
-
-
-@dataclass
-class Worker:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-#: the metrics ports of a processor's k-th worker move by k * SCALE_OUT_PORT_STEP
-SCALE_OUT_PORT_STEP = 100
-
-
-def start_worker(settings: Settings, name: str, work: Path, index: int = 0) -> Worker:
-    """The processor's worker number `index` (its log and metrics port its own)."""
-    suffix = f"-{index + 1}" if index else ""
-    log = work / "logs" / f"{settings.topic_prefix}-{name}{suffix}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    settings = settings.with_(metrics_port=settings.metrics_port + index * SCALE_OUT_PORT_STEP)
-    with open(log, "ab") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", name],
-            env=worker_env(settings),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    say(f"  started `tongcheng worker {name}` (pid {proc.pid}), log {log}")
-    return Worker(name, proc, settings.metrics_port + METRICS_OFFSETS[name], log)
-
-
-def consumed(workers: list[Worker], topics: set[str]) -> tuple[float, Counter[str]] | None:
-    """The workers' tongcheng_events_consumed_total over `topics` (all outcomes, summed over the
-    workers) and by outcome; None while the metrics of one do not answer."""
-    outcomes: Counter[str] = Counter()
-    for worker in workers:
-        try:
-            text = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return None
-        for line in text.splitlines():
-            m = COUNTER.match(line)
-            if m:
-                labels = dict(LABEL.findall(m["labels"]))
-                if labels.get("topic") in topics:
-                    outcomes[labels.get("outcome", "")] += int(float(m["value"]))
-    return float(sum(outcomes.values())), outcomes
-
-
-def wait_for_group(settings: Settings, group: str, members: int, timeout: float = FIRST_TIMEOUT) -> float:
-    """Until the group is stable with `members` members that each hold partitions; returns the seconds."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_auth.client_config(settings))
-    started = time.monotonic()
-    try:
-        while time.monotonic() - started < timeout:
-            try:
-                described = admin.describe_groups([group]).get(group) or {}
-            except Exception:  # the coordinator is not known yet
-                described = {}
-            if str(described.get("group_state", "")).lower() == "stable":
-                found = described.get("members") or []
-                if len(found) == members and all(m.get("member_assignment") for m in found):
-                    return time.monotonic() - started
-            time.sleep(0.5)
-    finally:
-        admin.close()
-    raise BenchError(f"group {group} did not settle with {members} members within {timeout:.0f}s")
 
 
 # --- publishing ------------------------------------------------------------------------------
@@ -278,145 +179,6 @@ def check_committed(settings: Settings, group: str, ends: dict[tuple[str, int], 
 # --- latency ---------------------------------------------------------------------------------
 
 
-class OutputWatch:
-    """Records when each output naming a cause (meta.causation_id) arrives on the output topics."""
-
-    def __init__(self, ctx: Context, event_types: set[str]) -> None:
-        self.ctx = ctx
-        self.arrived: dict[str, float] = {}
-        self.outputs = 0
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=ctx.settings.bootstrap, enable_auto_commit=False, **kafka_auth.client_config(ctx.settings)
-        )
-        topics = [ctx.topics.topic(t) for t in sorted(event_types)]
-        parts = [TopicPartition(t, p) for t in topics for p in self.consumer.partitions_for_topic(t) or []]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_end(*parts)
-        for tp in parts:
-            self.consumer.position(tp)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.listen, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def listen(self) -> None:
-        while not self.stopping.is_set():
-            for batch in self.consumer.poll(timeout_ms=50).values():
-                now = time.perf_counter()
-                for rec in batch:
-                    event = self.ctx.codec.decode(rec.value)
-                    self.outputs += 1
-                    cause = event["meta"].get("causation_id")
-                    if cause:
-                        self.arrived.setdefault(str(cause), now)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.consumer.close()
-
-
-class RowWatch:
-    """Records when each credit profile's row (by event_id) is readable in the read model."""
-
-    def __init__(self, ctx: Context) -> None:
-        import sqlalchemy as sa
-
-        from consumers.readmodel import credit_profiles
-
-        self.sa = sa
-        self.table = credit_profiles
-        self.engine = sa.create_engine(ctx.settings.database_url)
-        self.arrived: dict[str, float] = {}
-        self.outputs = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.listen, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def listen(self) -> None:
-        t = self.table
-        since = None
-        with self.engine.connect() as conn:
-            since = conn.execute(self.sa.select(self.sa.func.max(t.c.updated_at))).scalar()
-        while not self.stopping.is_set():
-            query = self.sa.select(t.c.event_id, t.c.updated_at)
-            if since is not None:
-                query = query.where(t.c.updated_at >= since)
-            try:
-                with self.engine.connect() as conn:
-                    rows = conn.execute(query).all()
-            except self.sa.exc.OperationalError:  # the writer holds the database: look again
-                rows = []
-            now = time.perf_counter()
-            for event_id, updated in rows:
-                if event_id not in self.arrived:
-                    self.arrived[event_id] = now
-                    self.outputs += 1
-                if since is None or updated > since:
-                    since = updated
-            self.stopping.wait(0.02)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.engine.dispose()
-
-
-def pace(producer: KafkaProducer, items: list[Timed], sent: dict[str, tuple[str, float]]) -> float:
-    """Send each item at its time (ticks of 10 ms), noting the first send time of each event_id."""
-    tick = 0.01
-    start = time.perf_counter()
-    i = 0
-    said = start
-    while i < len(items):
-        due = start + items[i].at
-        pause = due - time.perf_counter()
-        if pause > 0:
-            time.sleep(min(pause, tick))
-            continue
-        now = time.perf_counter()
-        horizon = now - start + tick
-        while i < len(items) and items[i].at <= horizon:
-            e = items[i].event
-            sent.setdefault(e.event_id, (items[i].stream, time.perf_counter()))
-            producer.send(e.topic, key=e.key, value=e.value, headers=list(e.headers) or None)
-            i += 1
-        producer.flush()
-        if now - said >= 2:
-            say(f"  sent {i}/{len(items)}")
-            said = now
-    return time.perf_counter() - start
-
-
-def latency(ctx: Context, producer: KafkaProducer, plan: Plan) -> dict[str, list[float]]:
-    watch: OutputWatch | RowWatch
-    if plan.processor == "readmodel":
-        watch = RowWatch(ctx)
-    else:
-        watch = OutputWatch(ctx, {t for types in plan.outputs.values() for t in types})
-    watch.start()
-    sent: dict[str, tuple[str, float]] = {}
-    say(f"latency: publishing {len(plan.steady)} events over {plan.steady[-1].at:.0f}s ({plan.latency})")
-    elapsed = pace(producer, plan.steady, sent)
-    say(f"  published in {elapsed:.1f}s; waiting for the last outputs")
-    quiet_since, before = time.monotonic(), -1
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
-        if len(watch.arrived) != before:
-            before, quiet_since = len(watch.arrived), time.monotonic()
-        time.sleep(0.1)
-    watch.stop()
-    out: dict[str, list[float]] = {stream: [] for stream in plan.outputs}
-    for event_id, (stream, at) in sent.items():
-        if event_id in watch.arrived:
-            out.setdefault(stream, []).append(watch.arrived[event_id] - at)
-    say(f"  {watch.outputs} outputs seen, {sum(len(v) for v in out.values())} matched to an event sent")
-    return out
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -426,6 +188,8 @@ def options(args: argparse.Namespace) -> tuple[int, int, float, float]:
     subjects = int(getattr(args, "subjects", None) or sizes["subjects"])
     rate = float(getattr(args, "rate", None) or DEFAULT_RATE.get(args.processor, 0.0))
     seconds = float(getattr(args, "seconds", None) or sizes["seconds"])
+    if getattr(args, "restarts", False):  # no latency phase
+        seconds = 0.0
     return records, subjects, rate, seconds
 
 
@@ -480,6 +244,11 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
         per_s = total.records / total.seconds if total.seconds > 0 else None
         ends = end_offsets(settings, stage_topics)
         say("  " + check_committed(settings, settings.group_id(plan.worker), ends))
+        if getattr(args, "restarts", False) and processor == "credit":  # instead of latency and ceiling
+            from ops.bench import restarts
+
+            figures = restarts.on_caught_up(settings, work, plan, inputs, producer, group[0], workers, stage_topics)
+            return Result(processor, plan.records, per_s, None, None, None, len(group), figures)
 
         # latency
         lat: dict[str, list[float]] = {}
@@ -522,11 +291,6 @@ def bench(settings: Settings, work: Path, processor: str, args: argparse.Namespa
         producer.close()
 
 
-def plan_rate(plan: Plan, stream: str) -> float:
-    times = [t.at for t in plan.steady if t.stream == stream]
-    return round(len(times) / (times[-1] - times[0])) if len(times) > 1 else 0.0
-
-
 def remove_topics(settings: Settings, prefix: str) -> None:
     """Delete the run's topics (its catalogue, DLQs and the workers' changelogs)."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_auth.client_config(settings))
@@ -555,11 +319,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # signed inputs checked by the worker, or unsigned inputs and no checks
     signatures = getattr(args, "signatures", None) or "on"
     bench_s = bench_s.with_(provenance="required" if signatures == "on" else "off")
+    bench_s = bench_s.with_(table_store=f"{getattr(args, 'store', None) or 'memory'}://")
     records, subjects, rate, seconds = options(args)
     say(
         f"bench {processor}{' --quick' if getattr(args, 'quick', False) else ''}: {records} records, "
-        f"{subjects} subjects, signatures {signatures}, "
-        + (f"latency phase {rate:g}/s for {seconds:g}s" if rate else "no latency phase")
+        f"{subjects} subjects, signatures {signatures}, store {bench_s.table_store}, "
+        + (f"latency phase {rate:g}/s for {seconds:g}s" if rate and seconds else "no latency phase")
         + f"; topic prefix {prefix}, "
         f"broker {bench_s.bootstrap}, registry {bench_s.registry_url}, metrics from :{bench_s.metrics_port}"
     )

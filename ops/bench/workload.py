@@ -66,8 +66,10 @@ def subject_ids(count: int, seed: int = 0) -> list[str]:
 
 
 def credit_records(
-    count: int, subjects: int, cities: Sequence[str], today: date, seed: int = 0
+    count: int, subjects: int, cities: Sequence[str], today: date, seed: int = 0, every_subject: bool = False
 ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`count` records over `subjects` subjects drawn at random; with `every_subject`, the first
+    `subjects` records go to each subject in turn (but for redeliveries), so nearly all have one."""
     rng = random.Random(seed)
     ids = subject_ids(subjects, seed)
     weights = [k[4] for k in KINDS]
@@ -75,7 +77,7 @@ def credit_records(
     sent: list[tuple[str, dict[str, Any]]] = []
     for n in range(count):
         roll = rng.random()
-        subject = rng.choice(ids)
+        subject = ids[n] if every_subject and n < subjects else rng.choice(ids)
         own = published[subject]
         if sent and roll < 0.02:  # a redelivery: the very same event again
             yield rng.choice(sent)

@@ -66,6 +66,13 @@ class Metrics:
         self.project_ontime_ratio = Gauge(
             "tongcheng_project_ontime_ratio", "Due milestones done on time, by lead city.", ["city"], registry=r
         )
+        self.changelog_recovered = Counter(
+            "tongcheng_changelog_recovered_records",
+            "Table changelog records read into the local store: recovering an owned partition (active) "
+            "or keeping another worker's partition warm (standby).",
+            ["service", "replica"],
+            registry=r,
+        )
         self.enforcement_actions = Counter(
             "tongcheng_enforcement_actions", "Joint enforcement actions closed, by domain.", ["domain"], registry=r
         )

@@ -42,6 +42,8 @@ ENV: dict[str, str] = {
     "source_system": "TONGCHENG_SOURCE_SYSTEM",
     "person_salt": "TONGCHENG_PERSON_SALT",
     "table_store": "TONGCHENG_TABLE_STORE",
+    "rocksdb_store_mb": "TONGCHENG_ROCKSDB_STORE_MB",
+    "standby_replicas": "TONGCHENG_STANDBY_REPLICAS",
     "feedback_window_days": "TONGCHENG_FEEDBACK_WINDOW_DAYS",
     "clock_offset_seconds": "TONGCHENG_CLOCK_OFFSET_SECONDS",
     "clock_file": "TONGCHENG_CLOCK_FILE",
@@ -109,6 +111,10 @@ class Settings:
     source_system: str = "tongcheng-cli"
     person_salt: str = DEV_PERSON_SALT
     table_store: str = "memory://"
+    #: the memory of each RocksDB partition store of a table: half block cache, half write buffers
+    rocksdb_store_mb: int = 16
+    #: how many other workers of a group keep a warm copy of each table partition
+    standby_replicas: int = 1
     #: overrides feedback.window_days of the sanction rules file when set
     feedback_window_days: int | None = None
     clock_offset_seconds: float = 0.0
@@ -162,6 +168,10 @@ class Settings:
                 f"{ENV['table_store']} must be memory:// (tables rebuilt from their changelogs at start) "
                 f"or rocksdb:// (tables on disk under the data directory, needs rocksdict), not {self.table_store!r}"
             )
+        if self.rocksdb_store_mb < 4:
+            raise ConfigError(f"{ENV['rocksdb_store_mb']} must be at least 4 (MB), not {self.rocksdb_store_mb}")
+        if self.standby_replicas < 0:
+            raise ConfigError(f"{ENV['standby_replicas']} must be 0 or more, not {self.standby_replicas}")
         if self.profile not in ("local", "production"):
             raise ConfigError(f"{ENV['profile']} must be 'local' or 'production', not {self.profile!r}")
         if self.provenance not in ("required", "off"):

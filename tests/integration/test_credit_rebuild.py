@@ -182,7 +182,8 @@ def test_rocksdb_tables_rebuild_and_survive_a_kill(run: Run) -> None:
     rocks = {"TONGCHENG_GROUP_TAG": "rocks", "TONGCHENG_TABLE_STORE": "rocksdb://"}
     run.start("credit", **rocks)
     read_profiles(run.ctx, matches(run.expected), start=start)
-    assert list((run.data / "faust" / "credit").glob("**/*.db")), "no RocksDB files under the data directory"
+    tables = run.data / "faust" / run.ctx.settings.with_(group_tag="rocks").group_id("credit")
+    assert list(tables.glob("**/*.db")), "no RocksDB files under the group's directory"
     run.stop("credit", signal.SIGKILL)
     run.start("credit", **rocks)  # state comes back from disk plus the changelog tail
     sid, before = sorted(run.expected.items())[0]

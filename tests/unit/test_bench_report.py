@@ -41,3 +41,9 @@ def test_bench_provenance_runs_without_a_broker(tmp_path, capsys) -> None:  # ty
     assert provenance.run(Settings(data_dir=tmp_path), argparse.Namespace(records=200, quick=True)) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["records"] == 200 and last["verify"]["median_us"] > 0 and last["sign"]["median_us"] > 0
+
+
+def test_restart_figures_follow_the_keys() -> None:
+    figures = {"peak_rss_mb": 136.2, "kill_restart_s": 9.1, "rebuild_changelog_records_per_subject": 1.04}
+    d = json.loads(Result("credit", 30000, 3098.0, None, None, None, restarts=figures).json_line())
+    assert tuple(d) == (*KEYS, *figures) and d["kill_restart_s"] == 9.1

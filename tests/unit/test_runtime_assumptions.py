@@ -383,7 +383,7 @@ def test_current_event_is_a_contextvar_of_a_weakref() -> None:
 
 
 def test_memory_table_written_outside_an_event(tmp_path: Path) -> None:
-    """StateTable.commit writes `table.data[key] = raw` with a _Placement as the current event."""
+    """StateTable.store writes `table.data[key] = raw` with a _Placement as the current event."""
 
     async def check() -> None:
         app = make_app(tmp_path)
@@ -392,6 +392,7 @@ def test_memory_table_written_outside_an_event(tmp_path: Path) -> None:
         table.put(b"a", {"n": 1}, partition=2)
         table[b"b"] = {"n": 2}
         records = table.commit()
+        table.store({})
         assert {(p, k) for _, p, k, _ in records} == {(2, b"a"), (partition_of(b"b", 4), b"b")}
         assert table.codec.decode(raw.get(b"a")).doc == {"n": 1} and table.get(b"b") == {"n": 2}, (
             f"{BROKEN}: a memory-store table written through table.data outside a stream event lost the write"
@@ -417,6 +418,7 @@ def test_rocksdb_table_files_writes_under_the_current_events_partition(tmp_path:
             table = StateTable(raw)
             table.put(b"a", {"n": 1}, partition=5)
             table.commit()
+            table.store({})
             assert raw.data._key_index[b"a"] == 5, (
                 f"{BROKEN}: the RocksDB store no longer files a write under current_event().message.partition "
                 "(tables._Placement names the changelog partition that way)"
@@ -469,7 +471,7 @@ def test_changelog_topic_name_and_rebalance_complete_signal(tmp_path: Path) -> N
 
 def test_memory_table_forgets_keys_of_revoked_partitions(tmp_path: Path) -> None:
     """faust's memory store drops, when a recovery completes, the keys of partitions no longer held,
-    but only those it knows the partition of (Store._key_partition). StateTable.commit records the
+    but only those it knows the partition of (Store._key_partition). StateTable.store records the
     partition of each key it writes; otherwise StateTable.items(), its due index and the sweep timers would
     keep seeing, and writing, keys of partitions another worker now owns."""
 
@@ -479,6 +481,7 @@ def test_memory_table_forgets_keys_of_revoked_partitions(tmp_path: Path) -> None
         table = StateTable(raw)
         table.put(b"a", {"n": 1}, partition=1)
         table.commit()
+        table.store({})
         changelog = raw.changelog_topic.get_topic_name()
         await raw.data.on_recovery_completed({TP(changelog, 0)}, set())  # partition 1 went elsewhere
         assert dict(table.items()) == {}, "the key of revoked partition 1 is still in the table"
@@ -713,7 +716,7 @@ def test_max_poll_records_bounds_a_fetch(tmp_path: Path) -> None:
 
 
 def test_app_api_used_by_the_processor_frame(tmp_path: Path) -> None:
-    """service.StreamService/Processor: app.Table(..., use_partitioner=), app.topic, app.topics.add,
+    """stream.StreamService, service.Processor: app.Table(..., use_partitioner=), app.topic, app.topics.add,
     app.timer(seconds, name=), app.sleep, app.should_stop."""
     assert "name" in params(faust.App.timer), f"{BROKEN}: App.timer(seconds, name=) (StreamService.timer)"
     assert inspect.iscoroutinefunction(faust.App.sleep)
@@ -734,7 +737,7 @@ def test_a_metrics_scrape_before_the_worker_starts_does_not_make_its_consumer(tm
     """The progress collector runs in the metrics server's thread. faust makes `app.consumer` on first
     use, bound to the loop of the thread that asks; made there, the worker's start fails with "got
     Future attached to a different loop". A scrape before the start must leave it unmade."""
-    from services.common.runtime.service import ProgressCollector
+    from services.common.runtime.progress import ProgressCollector
 
     app = make_app(tmp_path)
     assert app._consumer is None, f"{BROKEN}: faust's App keeps its consumer in _consumer, made on first use"

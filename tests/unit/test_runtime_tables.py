@@ -45,11 +45,18 @@ def again(t: StateTable, **kwargs: Any) -> StateTable:
     return fresh
 
 
+def commit(t: StateTable) -> list[tuple[str, int, bytes, bytes | None]]:
+    """The held writes' changelog records, and then into the store, as once the changelog took them."""
+    records = t.commit()
+    t.store({})
+    return records
+
+
 def test_writes_are_held_until_commit_and_dropped_with_the_batch(tmp_path: Path) -> None:
     t = table(tmp_path)
     t[b"a"] = {"grade": "A"}
     assert t.get(b"a") == {"grade": "A"}  # a batch reads its own writes
-    records = t.commit()
+    records = commit(t)
     assert [key for _, _, key, _ in records] == [b"a"]
     t[b"a"] = {"grade": "D"}
     t.discard()  # the batch failed: the store and every read are as the last commit left them
@@ -63,7 +70,7 @@ def test_progress_counts_what_each_partition_came_to(tmp_path: Path) -> None:
     assert progress.next_offset(3) == 0
     progress.advance(3, 10, {"applied": 7, "duplicate": 1, "rejected": 2}, {"undecodable": 2})
     progress.advance(3, 15, {"applied": 4, "rejected": 1}, {"repair_too_early": 1})
-    records = t.commit()
+    records = commit(t)
     assert [partition for _, partition, _, _ in records] == [3]  # filed under the input's partition
     doc = progress.of(3)
     assert doc["offset"] == 15 and doc["consumed"] == 15
@@ -76,7 +83,7 @@ def test_counts_follow_adds_changes_and_removals_and_are_committed_with_them(tmp
     for i, grade in enumerate("AABD"):
         t[b"s%d" % i] = {"grade": grade}
     assert t.counts() == {"A": 2, "B": 1, "D": 1}  # the batch's own writes count at once
-    records = t.commit()
+    records = commit(t)
     counted = {key: partition for _, partition, key, _ in records if key.startswith(b"\0n")}
     # one counts document per partition written, on the changelog partition of the keys it counts
     assert set(counted.values()) == {partition_of(b"s%d" % i, 4) for i in range(4)}
@@ -87,7 +94,7 @@ def test_counts_follow_adds_changes_and_removals_and_are_committed_with_them(tmp
     t.discard()  # a dropped batch takes its changes back
     assert t.counts() == {"A": 2, "B": 1, "D": 1}
     t[b"s3"] = {"grade": "B"}
-    t.commit()
+    commit(t)
     # a restart reads the counts documents, not the documents
     assert again(t).counts() == {"A": 2, "B": 2}
     if store == "memory://":  # (faust's RocksDB store lists only the partitions an assignment gave)
@@ -99,7 +106,7 @@ def test_counts_cover_only_the_partitions_held(tmp_path: Path) -> None:
     keys = {partition_of(b"k%d" % i, 4): b"k%d" % i for i in range(40)}  # one key per partition
     for key in keys.values():
         t[key] = {"grade": "A"}
-    t.commit()
+    commit(t)
     assert again(t, held=lambda: [0, 1]).counts() == {"A": 2}
     assert again(t, held=lambda: []).counts() == {}
 
@@ -110,7 +117,7 @@ def test_the_due_index_is_a_range_read_kept_by_writes(tmp_path: Path, store: str
     t[b"late"] = {"due": "2026-04-01"}
     t[b"never"] = {"due": None}
     assert t.ready(date(2026, 3, 10)) == [b"early"]  # held writes are read as they will be
-    t.commit()
+    commit(t)
     assert t.ready(date(2026, 3, 4)) == []
     assert t.ready(date(2026, 3, 5)) == [b"early"]  # its moment included
     t[b"late"] = {"due": "2026-03-07"}  # a write moves it
@@ -119,7 +126,7 @@ def test_the_due_index_is_a_range_read_kept_by_writes(tmp_path: Path, store: str
     t.discard()
     assert t.ready(date(2026, 3, 10)) == [b"early"]
     t[b"early"] = {"due": "2026-05-01"}
-    t.commit()
+    commit(t)
     assert again(t).ready(date(2026, 4, 1)) == [b"late"]  # read from the store after a restart
     assert sorted(again(t).ready(date(2026, 6, 1))) == [b"early", b"late"]
 
@@ -129,7 +136,7 @@ def test_the_due_index_sweeps_only_the_partitions_held(tmp_path: Path, store: st
     keys = {partition_of(b"k%d" % i, 4): b"k%d" % i for i in range(40)}
     for key in keys.values():
         t[key] = {"due": "2026-03-01"}
-    t.commit()
+    commit(t)
     assert sorted(again(t, held=lambda: [2]).ready(date(2026, 3, 1))) == [keys[2]]
 
 
@@ -139,9 +146,9 @@ def test_the_memory_store_recovers_the_due_order_from_the_changelog(tmp_path: Pa
     t = graded(table(tmp_path))
     t[b"a"] = {"due": "2026-03-02", "grade": "A"}
     t[b"b"] = {"due": "2026-03-03"}
-    records = t.commit()
+    records = commit(t)
     t[b"a"] = {"due": "2026-03-09", "grade": "A"}
-    records += t.commit()
+    records += commit(t)
     fresh = graded(table(tmp_path / "other"))
     events = [SimpleNamespace(key=k, value=v, message=SimpleNamespace(partition=p, value=v)) for _, p, k, v in records]
     fresh.table.data.apply_changelog_batch(events, lambda k: k, lambda v: v)
@@ -158,11 +165,11 @@ def test_a_touch_counts_and_files_again_what_the_clock_changed(tmp_path: Path) -
     t.count_by(lambda doc, at: ["late"] if at > deadline else ["waiting"])
     t.due_by(lambda doc, at: None if at > deadline else deadline)
     t[b"x"] = {}
-    t.commit()
+    commit(t)
     assert t.counts() == {"waiting": 1} and t.ready(deadline) == [b"x"]
     now[0] = deadline + timedelta(seconds=1)
     t.touch(b"x")
-    assert t.commit(), "a touch that changes the counts is a write"
+    assert commit(t), "a touch that changes the counts is a write"
     assert t.counts() == {"late": 1} and t.ready(now[0]) == []
     t.touch(b"x")
-    assert t.commit() == [], "a touch that changes nothing writes nothing"
+    assert commit(t) == [], "a touch that changes nothing writes nothing"

@@ -14,6 +14,7 @@ from services.common import kafka_auth
 from services.common.context import Context, build_context
 from services.common.errors import ConfigError
 from services.common.metrics import Metrics
+from services.common.settings import Settings
 
 log = logging.getLogger("tongcheng")
 
@@ -27,6 +28,36 @@ SESSION_TIMEOUT = 8.0
 HEARTBEAT_INTERVAL = 1.0
 
 
+#: the tables' changelog topics (faust declares them compacted): segments roll at 16 MiB or after an
+#: hour and are cleaned once a tenth of the log is dirty, so a full rebuild reads about one record
+#: per key, not every version of it (the active segment is never compacted)
+CHANGELOG_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+#: the files one RocksDB partition store keeps open (faust's default: 90% of the process limit, each)
+ROCKSDB_MAX_OPEN_FILES = 64
+
+
+def store_options(s: Settings) -> dict[str, Any]:
+    """The RocksDB options of each partition store of a table (faust opens one per partition, and
+    one per standby partition): `TONGCHENG_ROCKSDB_STORE_MB` each, half for its block cache and
+    half for its write buffers (two memtables). faust's own defaults allow 2 GiB of cache and 192
+    MiB of memtables per store."""
+    if s.table_store != "rocksdb://":
+        return {}
+    budget = s.rocksdb_store_mb * 1024 * 1024
+    return {
+        "block_cache_size": budget // 2,
+        "write_buffer_size": budget // 4,
+        "max_write_buffer_number": 2,
+        "max_open_files": ROCKSDB_MAX_OPEN_FILES,
+    }
+
+
 def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     s = ctx.settings
     if s.table_store == "rocksdb://":
@@ -34,7 +65,9 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
             import rocksdict  # noqa: F401
         except ImportError as exc:
             raise ConfigError("the rocksdb:// table store needs rocksdict: pip install 'tongcheng[rocksdb]'") from exc
-    datadir = s.data_dir / "faust" / service
+    # the tables' files live under the group id, which names the topic prefix and the group tag:
+    # a new group (a rebuild) or another circle on the same data directory starts from empty stores
+    datadir = s.data_dir / "faust" / s.group_id(service)
     datadir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": f"tongcheng://{s.bootstrap}",
@@ -58,6 +91,8 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
         "broker_heartbeat_interval": HEARTBEAT_INTERVAL,
         "broker_max_poll_records": 2000,
         "stream_buffer_maxsize": 8192,
+        # each table partition also kept warm on this many other workers, for a failover without a rebuild
+        "table_standby_replicas": s.standby_replicas,
         **overrides,
     }
     return faust.App(s.group_id(service), **settings)

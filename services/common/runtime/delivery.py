@@ -76,6 +76,8 @@ class Outputs:
         self._sleep = sleep  # returns early when the worker stops
         self._stopping = stopping
         self._records: dict[tuple[str, int], list[Record]] = {}
+        #: the offset of the last record each partition took in the last `send`
+        self.acked: dict[tuple[str, int], int] = {}
 
     def add(
         self,
@@ -100,6 +102,7 @@ class Outputs:
 
     async def send(self) -> int:
         pending, self._records = self._records, {}
+        self.acked = {}
         sent, pause = 0, self.FIRST_PAUSE
         while pending:
             producer = self._producer()
@@ -124,6 +127,7 @@ class Outputs:
                     )
                 else:
                     sent += len(records)
+                    self.acked[tp] = result
             pending = refused
             if pending:
                 await self._sleep(pause)
@@ -132,7 +136,8 @@ class Outputs:
                     raise Abandoned(f"{self._what}: the worker is stopping; the batch will be delivered again")
         return sent
 
-    async def _send_partition(self, producer: Any, tp: tuple[str, int], records: list[Record]) -> None:
+    async def _send_partition(self, producer: Any, tp: tuple[str, int], records: list[Record]) -> int:
+        """Send one partition's records; the offset the broker gave the last of them."""
         topic, partition = tp
         batches = [producer.create_batch()]
         for key, value, headers in records:
@@ -140,4 +145,5 @@ class Outputs:
                 batches.append(producer.create_batch())  # an empty batch takes any one record
                 batches[-1].append(key=key, value=value, timestamp=None, headers=headers)
         futures = [await producer.send_batch(batch, topic, partition=partition) for batch in batches]
-        await asyncio.gather(*futures)
+        taken = await asyncio.gather(*futures)  # each batch's metadata: the offset of its first record
+        return int(taken[-1].offset) + batches[-1].record_count() - 1

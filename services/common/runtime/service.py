@@ -1,4 +1,4 @@
-"""The processor frame: the batch path's delivery order, the DLQ policy, and the agents' wiring."""
+"""The processor: the batch path's delivery order, the DLQ policy, and the state's tables."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from services.common.circle import load_circle, service_signer
 from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
 from services.common.errors import Reason, Rejected, Unavailable
 from services.common.metrics import Metrics
+from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout
-from services.common.runtime.tables import OUTCOMES, Progress, StateTable
+from services.common.runtime.progress import ProgressCollector
+from services.common.runtime.tables import Progress, StateTable
 from services.common.runtime.transport import Consumer
 from topics import cloudevents
 from topics.catalog import EVENT_TYPES, OWNER
@@ -43,7 +43,8 @@ class Processor:
     nothing half done that a restart cannot mend:
 
     1. the derived events and dead letters, retried until the broker acknowledges them;
-    2. then the state: the table writes, store and changelog, retried likewise;
+    2. then the state: the table writes, changelog then store (with the changelog offsets it
+       reached, so that a restart on rocksdb reads only the changelog after them), retried likewise;
     3. then each input partition's `Progress` (its next offset and outcome counts), likewise;
     4. then the offsets, committed to the consumer group (in the background, while the next
        batch is processed; a stop or a revocation waits for the commit).
@@ -99,7 +100,15 @@ class Processor:
         key), so timers may write it outside a stream event; its counts and due index cover the
         partitions this worker holds as actives."""
         raw = self.app.Table(
-            name, default=None, partitions=partitions, key_type=bytes, value_type=bytes, use_partitioner=True
+            name,
+            default=None,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            use_partitioner=True,
+            options=store_options(self.ctx.settings),
+            extra_topic_configs=CHANGELOG_CONFIG,
+            on_changelog_event=self._recovered,
         )
 
         def held() -> set[int]:
@@ -109,6 +118,13 @@ class Processor:
         table = StateTable(raw, layout, clock=self.ctx.clock.now, held=held)
         self._tables.append(table)
         return table
+
+    async def _recovered(self, event: Any) -> None:
+        """One changelog record read into the store: recovering a partition this worker now owns
+        (active), or keeping a copy of one another worker owns (standby)."""
+        standby = cast(Any, self.app.tables).recovery.standby_tps
+        replica = "standby" if event.message.tp in standby else "active"
+        self.metrics.changelog_recovered.labels(service=self.service, replica=replica).inc()
 
     def progress(self, topic: str, partitions: int) -> Progress:
         if topic not in self._progress:
@@ -266,11 +282,13 @@ class Processor:
         await self.outputs.send()
         progress_tables = {id(p.table) for p in self._progress.values()}
         for last in (False, True):
-            for table in self._tables:
-                if (id(table) in progress_tables) == last:
-                    for topic, partition, key, raw in table.commit():
-                        self.changelogs.add(topic, key, raw, partition)
+            tables = [table for table in self._tables if (id(table) in progress_tables) == last]
+            for table in tables:
+                for topic, partition, key, raw in table.commit():
+                    self.changelogs.add(topic, key, raw, partition)
             await self.changelogs.send()
+            for table in tables:  # into the store once the changelog holds them, with its offsets
+                table.store(self.changelogs.acked)
         for tp, doc in advanced.items():
             self.progress_seen.setdefault(tp.topic, {})[tp.partition] = doc
 
@@ -350,100 +368,3 @@ class Processor:
                     log.warning("%s: stopping; the waiting batch will be delivered again", self.service)
                     return
             cast(Consumer, self.app.consumer).commit_soon(commit)
-
-
-class ProgressCollector(Collector):
-    """The exact counts kept in the state (`Progress`), for the input partitions this worker owns.
-
-    Unlike the process's counters, they survive restarts and are never counted twice, so summed
-    over a processor's workers they reconcile with the input topics' offsets:
-    sum by (topic) of tongcheng_input_records == sum of tongcheng_input_offset.
-    """
-
-    def __init__(self, proc: Processor) -> None:
-        self.proc = proc
-
-    def collect(self) -> Any:
-        records = GaugeMetricFamily(
-            "tongcheng_input_records",
-            "Input records processed by outcome, as kept in the processor's state (exact across restarts).",
-            labels=["service", "topic", "outcome"],
-        )
-        offsets = GaugeMetricFamily(
-            "tongcheng_input_offset",
-            "The next input offset to process, per owned partition, as kept in the processor's state.",
-            labels=["service", "topic", "partition"],
-        )
-        # `app.consumer` would make the consumer on first use, here in the metrics server's thread, bound
-        # to no loop or the wrong one: a scrape before the worker made it crashed the worker's start
-        # ("got Future attached to a different loop"). Until the worker has made it, nothing is owned.
-        consumer = self.proc.app._consumer
-        try:
-            owned = consumer.assignment() if consumer is not None else set()
-        except Exception:  # not started yet
-            owned = set()
-        for topic, docs in list(self.proc.progress_seen.items()):
-            totals = Counter[str]()
-            for partition, doc in list(docs.items()):
-                if TP(topic, partition) not in owned:
-                    continue
-                for outcome in OUTCOMES:
-                    totals[outcome] += doc.get(outcome, 0)
-                offsets.add_metric([self.proc.service, topic, str(partition)], doc["offset"])
-            for outcome in OUTCOMES:
-                records.add_metric([self.proc.service, topic, outcome], totals[outcome])
-        yield records
-        yield offsets
-
-
-class StreamService:
-    """The frame of every faust processor: its app, its `Processor`, and batch handlers on topics."""
-
-    SERVICE = ""
-
-    def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
-        from services.common.runtime.app import make_app
-
-        self.ctx = ctx
-        self.metrics = metrics
-        self.app = app or make_app(ctx, self.SERVICE)
-        self.proc = Processor(ctx, self.app, self.SERVICE, metrics)
-        #: the batch handlers the transport's consumer calls, by topic (see transport.batch_handlers)
-        self.app.tongcheng_batch_handlers = {}  # type: ignore[attr-defined]
-
-    def partitions(self, event_type: str) -> int:
-        return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
-
-    def agent(self, event_type: str, on_batch: OnBatch) -> None:
-        """`on_batch` gets the records of `event_type`'s topic, a fetch at a time (at most the
-        consumer's `broker_max_poll_records`), and applies them; the frame sends their effects.
-
-        An input type is read raw only by its owner (topics/catalog.py OWNER), which judges it;
-        every other service reads its accepted stream.
-        """
-        owner = OWNER.get(event_type, self.SERVICE)
-        topic = self.ctx.topics.topic(event_type) if owner == self.SERVICE else self.ctx.topics.accepted(event_type)
-        self.proc.progress(topic, self.partitions(event_type))
-        # the subscription stays faust's: every topic of the app's conductor is subscribed
-        self.app.topics.add(self.app.topic(topic, key_type=bytes, value_type=bytes))
-        handlers = self.app.tongcheng_batch_handlers  # type: ignore[attr-defined]
-        handlers[topic] = functools.partial(self.proc.on_fetched, on_batch)
-
-    def timer(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
-        """`work` every `seconds`, run `exclusive`ly with the batches."""
-        guarded = self.proc.exclusive(work)
-
-        @functools.wraps(work)
-        async def tick() -> None:
-            try:
-                await guarded()
-            except Abandoned as exc:  # the worker is stopping; the next worker's timer does it again
-                log.warning("%s", exc)
-            except Unavailable as exc:
-                log.warning("%s: %s; the timer runs again at its next tick", self.SERVICE, exc)
-
-        self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
-
-    def each_event(self, event_type: str, handle: Handle) -> OnBatch:
-        """A batch handler that applies `handle` to each record."""
-        return functools.partial(self.proc.each, event_type=event_type, handle=handle)

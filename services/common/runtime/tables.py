@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 from faust.stores import memory
 from faust.streams import _current_event
+from faust.types import TP
 
 from services.common.runtime.delivery import partition_of
 from services.common.runtime.encoding import Codec, Entry, Layout
@@ -50,9 +51,12 @@ class StateTable:
     """A faust table of state documents under bytes keys, with their counts and due index.
 
     Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
-    then puts them in the store and returns their changelog records, which the `Processor` sends
-    as record batches before the batch's offsets commit. A key's changelog partition is murmur2 of
-    the key (as with `use_partitioner`), unless the write names it (`put(..., partition=)`).
+    then returns their changelog records, which the `Processor` sends as record batches, and
+    `store` puts them in the store once the changelog has taken them, before the batch's offsets
+    commit. So the store never holds a write its changelog lacks, and the changelog offset it
+    records (rocksdb: read from there at the next start) never runs ahead of what it holds. A
+    key's changelog partition is murmur2 of the key (as with `use_partitioner`), unless the write
+    names it (`put(..., partition=)`).
 
     - `count_by(labels)`: each document is counted under the labels it has (a grade, a list, a city's
       status); the counts of each partition are a document of the table, changed by the writes that
@@ -89,6 +93,7 @@ class StateTable:
         self._decoded: dict[bytes, Entry] = {}
         self._counts: dict[int, dict[str, int]] = {}  # partition -> counts, as read or changed
         self._changed: set[int] = set()  # partitions whose counts the held writes changed
+        self._committed: list[tuple[bytes, bytes | None, int]] = []  # the writes `store` puts in
         store = table.data
         if isinstance(store, memory.Store) and not isinstance(store.data, FiledDict):
             filed = FiledDict()
@@ -214,24 +219,34 @@ class StateTable:
     # --- the batch --------------------------------------------------------------------------
 
     def commit(self) -> list[tuple[str, int, bytes, bytes | None]]:
-        """Write the held writes to the store; their changelog records (topic, partition, key, value)."""
+        """The held writes' changelog records (topic, partition, key, value; None deletes), for
+        `store` once the changelog has taken them. Reads see the held writes until then."""
         if not self._pending and not self._pending_due:
             return []
         for partition in self._changed:
             counts = {label: n for label, n in self._counts_of(partition).items() if n}
             self._pending[counts_key(partition)] = (Entry(counts, None, None), partition)
         topic = self.table.changelog_topic.get_topic_name()
+        writes: list[tuple[bytes, bytes | None, int]]
+        writes = [(key, self._codec(key).encode(entry), p) for key, (entry, p) in self._pending.items()]
+        writes += [(key, FILED if filed else None, p) for key, (filed, p) in self._pending_due.items()]
+        self._committed = writes
+        return [(topic, partition, key, raw) for key, raw, partition in writes]
+
+    def store(self, acked: Mapping[tuple[str, int], int]) -> None:
+        """Put the committed writes in the store, their changelog records acknowledged (`acked`: the
+        last offset taken per changelog partition), then record those offsets in the store, which
+        then holds every record up to them (rocksdb; the memory store keeps no offsets)."""
+        if not self._committed:
+            return
+        changelog = self.table.changelog_topic.get_topic_name()
         data = self.table.data
         # faust's memory store drops, after a rebalance, the keys of partitions this worker no
         # longer holds, but knows a key's partition only from the changelog records it recovered
         key_partition = getattr(data, "_key_partition", None)
-        records: list[tuple[str, int, bytes, bytes | None]] = []
-        writes: list[tuple[bytes, bytes | None, int]]
-        writes = [(key, self._codec(key).encode(entry), p) for key, (entry, p) in self._pending.items()]
-        writes += [(key, FILED if filed else None, p) for key, (filed, p) in self._pending_due.items()]
         for key, (entry, _) in self._pending.items():
             self._remember(key, entry)
-        for key, raw, partition in writes:
+        for key, raw, partition in self._committed:
             placement = _Placement(partition)  # held here: the context keeps only a weak reference
             token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
             try:
@@ -239,7 +254,7 @@ class StateTable:
                     with contextlib.suppress(KeyError):
                         del data[key]
                 else:
-                    data[key] = raw  # the store only; the changelog record goes out batched
+                    data[key] = raw  # the store only; the changelog record went out batched
             finally:
                 _current_event.reset(token)
             if key_partition is not None:
@@ -247,9 +262,10 @@ class StateTable:
                     key_partition.pop(key, None)
                 else:
                     key_partition[key] = partition
-            records.append((topic, partition, key, raw))
-        self._pending, self._pending_due, self._changed = {}, {}, set()
-        return records
+        for (topic, partition), offset in acked.items():
+            if topic == changelog:
+                data.set_persisted_offset(TP(topic, partition), offset)
+        self._pending, self._pending_due, self._changed, self._committed = {}, {}, set(), []
 
     def forget_decoded(self) -> None:
         """After a rebalance the store holds what recovery read: decode it afresh."""
@@ -258,7 +274,7 @@ class StateTable:
 
     def discard(self) -> None:
         """Drop the held writes, and what they changed of the counts."""
-        self._pending, self._pending_due, self._changed = {}, {}, set()
+        self._pending, self._pending_due, self._changed, self._committed = {}, {}, set(), []
         self._decoded = {}  # a dropped batch may have changed a document it read
         self._counts = {}
 
