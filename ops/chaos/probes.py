@@ -306,6 +306,29 @@ def topic_events(ctx: Context, event_type: str) -> list[dict[str, Any]]:
     return out
 
 
+def latest_by_key(ctx: Context, event_type: str) -> dict[bytes, dict[str, Any]]:
+    """The newest event per record key on a topic (without meta, as JSON), read to its end."""
+    topic = ctx.topics.topic(event_type)
+    kind = ctx.topics.event_type_of(topic)
+    latest: dict[bytes, dict[str, Any]] = {}
+    for record in _read_all(ctx, topic):
+        event = to_json(ctx.codec.decode(record.value, kind.schema if kind else None))
+        latest[record.key] = {k: v for k, v in event.items() if k != "meta"}
+    return latest
+
+
+def gauge_samples(port: int, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample of metric `name` a worker serves now, by its labels (sorted (name, value) pairs)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels = line[len(name) + 1 : line.rindex("}")]
+            pairs = [part.split("=", 1) for part in labels.split(",") if part]
+            out[tuple(sorted((k, v.strip('"')) for k, v in pairs))] = float(line.split()[-1])
+    return out
+
+
 def latest_profiles(ctx: Context) -> dict[str, dict[str, Any]]:
     """The newest profile per subject on the profile topic (without meta), read to its end."""
     latest: dict[str, dict[str, Any]] = {}
