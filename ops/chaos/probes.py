@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from consumers.db import make_engine
+from consumers.readmodel import credit_profiles
 from consumers.subscriber import Subscriber
 from schemas.codec import to_json
 from services.common.context import Context
@@ -327,6 +330,18 @@ def gauge_samples(port: int, name: str) -> dict[tuple[tuple[str, str], ...], flo
             pairs = [part.split("=", 1) for part in labels.split(",") if part]
             out[tuple(sorted((k, v.strip('"')) for k, v in pairs))] = float(line.split()[-1])
     return out
+
+
+def profile_rows(url: str) -> dict[str, int]:
+    """The read model's credit profiles: subject -> revision ({} before the worker has migrated)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {r.subject_id: r.revision for r in conn.execute(sa.select(credit_profiles))}
+    except sa.exc.OperationalError:
+        return {}
+    finally:
+        engine.dispose()
 
 
 def latest_profiles(ctx: Context) -> dict[str, dict[str, Any]]:
