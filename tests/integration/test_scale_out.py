@@ -351,6 +351,7 @@ def test_a_killed_member_of_each_processor_hands_its_partitions_over(runs: dict[
 
         # emergency: a dispatch per incident, and the survivor's gauges over every incident
         assert latest_by_key(runs["emergency"].ctx, "emergency.dispatch") == dispatches
+        want: dict[tuple[tuple[str, str], ...], float]
         want = {(("level", lv),): float(n) for lv, n in incident_gauges.open_incidents.items()}
         wait_until("the survivor's incident gauges", lambda: gauges(runs["emergency"], "open_incidents") == want, 20)
         for name in ("unacknowledged", "ack_overdue"):
