@@ -50,6 +50,10 @@ RowFn = Callable[[dict[str, Any], int, int], dict[str, Any]]
 KEY_CHUNK = 500  # keys per IN (...) lookup, well under SQLite's bound-parameter limit
 FIRST_PAUSE = 0.5  # after a transient fault; doubled after each fault in a row
 MAX_PAUSE = 30.0
+#: a SIGKILLed sink's partitions move to another member of its group once the broker has missed its
+#: heartbeats this long, as the stream workers' do (kafka-python's default is 45 s)
+SESSION_TIMEOUT_MS = 8_000
+HEARTBEAT_INTERVAL_MS = 1_000
 COMMIT_TIMEOUT_MS = 10_000  # kafka-python's commit() retries until this passes while the broker is away
 #: what a lost database connection says, where the driver does not flag it as a disconnect
 LOST_CONNECTION = (
@@ -203,6 +207,8 @@ class SqlSink:
             from_beginning=True,
             max_poll_records=batch_size,
             fetch_max_bytes=64 * 1024 * 1024,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
         #: the subscriber's consumer, polled here directly so a batch's first offsets are known
         self._consumer = self.subscriber._consumer

@@ -8,9 +8,11 @@
   emergency.dispatch naming the notice, with a credit worker taking 2,000 records/s beside it.
 - projects: the supervision worker on project.plan, then project.milestone; no latency (the
   worker emits nothing per event).
-- supervision: the supervision worker on enforcement.action (PLANNED, then CLOSED); no latency
-  (it only counts them).
-- readmodel: the readmodel worker on every derived topic it projects, in a circle's mix; latency
+- supervision: the supervision worker on enforcement.action's accepted stream (PLANNED, then
+  CLOSED; the credit worker owns the type and forwards what it applied); no latency (it only
+  counts them).
+- readmodel: the readmodel worker on every topic it projects (derived topics, and the accepted
+  streams of city input), in a circle's mix; latency
   publish of a credit.profile -> its row (event_id) readable in credit_profiles.
 
 A later stage is published only once the worker has drained the one before, so feedback meets
@@ -20,9 +22,10 @@ its listing and an ack its notice, as they would in a running circle.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ops.bench.inputs import Inputs, Timed
+from topics.catalog import OWNER
 from topics.publisher import Prepared
 
 PROCESSORS = ("credit", "sanctions", "emergency", "projects", "supervision", "readmodel")
@@ -146,7 +149,7 @@ def build(processor: str, inputs: Inputs, records: int, subjects: int, rate: flo
         return Plan(
             processor,
             "supervision",
-            [inputs.enforcement(records, subjects)],
+            [accepted(inputs, "supervision", inputs.enforcement(records, subjects))],
             latency="not measured: the supervision worker emits nothing per enforcement action "
             "(it counts CLOSED ones in tongcheng_enforcement_actions_total)",
         )
@@ -155,6 +158,15 @@ def build(processor: str, inputs: Inputs, records: int, subjects: int, rate: flo
         return _readmodel(inputs, records, subjects, rate, steady_n)
 
     raise ValueError(f"unknown processor {processor!r}; one of {', '.join(PROCESSORS)}")
+
+
+def accepted(inputs: Inputs, worker: str, events: list[Prepared]) -> list[Prepared]:
+    """`events` where `worker` reads them: a city input of a type another service owns is read from
+    its accepted stream, to which the owner forwards it byte for byte once applied (topics/catalog.py)."""
+    return [
+        p if OWNER.get(p.event_type) in (None, worker) else replace(p, topic=inputs.ctx.topics.accepted(p.event_type))
+        for p in events
+    ]
 
 
 def _readmodel(inputs: Inputs, records: int, subjects: int, rate: float, steady_n: int) -> Plan:
@@ -178,7 +190,7 @@ def _readmodel(inputs: Inputs, records: int, subjects: int, rate: float, steady_
     if rest > 0:
         plans, reports = inputs.projects(rest)
         backlog += plans + reports
-    backlog = backlog[:records]
+    backlog = accepted(inputs, "readmodel", backlog[:records])
     steady = list(itertools.islice(flow, steady_n))
     return Plan(
         "readmodel",

@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from consumers.db import make_engine
+from consumers.readmodel import credit_profiles
 from consumers.subscriber import Subscriber
 from schemas.codec import to_json
 from services.common.context import Context
@@ -304,6 +307,41 @@ def topic_events(ctx: Context, event_type: str) -> list[dict[str, Any]]:
         except Rejected:
             continue
     return out
+
+
+def latest_by_key(ctx: Context, event_type: str) -> dict[bytes, dict[str, Any]]:
+    """The newest event per record key on a topic (without meta, as JSON), read to its end."""
+    topic = ctx.topics.topic(event_type)
+    kind = ctx.topics.event_type_of(topic)
+    latest: dict[bytes, dict[str, Any]] = {}
+    for record in _read_all(ctx, topic):
+        event = to_json(ctx.codec.decode(record.value, kind.schema if kind else None))
+        latest[record.key] = {k: v for k, v in event.items() if k != "meta"}
+    return latest
+
+
+def gauge_samples(port: int, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample of metric `name` a worker serves now, by its labels (sorted (name, value) pairs)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels = line[len(name) + 1 : line.rindex("}")]
+            pairs = [part.split("=", 1) for part in labels.split(",") if part]
+            out[tuple(sorted((k, v.strip('"')) for k, v in pairs))] = float(line.split()[-1])
+    return out
+
+
+def profile_rows(url: str) -> dict[str, int]:
+    """The read model's credit profiles: subject -> revision ({} before the worker has migrated)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {r.subject_id: r.revision for r in conn.execute(sa.select(credit_profiles))}
+    except sa.exc.OperationalError:
+        return {}
+    finally:
+        engine.dispose()
 
 
 def latest_profiles(ctx: Context) -> dict[str, dict[str, Any]]:

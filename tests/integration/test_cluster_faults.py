@@ -1,13 +1,15 @@
 """Broker faults under load, on a cluster of three KRaft nodes of the module's own (never a mock).
 
 Credit records arrive at 500/s through the SDK's producer (acks=all, idempotent) while the credit
-worker runs on topics with replication 3 and min.insync.replicas 2. First the node that leads the
-most input partitions is SIGKILLed and started again 20 s later; once every replica is back in
-sync, the same is done to the active controller (the quorum's leader). Then:
+worker and the read-model worker run on topics with replication 3 and min.insync.replicas 2. First
+the node that leads the most input partitions is SIGKILLed and started again 20 s later; once every
+replica is back in sync, the same is done to the active controller (the quorum's leader). Then:
 - every acknowledged record is on the input topic, and the profiles equal a clean run's over what
   the topic holds (the pure rules in order): nothing acknowledged was lost, nothing applied twice;
 - the worker is still the same process, caught up, its counts reconcile with the offsets, and the
-  DLQ holds each of the workload's own refusals once (no fault dead-letters a valid record).
+  DLQ holds each of the workload's own refusals once (no fault dead-letters a valid record);
+- the read-model worker is still the same process, and its table holds the newest profile of every
+  subject (its revision), none dead-lettered.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ops.chaos.probes import (
     leader_of_most,
     oracle_of,
     placements,
+    profile_rows,
     spawn_worker,
     state_counts,
     stop_worker,
@@ -157,12 +160,14 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
     publishers = {c: Publisher(ctx, c, "cluster-test", producer=producer) for c in ctx.circle.codes}
     workload = credit_records(50_000, 4_000, ctx.circle.codes, NOW.date(), seed=61)
     feed = Feed(list(workload), publishers, producer)
-    log = settings.data_dir / "credit.log"
+    log, sink_log = settings.data_dir / "credit.log", settings.data_dir / "readmodel.log"
     offsets = Offsets(settings)
     sender = threading.Thread(target=feed.run, name="feed", daemon=True)
     worker: subprocess.Popen[bytes] | None = None
+    sink: subprocess.Popen[bytes] | None = None
     try:
         worker = spawn_worker(settings, "credit", log)
+        sink = spawn_worker(settings, "readmodel", sink_log)
         wait_until("the credit worker serves its counts", lambda: state_counts(CREDIT_PORT, topic), timeout=60)
         sender.start()
         time.sleep(3)
@@ -183,10 +188,16 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
         wait_until("the state counts every record", lambda: state_counts(CREDIT_PORT, topic)["offset"] == total, 30)
         counts = state_counts(CREDIT_PORT, topic)
         assert worker.poll() is None, f"the credit worker exited with {worker.returncode}; see {log}"
+        latest = latest_profiles(ctx)
+        want_rows = {sid: p["revision"] for sid, p in latest.items()}
+        wait_until("the read model has every profile", lambda: profile_rows(settings.database_url) == want_rows, 60)
+        assert sink.poll() is None, f"the read-model worker exited with {sink.returncode}; see {sink_log}"
+        sink_refused = offsets.end(ctx.topics.dlq("credit.profile"))
     finally:
         feed.stop.set()
-        if worker is not None and worker.poll() is None:
-            stop_worker(worker)
+        for proc in (worker, sink):
+            if proc is not None and proc.poll() is None:
+                stop_worker(proc)
         offsets.close()
     print(f"cluster faults: leader {leader}, controller {active}, {time.monotonic() - began:.1f} s from preparing")
 
@@ -200,7 +211,6 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
             f"{total} on the topic, {feed.acknowledgements} acknowledged"
         )
     expected, refused = oracle_of(events, NOW)
-    latest = latest_profiles(ctx)
     wrong = [sid for sid, p in expected.items() if latest.get(sid) != p]
     assert not wrong, f"{len(wrong)} of {len(expected)} profiles differ from a clean run's; the first: {wrong[0]}"
     assert set(latest) == set(expected)
@@ -211,3 +221,4 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
     view = dead_letter_view(ctx, "credit.record")
     assert not NEVER & set(view.reasons), view.reasons
     assert view.shown == view.distinct == counts["rejected"]
+    assert sink_refused == 0, "the read model dead-lettered a profile"

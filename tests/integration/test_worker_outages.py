@@ -25,11 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-import sqlalchemy as sa
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
 from ops.bench.workload import credit_records
 from ops.broker import local
 from ops.chaos.probes import (
@@ -38,6 +35,7 @@ from ops.chaos.probes import (
     dead_letter_view,
     latest_profiles,
     oracle_of,
+    profile_rows,
     spawn_worker,
     state_counts,
     stop_worker,
@@ -115,17 +113,6 @@ class Feed:
                 future.add_errback(lambda _exc, eid=p.event_id: self.failed.add(eid))
             tick = max(tick + TICK, time.monotonic() - TICK)  # no burst after a blocked send
             time.sleep(max(0.0, tick - time.monotonic()))
-
-
-def profile_rows(url: str) -> dict[str, int]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {r.subject_id: r.revision for r in conn.execute(sa.select(credit_profiles))}
-    except sa.exc.OperationalError:  # the worker has not migrated yet
-        return {}
-    finally:
-        engine.dispose()
 
 
 def test_workers_survive_a_broker_restart(outage_stack: Settings) -> None:
