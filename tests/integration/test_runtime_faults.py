@@ -159,7 +159,7 @@ def test_a_restart_processes_nothing_twice(bus: Bus, sig: int) -> None:
 
 
 def test_kills_at_random_points_end_as_a_clean_run(bus: Bus) -> None:
-    """20,000 records, 1 in 40 of them bad, published over about half a minute while the worker is SIGKILLed
+    """20,000 records, 1 in 40 of them bad, published over about a minute while the worker is SIGKILLed
     5 times, each at a random moment after it has resumed processing: the profiles equal the pure
     rules' in order, each bad record is in the DLQ view once, and the state's counts reconcile with
     the offsets."""
@@ -172,7 +172,7 @@ def test_kills_at_random_points_end_as_a_clean_run(bus: Bus) -> None:
         for k in range(chunks):
             bus.send(good[k * 500 : (k + 1) * 500])
             bus.send_garbage(500 * (k + 1) // chunks - 500 * k // chunks, seed=1000 + k)
-            time.sleep(0.6)
+            time.sleep(1.2)
         done.set()
 
     sender = threading.Thread(target=publish, daemon=True)
