@@ -174,36 +174,3 @@ def test_replay_from_offset_zero_into_a_fresh_group_gives_identical_profiles(run
     run.start("credit", TONGCHENG_GROUP_TAG="replay")  # new consumer group, new tables: rebuilt from offset 0
     replayed = read_profiles(run.ctx, matches(run.expected), start=start)
     assert replayed == clean  # the whole event, meta included: same event_ids, same causes
-
-
-def test_rocksdb_tables_rebuild_and_survive_a_kill(run: Run) -> None:
-    run.stop("credit")
-    start = end_offsets(run.ctx)
-    rocks = {"TONGCHENG_GROUP_TAG": "rocks", "TONGCHENG_TABLE_STORE": "rocksdb://"}
-    run.start("credit", **rocks)
-    read_profiles(run.ctx, matches(run.expected), start=start)
-    tables = run.data / "faust" / run.ctx.settings.with_(group_tag="rocks").group_id("credit")
-    assert list(tables.glob("**/*.db")), "no RocksDB files under the group's directory"
-    run.stop("credit", signal.SIGKILL)
-    run.start("credit", **rocks)  # state comes back from disk plus the changelog tail
-    sid, before = sorted(run.expected.items())[0]
-    publisher = Publisher(run.ctx, "320100", "rebuild-test", producer=run.producer)
-    extra = dict(run.prepared[0].event)
-    late = publisher.prepare(
-        "credit.record",
-        {
-            **to_json({k: v for k, v in extra.items() if k != "meta"}),
-            "record_id": "late-1",
-            "subject": {"subject_id": sid, "subject_kind": "ENTERPRISE", "name": before["name"]},
-            "category": "HONOR",
-            "polarity": "POSITIVE",
-            "severity": "NONE",
-            "domain": None,
-            "decision_date": NOW.date().isoformat(),
-        },
-    )
-    start = end_offsets(run.ctx)
-    send(run, [late])
-    got = read_profiles(run.ctx, lambda latest: sid in latest, start=start)[sid]
-    assert got["revision"] == before["revision"] + 1  # built on the restored state, not from scratch
-    assert len(got["active_records"]) == len(before["active_records"]) + 1
