@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash ops/setup.sh
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy services topics schemas consumers ops
-echo "== pytest"; .venv/bin/pytest -q -ra "$@"
+echo "== pytest"; .venv/bin/pytest -q -ra --durations=30 "$@"
