@@ -22,8 +22,8 @@ from typing import Any
 
 from consumers.subscriber import Delivery, Subscriber
 from schemas.codec import to_json
+from schemas.errors import Rejected, TongchengError
 from services.common.context import Context
-from services.common.errors import Rejected, TongchengError
 from services.common.language import EN, ZH
 from services.sanctions.rules import RULES
 from topics.acls import city_group_prefix

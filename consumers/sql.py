@@ -38,9 +38,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from consumers.subscriber import Delivery, Subscriber
+from schemas.errors import ConfigError, Reason, Unavailable
 from services.common.context import Context
 from services.common.dlq import DeadLetters
-from services.common.errors import ConfigError, Reason, Unavailable
 from services.common.metrics import Metrics
 from topics.publisher import HealingProducer, producer_config
 

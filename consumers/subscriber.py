@@ -22,10 +22,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import to_json
+from schemas.errors import Reason, Rejected, TongchengError
 from services.common import kafka_auth
 from services.common.context import Context
 from services.common.dlq import header_map
-from services.common.errors import Reason, Rejected, TongchengError
 from topics.provenance import Verifier
 
 

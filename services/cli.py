@@ -12,9 +12,9 @@ from typing import IO, Any
 
 from kafka.errors import KafkaError
 
+from schemas.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.circle import CircleFileError
 from services.common.context import Context, build_context
-from services.common.errors import ConfigError, Reason, Rejected, TongchengError
 from services.common.settings import ENV, Settings
 from services.common.shutdown import StopFlag
 

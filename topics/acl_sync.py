@@ -26,8 +26,8 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from schemas.errors import TongchengError
 from services.common import kafka_auth
-from services.common.errors import TongchengError
 from services.common.settings import Settings
 from topics.acls import Binding, bindings, city_codes, managed, principals
 

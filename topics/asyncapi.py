@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.errors import Reason
 from services.common.context import Context
-from services.common.errors import Reason
 from topics import cloudevents
 from topics.acls import CITY_READS, READS
 from topics.catalog import EVENT_TYPES, OWNER, WRITERS, TopicSpec

@@ -28,8 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from schemas.errors import ConfigError, Reason, Rejected
 from services.common.circle import SIGNING_SERVICES, Circle, RosterKey, key_id
-from services.common.errors import ConfigError, Reason, Rejected
 from services.common.settings import ENV, Settings
 
 TAG = b"tongcheng.provenance.v1"

@@ -22,10 +22,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.transaction_manager import TransactionState
 
+from schemas.errors import PublishError, Reason, Rejected
 from services.common import kafka_auth
 from services.common.circle import Circle, load_circle
 from services.common.context import Context, build_context
-from services.common.errors import PublishError, Reason, Rejected
 from services.common.settings import Settings
 from topics import cloudevents
 from topics.catalog import EVENT_TYPES

@@ -24,8 +24,8 @@ from kafka import KafkaProducer
 
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
+from schemas.errors import Rejected
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.localtime import local_date
 from services.credit import rules as credit_rules
 from services.emergency import rules as emergency_rules

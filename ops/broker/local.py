@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 
 from ops import certs
+from schemas.errors import TongchengError
 from services.common import kafka_auth
-from services.common.errors import TongchengError
 from services.common.kafka_auth import MECHANISM
 from services.common.settings import ENV, Settings
 

@@ -30,8 +30,8 @@ from consumers.db import make_engine
 from consumers.readmodel import credit_profiles
 from consumers.subscriber import Subscriber
 from schemas.codec import to_json
+from schemas.errors import Rejected
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.kafka_auth import client_config
 from services.common.localtime import CIRCLE_TZ, local_date
 from services.common.settings import ENV, Settings

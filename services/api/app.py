@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.errors import PublishError, Rejected, Unavailable
 from schemas.jsonschema import JsonSchemas
 from schemas.registry import RegistryError
 from services.api.auth import Auth, Caller, RateLimiter
@@ -40,7 +41,6 @@ from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
 from services.common import kafka_auth
 from services.common.context import Context
-from services.common.errors import PublishError, Rejected, Unavailable
 from services.common.metrics import Metrics
 from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
 from topics.catalog import EVENT_TYPES, INPUT_TYPES

@@ -18,10 +18,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from schemas.errors import PublishError, Unavailable
 from services.api.auth import Caller
 from services.api.problems import Problem
 from services.common.context import Context
-from services.common.errors import PublishError, Unavailable
 from services.common.identifiers import PERSON_ID_RE
 from topics import cloudevents
 

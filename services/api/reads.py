@@ -23,11 +23,11 @@ from consumers.readmodel import (
     utc,
 )
 from schemas.codec import to_json
+from schemas.errors import Rejected
 from services.api.auth import Auth, Caller
 from services.api.privacy import Audit, is_person, shown
 from services.api.problems import Problem
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
 from services.common.validation import loads_event
 from services.sanctions.rules import RULES

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 
 
 def read_json(path: Path, what: str) -> Any:

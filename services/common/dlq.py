@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from services.common.errors import Reason
+from schemas.errors import Reason
 from services.common.metrics import Metrics
 from topics import cloudevents
 

@@ -22,7 +22,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 from services.common.settings import ENV, Settings
 
 log = logging.getLogger(__name__)

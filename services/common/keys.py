@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from schemas.errors import ConfigError
 from services.common.circle import (
     MAX_KEYS_PER_CITY,
     Circle,
@@ -30,7 +31,6 @@ from services.common.circle import (
     read_keys_file,
 )
 from services.common.context import Context
-from services.common.errors import ConfigError
 from services.common.settings import Settings
 from topics.provenance import private_key_path, raw_public_key
 

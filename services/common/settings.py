@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 
 PREFIX = "TONGCHENG_"
 

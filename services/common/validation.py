@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.codec import MAX_DEPTH, JsonConverter, SchemaCatalogue
+from schemas.errors import Reason, Rejected
 from services.common.circle import Circle
 from services.common.clock import Clock
-from services.common.errors import Reason, Rejected
 from services.common.identifiers import PERSON_ID_RE, is_uuid, is_valid_id_number, is_valid_uscc, person_subject_id
 from topics.catalog import EVENT_TYPES
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, tzinfo
 from typing import Any
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from services.common.localtime import local_date
 
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import ConfigError
 from services.common.datafile import check_sources, read_json
-from services.common.errors import ConfigError
 from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
 from services.sanctions import feedback

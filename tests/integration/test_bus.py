@@ -13,8 +13,8 @@ from kafka import KafkaConsumer
 
 from consumers.subscriber import Subscriber
 from schemas.codec import JsonConverter, to_json
+from schemas.errors import Reason, Rejected
 from services.common.context import Context
-from services.common.errors import Reason, Rejected
 from services.common.kafka_auth import client_config
 from services.common.settings import Settings
 from tests.conftest import EXAMPLES, example

@@ -28,11 +28,11 @@ from kafka.errors import KafkaError
 from consumers.db import make_engine
 from consumers.subscriber import Delivery, Subscriber
 from ops.chaos.probes import stop_worker, wait_until
+from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
 from services.common.circle import DATA_DIR
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.kafka_auth import city_principal, client_config
 from services.common.settings import Settings
 from tests.conftest import example

@@ -24,8 +24,8 @@ from consumers.readmodel import credit_profiles
 from ops.bench.workload import credit_records
 from ops.chaos.probes import stop_worker
 from schemas.codec import to_json
+from schemas.errors import Rejected
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.kafka_auth import client_config
 from services.common.localtime import local_date
 from services.common.settings import Settings

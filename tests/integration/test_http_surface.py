@@ -25,10 +25,10 @@ from consumers.readmodel import PROJECTIONS, credit_profiles, sanction_entries
 from consumers.sql import upsert
 from consumers.subscriber import Subscriber
 from ops.chaos.probes import stop_worker, wait_until, worker_env
+from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
 from services.common.context import Context, build_context
-from services.common.errors import Rejected
 from services.common.identifiers import id_number_check_char, person_subject_id
 from services.common.metrics import Metrics
 from services.common.settings import ENV, Settings

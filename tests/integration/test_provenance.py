@@ -12,8 +12,8 @@ import pytest
 from kafka import KafkaProducer
 
 from consumers.subscriber import Delivery, Subscriber, verify_origin
+from schemas.errors import Reason
 from services.common.context import Context, build_context
-from services.common.errors import Reason
 from services.common.kafka_auth import client_config
 from tests.conftest import example
 from topics.provenance import Signer

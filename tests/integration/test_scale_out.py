@@ -44,8 +44,8 @@ from ops.bench.inputs import Inputs
 from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.codec import to_json
+from schemas.errors import Rejected
 from services.common.context import Context
-from services.common.errors import Rejected
 from services.common.kafka_auth import client_config
 from services.common.localtime import local_date
 from services.common.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError, Reason, Rejected
+from schemas.errors import ConfigError, Reason, Rejected
 from services.common.localtime import CIRCLE_TZ as TZ
 from services.credit import rules
 

@@ -12,9 +12,9 @@ from cryptography import x509
 
 from ops import certs
 from ops.broker import local
+from schemas.errors import ConfigError
 from services.cli import build_parser, principal_of
 from services.common import kafka_auth
-from services.common.errors import ConfigError
 from services.common.settings import Settings
 
 

@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from consumers.readmodel import metadata, project_plans
+from schemas.errors import Rejected
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.common.circle import DATA_DIR, CircleFileError, load_circle
 from services.common.clock import ManualClock
-from services.common.errors import Rejected
 from services.common.localtime import CIRCLE_TZ as TZ
 from services.common.localtime import day_after_end, day_start, local_date
 from services.credit import enforcement

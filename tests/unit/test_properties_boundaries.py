@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import Rejected
+from schemas.errors import Rejected
 from services.common.localtime import CIRCLE_TZ as TZ
 from services.common.localtime import day_after_end, local_date
 from services.credit import rules as credit

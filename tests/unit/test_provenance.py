@@ -13,10 +13,10 @@ from typing import cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from schemas.errors import ConfigError, Reason, Rejected
 from services.common import kafka_auth
 from services.common.circle import CircleFileError, RosterKey, key_id, load_circle
 from services.common.context import build_context
-from services.common.errors import ConfigError, Reason, Rejected
 from services.common.keys import KeyStore
 from services.common.settings import Settings
 from topics.provenance import (

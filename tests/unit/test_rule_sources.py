@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 from services.credit.rules import RULES_FILE as CREDIT_FILE
 from services.credit.rules import CreditRules
 from services.emergency.rules import RULES_FILE as EMERGENCY_FILE

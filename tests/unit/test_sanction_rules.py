@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 from services.common.localtime import CIRCLE_TZ
 from services.sanctions import rules
 from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from schemas.codec import SchemaCatalogue
+from schemas.errors import Reason, Rejected
 from services.common.circle import load_circle
 from services.common.clock import ManualClock
-from services.common.errors import Reason, Rejected
 from services.common.validation import MAX_PAYLOAD_BYTES, Validator
 from tests.conftest import example
 

@@ -10,9 +10,9 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from prometheus_client import start_http_server
 
+from schemas.errors import ConfigError
 from services.common import kafka_auth
 from services.common.context import Context, build_context
-from services.common.errors import ConfigError
 from services.common.metrics import Metrics
 from services.common.settings import Settings
 

@@ -13,10 +13,10 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from schemas.errors import Reason, Rejected, Unavailable
 from services.common.circle import load_circle, service_signer
 from services.common.context import Context
 from services.common.dlq import DeadLetters, Headers
-from services.common.errors import Reason, Rejected, Unavailable
 from services.common.metrics import Metrics
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import faust
 
+from schemas.errors import Unavailable
 from services.common.context import Context
-from services.common.errors import Unavailable
 from services.common.metrics import Metrics
 from services.common.runtime.app import make_app
 from services.common.runtime.delivery import Abandoned
