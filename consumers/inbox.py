@@ -23,10 +23,10 @@ from typing import Any
 from consumers.subscriber import Delivery, Subscriber
 from schemas.codec import to_json
 from schemas.errors import Rejected, TongchengError
-from services.common.context import Context
-from services.common.language import EN, ZH
 from services.sanctions.rules import RULES
 from topics.acls import city_group_prefix
+from topics.context import Context
+from topics.language import EN, ZH
 from topics.publisher import Publisher
 
 log = logging.getLogger("tongcheng.inbox")

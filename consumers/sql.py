@@ -39,9 +39,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from consumers.subscriber import Delivery, Subscriber
 from schemas.errors import ConfigError, Reason, Unavailable
-from services.common.context import Context
-from services.common.dlq import DeadLetters
-from services.common.metrics import Metrics
+from topics.context import Context
+from topics.dlq import DeadLetters
+from topics.metrics import Metrics
 from topics.publisher import HealingProducer, producer_config
 
 log = logging.getLogger("tongcheng.sink")

@@ -23,9 +23,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import to_json
 from schemas.errors import Reason, Rejected, TongchengError
-from services.common import kafka_auth
-from services.common.context import Context
-from services.common.dlq import header_map
+from topics import kafka_auth
+from topics.context import Context
+from topics.dlq import header_map
 from topics.provenance import Verifier
 
 

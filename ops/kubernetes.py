@@ -25,10 +25,9 @@ from typing import Any
 
 import yaml
 
-from services.common import kafka_auth
-from services.common.settings import ENV, Settings
-from topics import acls
+from topics import acls, kafka_auth
 from topics.catalog import Catalog
+from topics.settings import ENV, Settings
 
 OUT = Path(__file__).resolve().parent / "k8s"
 NAMESPACE = "tongcheng"

@@ -13,10 +13,10 @@ from typing import IO, Any
 from kafka.errors import KafkaError
 
 from schemas.errors import ConfigError, Reason, Rejected, TongchengError
-from services.common.circle import CircleFileError
-from services.common.context import Context, build_context
-from services.common.settings import ENV, Settings
 from services.common.shutdown import StopFlag
+from topics.circle import CircleFileError
+from topics.context import Context, build_context
+from topics.settings import ENV, Settings
 
 WORKERS = ("credit", "sanctions", "emergency", "supervision", "readmodel")  # the processors in services/<name>/app.py
 INSECURE_HELP = "listen with PLAINTEXT, without authentication or ACLs (logs a warning)"
@@ -24,7 +24,7 @@ INSECURE_HELP = "listen with PLAINTEXT, without authentication or ACLs (logs a w
 
 def principal_of(args: argparse.Namespace, settings: Settings) -> str:
     """The Kafka principal a command runs as unless TONGCHENG_KAFKA_USER says otherwise."""
-    from services.common.kafka_auth import ADMIN, city_principal
+    from topics.kafka_auth import ADMIN, city_principal
 
     if args.command == "worker":
         return str(args.service)
@@ -74,8 +74,7 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
                 f"(replication {settings.replication_factor}, min.insync.replicas {settings.min_insync_replicas})"
             )
     elif args.action == "secrets":
-        from services.common import kafka_auth
-        from topics import acls
+        from topics import acls, kafka_auth
 
         users = acls.principals(settings)
         kafka_auth.secret_store(settings).ensure(users)

@@ -27,9 +27,9 @@ from kafka.admin import (
 )
 
 from schemas.errors import TongchengError
-from services.common import kafka_auth
-from services.common.settings import Settings
+from topics import kafka_auth
 from topics.acls import Binding, bindings, city_codes, managed, principals
+from topics.settings import Settings
 
 
 class AclError(TongchengError):

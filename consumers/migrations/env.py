@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from consumers.readmodel import metadata
-from services.common.settings import Settings
+from topics.settings import Settings
 
 config = context.config
 

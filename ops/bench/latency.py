@@ -10,8 +10,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ops.bench.inputs import Timed
 from ops.bench.plans import Plan
 from ops.bench.report import say
-from services.common import kafka_auth
-from services.common.context import Context
+from topics import kafka_auth
+from topics.context import Context
 
 
 class OutputWatch:

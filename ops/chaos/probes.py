@@ -31,12 +31,12 @@ from consumers.readmodel import credit_profiles
 from consumers.subscriber import Subscriber
 from schemas.codec import to_json
 from schemas.errors import Rejected
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.localtime import CIRCLE_TZ, local_date
-from services.common.settings import ENV, Settings
 from services.credit import rules
+from topics.context import Context
+from topics.kafka_auth import client_config
+from topics.localtime import CIRCLE_TZ, local_date
 from topics.publisher import Prepared
+from topics.settings import ENV, Settings
 
 #: the settings a worker of a drill takes from its stack
 WORKER_SETTINGS = (

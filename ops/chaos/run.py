@@ -51,11 +51,11 @@ from ops.chaos.probes import (
     wait_until,
 )
 from services.cli import provision_bus
-from services.common.context import Context, build_context
-from services.common.localtime import local_date
-from services.common.settings import Settings
+from topics.context import Context, build_context
+from topics.localtime import local_date
 from topics.provenance import Signer
 from topics.publisher import Prepared, Publisher, producer_config
+from topics.settings import Settings
 
 PORTS: dict[str, Any] = {"kafka_port": 23192, "controller_port": 23193, "registry_port": 23181, "metrics_port": 23500}
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # the workers' clock (a clock file), and the rules'

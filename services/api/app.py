@@ -39,12 +39,12 @@ from services.api.problems import (
 )
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
-from services.common import kafka_auth
-from services.common.context import Context
-from services.common.metrics import Metrics
-from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
+from topics import kafka_auth
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
+from topics.context import Context
+from topics.metrics import Metrics
 from topics.publisher import HealingProducer, Prepared, Publisher, publisher_config
+from topics.validation import MAX_PAYLOAD_BYTES, loads_event
 
 log = logging.getLogger(__name__)
 #: what a 503 asks the caller to wait before trying again

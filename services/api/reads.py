@@ -27,10 +27,10 @@ from schemas.errors import Rejected
 from services.api.auth import Auth, Caller
 from services.api.privacy import Audit, is_person, shown
 from services.api.problems import Problem
-from services.common.context import Context
-from services.common.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
-from services.common.validation import loads_event
 from services.sanctions.rules import RULES
+from topics.context import Context
+from topics.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
+from topics.validation import loads_event
 
 
 def check_subject_id(subject_id: str) -> None:

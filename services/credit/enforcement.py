@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from schemas.errors import Reason, Rejected
-from services.common.localtime import local_date
+from topics.localtime import local_date
 
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}
 NAMESPACE = uuid.UUID("5b0e7a8c-1f3d-4c6e-9a2b-7d4e5f6a1b2c")

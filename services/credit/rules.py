@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.errors import ConfigError, Reason, Rejected
 from services.common.datafile import check_sources
-from services.common.localtime import local_date
+from topics.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
 CATEGORIES = {

@@ -14,13 +14,14 @@ import time
 from consumers.db import make_engine, migrate
 from consumers.readmodel import PROJECTIONS
 from consumers.sql import SqlSink
-from services.common import kafka_auth, logs
-from services.common.context import build_context
-from services.common.metrics import Metrics
+from services.common import logs
 from services.common.runtime import quiet_clients, serve_metrics
-from services.common.settings import Settings
 from services.common.shutdown import StopFlag
 from services.common.waiting import wait_for_bus
+from topics import kafka_auth
+from topics.context import build_context
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 SERVICE = "readmodel"
 METRICS_OFFSET = 2

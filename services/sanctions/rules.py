@@ -17,9 +17,9 @@ from typing import Any
 
 from schemas.errors import ConfigError
 from services.common.datafile import check_sources, read_json
-from services.common.localtime import day_after_end, local_date
 from services.credit.rules import CATEGORIES
 from services.sanctions import feedback
+from topics.localtime import day_after_end, local_date
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"

@@ -28,11 +28,11 @@ from ops.broker import local
 from ops.chaos.probes import stop_worker, wait_until
 from schemas.errors import PublishError
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.settings import ENV, Settings
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, provisioned, read_until
+from topics.context import Context
 from topics.publisher import Publisher
+from topics.settings import ENV, Settings
 
 PORTS = {
     name: port + PORT_SHIFT

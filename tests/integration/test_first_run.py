@@ -28,10 +28,10 @@ import yaml
 from consumers.subscriber import Subscriber
 from ops.chaos.probes import wait_until
 from services.api.tokens import TokenStore
-from services.common.context import build_context
-from services.common.settings import Settings
 from tests.conftest import example
+from topics.context import build_context
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {

@@ -28,15 +28,15 @@ from ops.chaos.probes import stop_worker, wait_until, worker_env
 from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context, build_context
-from services.common.identifiers import id_number_check_char, person_subject_id
-from services.common.metrics import Metrics
-from services.common.settings import ENV, Settings
 from tests.conftest import example
 from tests.integration.conftest import TEST_PORTS, fresh_settings, provisioned
 from tests.integration.test_read_model import profile, uscc
 from tests.unit.stub_http import closed_port
+from topics.context import Context, build_context
+from topics.identifiers import id_number_check_char, person_subject_id
+from topics.metrics import Metrics
 from topics.publisher import Publisher
+from topics.settings import ENV, Settings
 
 CITY = "320100"
 ID_NUMBER = "32010219900307123" + id_number_check_char("32010219900307123")

@@ -13,9 +13,9 @@ from kafka import KafkaProducer
 
 from consumers.subscriber import Delivery, Subscriber, verify_origin
 from schemas.errors import Reason
-from services.common.context import Context, build_context
-from services.common.kafka_auth import client_config
 from tests.conftest import example
+from topics.context import Context, build_context
+from topics.kafka_auth import client_config
 from topics.provenance import Signer
 from topics.publisher import Publisher
 

@@ -45,15 +45,15 @@ from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.codec import to_json
 from schemas.errors import Rejected
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.localtime import local_date
-from services.common.settings import Settings
 from services.emergency import rules as emergency_rules
 from services.supervision import rules as supervision_rules
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import EVENT_TYPES, OWNER
+from topics.context import Context
+from topics.kafka_auth import client_config
+from topics.localtime import local_date
 from topics.publisher import Prepared, producer_config
+from topics.settings import Settings
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 METRICS = 19600 + PORT_SHIFT  # + the service's offset; the second worker of each + 50, the reference + 100

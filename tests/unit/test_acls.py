@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.kafka_auth import SERVICES
 from topics.acls import Binding, bindings, managed, writes
 from topics.catalog import INPUT_TYPES, OWNER, WRITERS, Catalog
+from topics.kafka_auth import SERVICES
 
 PREFIX = "njmc"
 CITIES = ["320100", "341800"]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from schemas.errors import ConfigError
-from services.common.circle import DATA_DIR, CircleFileError, load_circle
-from services.common.settings import Settings
+from topics.circle import DATA_DIR, CircleFileError, load_circle
+from topics.settings import Settings
 
 SXCMC = DATA_DIR / "sxcmc.circle.json"
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from schemas.errors import ConfigError, Reason, Rejected
-from services.common.localtime import CIRCLE_TZ as TZ
 from services.credit import rules
+from topics.localtime import CIRCLE_TZ as TZ
 
 TODAY = date(2026, 11, 22)
 N = 0

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from schemas.errors import Reason, Rejected
-from services.common.circle import load_circle
 from services.emergency import rules
 from services.emergency.rules import RULES
+from topics.circle import load_circle
 
 CIRCLE = load_circle()
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from faust.types import TP
 from schemas.errors import ConfigError
 from services.common.runtime import app as runtime_app
 from services.common.runtime.tables import StateTable
-from services.common.settings import Settings
+from topics.settings import Settings
 
 T = TypeVar("T")
 BROKEN = "pinned-version assumption broken"

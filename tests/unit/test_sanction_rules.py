@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from schemas.errors import ConfigError
-from services.common.localtime import CIRCLE_TZ
 from services.sanctions import rules
 from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules
+from topics.localtime import CIRCLE_TZ
 
 TODAY = date(2026, 11, 22)
 BLACK_MEASURES = {

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from schemas.errors import Reason
-from services.common.metrics import Metrics
 from topics import cloudevents
+from topics.metrics import Metrics
 
 Headers = list[tuple[str, bytes]]
 #: send(topic, key, value, headers) -> anything; must raise or report failures itself.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError
-from services.common.settings import ENV, Settings
+from topics.settings import ENV, Settings
 
 log = logging.getLogger(__name__)
 # kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials are "exchanged in the
