@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError, Reason, Rejected
-from services.common.datafile import check_sources
+from topics.datafile import check_sources
 from topics.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"

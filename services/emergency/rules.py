@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError, Reason, Rejected
-from services.common.datafile import check_sources, read_json
 from topics.circle import Circle
+from topics.datafile import check_sources, read_json
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
 LEVELS = ("I", "II", "III", "IV")  # most severe first

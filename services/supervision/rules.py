@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError, Reason, Rejected
-from services.common.datafile import check_sources, read_json
+from topics.datafile import check_sources, read_json
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
 #: milestone states, as the `state` label of tongcheng_project_milestones

@@ -11,8 +11,9 @@ import pytest
 
 from schemas.errors import ConfigError
 from services.sanctions import rules
-from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules
+from services.sanctions.rules import RULES_FILE, SanctionRules
 from topics.localtime import CIRCLE_TZ
+from topics.measures import MEASURES_FILE
 
 TODAY = date(2026, 11, 22)
 BLACK_MEASURES = {
