@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.subscriber import Delivery, Subscriber
 from schemas.codec import to_json
 from schemas.errors import Rejected, TongchengError
 from topics.acls import city_group_prefix
@@ -28,6 +27,7 @@ from topics.context import Context
 from topics.language import EN, ZH
 from topics.measures import catalogue
 from topics.publisher import Publisher
+from topics.subscriber import Delivery, Subscriber
 
 log = logging.getLogger("tongcheng.inbox")
 OUTCOMES = ("APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION")

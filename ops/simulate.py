@@ -26,7 +26,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from consumers.subscriber import Subscriber
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
@@ -34,6 +33,7 @@ from services.emergency.rules import RULES as EMERGENCY_RULES
 from topics.context import Context
 from topics.localtime import local_date
 from topics.publisher import Publisher, producer_config
+from topics.subscriber import Subscriber
 
 
 class Simulation:

@@ -295,7 +295,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
-    from consumers.subscriber import Subscriber, dumps
+    from topics.subscriber import Subscriber, dumps
 
     ctx = build_context(settings)
     sub = Subscriber(ctx, [args.topic], from_beginning=args.from_beginning)
@@ -469,7 +469,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
-    from consumers.db import current_revision, head_revision, make_engine, migrate
+    from services.readmodel.db import current_revision, head_revision, make_engine, migrate
 
     engine = make_engine(settings.database_url)
     where = engine.url.render_as_string(hide_password=True)

@@ -45,7 +45,7 @@ READS: dict[str, tuple[str, ...]] = {
     "sanctions": ("sanction.feedback", "credit.profile"),
     "emergency": ("emergency.notice", "emergency.ack"),
     "supervision": ("project.plan", "project.milestone", "enforcement.action.accepted"),
-    # the projections of consumers/readmodel.py: derived topics and accepted streams
+    # the projections of services/readmodel/tables.py: derived topics and accepted streams
     "readmodel": (
         "credit.profile",
         "sanction.list",

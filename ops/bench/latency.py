@@ -59,7 +59,7 @@ class RowWatch:
     def __init__(self, ctx: Context) -> None:
         import sqlalchemy as sa
 
-        from consumers.readmodel import credit_profiles
+        from services.readmodel.tables import credit_profiles
 
         self.sa = sa
         self.table = credit_profiles

@@ -26,17 +26,17 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
-from consumers.subscriber import Subscriber
 from schemas.codec import to_json
 from schemas.errors import Rejected
 from services.credit import rules
+from services.readmodel.db import make_engine
+from services.readmodel.tables import credit_profiles
 from topics.context import Context
 from topics.kafka_auth import client_config
 from topics.localtime import CIRCLE_TZ, local_date
 from topics.publisher import Prepared
 from topics.settings import ENV, Settings
+from topics.subscriber import Subscriber
 
 #: the settings a worker of a drill takes from its stack
 WORKER_SETTINGS = (
@@ -217,7 +217,7 @@ def state_counts(port: int, topic: str) -> dict[str, float]:
 
 @dataclass
 class DeadLetterView:
-    shown: int  # deliveries of the DLQ view (consumers.subscriber.Subscriber, which dedupes by key)
+    shown: int  # deliveries of the DLQ view (topics.subscriber.Subscriber, which dedupes by key)
     distinct: int  # distinct source coordinates among them
     reasons: Counter[str]
     keys: set[str]

@@ -11,7 +11,7 @@ and again under a mixed workload, then check it ended where a clean run ends.
    wait a random 0.2-2.5 s, SIGKILL it and start it again.
 4. The check, once its group has committed every record: the newest profile of every subject
    equals the pure rules' (each subject's records applied in publication order); the DLQ view
-   (consumers.subscriber.Subscriber, deduped by key) shows each bad record once and as many as
+   (topics.subscriber.Subscriber, deduped by key) shows each bad record once and as many as
    expected (garbage + the rules' refusals); the raw DLQ may hold repeats from killed batches; the
    counts kept in the worker's state (tongcheng_input_records, tongcheng_input_offset) equal the
    topic's end offsets.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from consumers.db import make_engine
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine
 from topics.context import build_context
 from topics.metrics import Metrics
 from topics.settings import Settings

@@ -15,7 +15,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from consumers.readmodel import (
+from schemas.codec import to_json
+from services.api.auth import Auth
+from services.api.problems import Problem
+from services.api.reads import ReadModel
+from services.emergency import rules as emergency
+from services.readmodel.tables import (
     emergency_acks,
     emergency_reports,
     milestone_reports,
@@ -24,11 +29,6 @@ from consumers.readmodel import (
     sanction_tracking,
     utc,
 )
-from schemas.codec import to_json
-from services.api.auth import Auth
-from services.api.problems import Problem
-from services.api.reads import ReadModel
-from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.supervision import rules as supervision
 from topics.circle import Circle

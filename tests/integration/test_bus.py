@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from consumers.subscriber import Subscriber
 from schemas.codec import JsonConverter, to_json
 from schemas.errors import Reason, Rejected
 from tests.conftest import EXAMPLES, example
@@ -22,6 +21,7 @@ from topics.context import Context
 from topics.kafka_auth import client_config
 from topics.publisher import Publisher
 from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 
 def drain(sub: Subscriber, count: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]

@@ -25,12 +25,11 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine
-from consumers.subscriber import Delivery, Subscriber
 from ops.chaos.probes import stop_worker, wait_until
 from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, fresh_settings, latest, provisioned, read_until, spawn_worker
 from tests.integration.test_credit import record, uscc
@@ -39,6 +38,7 @@ from topics.context import Context
 from topics.kafka_auth import city_principal, client_config
 from topics.publisher import Publisher
 from topics.settings import Settings
+from topics.subscriber import Delivery, Subscriber
 
 SXCMC = DATA_DIR / "sxcmc.circle.json"
 SUZHOU, WUXI, CHANGZHOU = "320500", "320200", "320400"

@@ -19,13 +19,13 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
 from ops.bench.workload import credit_records
 from ops.chaos.probes import stop_worker
 from schemas.codec import to_json
 from schemas.errors import Rejected
 from services.credit import rules
+from services.readmodel.db import make_engine
+from services.readmodel.tables import credit_profiles
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
 from topics.context import Context
 from topics.kafka_auth import client_config

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine
 from tests.conftest import example
 from tests.integration.conftest import (
     PORT_SHIFT,

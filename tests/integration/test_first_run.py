@@ -25,13 +25,13 @@ import httpx
 import pytest
 import yaml
 
-from consumers.subscriber import Subscriber
 from ops.chaos.probes import wait_until
 from services.api.tokens import TokenStore
 from tests.conftest import example
 from topics.context import build_context
 from topics.publisher import Publisher
 from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {

@@ -20,14 +20,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine, migrate
-from consumers.readmodel import PROJECTIONS, credit_profiles, sanction_entries
-from consumers.sql import upsert
-from consumers.subscriber import Subscriber
 from ops.chaos.probes import stop_worker, wait_until, worker_env
 from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine, migrate
+from services.readmodel.sql import upsert
+from services.readmodel.tables import PROJECTIONS, credit_profiles, sanction_entries
 from tests.conftest import example
 from tests.integration.conftest import TEST_PORTS, fresh_settings, provisioned
 from tests.integration.test_read_model import profile, uscc
@@ -37,6 +36,7 @@ from topics.identifiers import id_number_check_char, person_subject_id
 from topics.metrics import Metrics
 from topics.publisher import Publisher
 from topics.settings import ENV, Settings
+from topics.subscriber import Subscriber
 
 CITY = "320100"
 ID_NUMBER = "32010219900307123" + id_number_check_char("32010219900307123")

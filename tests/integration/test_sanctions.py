@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine
 from consumers.inbox import Inbox
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine
 from services.sanctions.rules import RULES
 from tests.integration.conftest import (
     PORT_SHIFT,

@@ -38,14 +38,14 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine, migrate
-from consumers.readmodel import PROJECTIONS, metadata
 from ops.bench.inputs import Inputs
 from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.codec import to_json
 from schemas.errors import Rejected
 from services.emergency import rules as emergency_rules
+from services.readmodel.db import make_engine, migrate
+from services.readmodel.tables import PROJECTIONS, metadata
 from services.supervision import rules as supervision_rules
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import EVENT_TYPES, OWNER

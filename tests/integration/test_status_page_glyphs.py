@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import uvicorn
 
-from consumers.db import make_engine, migrate
 from services.api.app import create_app
 from services.api.tokens import TokenStore
+from services.readmodel.db import make_engine, migrate
 from tests.integration.conftest import TEST_PORTS
 from topics.context import build_context
 from topics.settings import Settings

@@ -61,7 +61,7 @@ def test_the_owners_read_raw_input_and_the_others_their_accepted_streams(declare
 
 
 def test_the_read_model_may_read_every_topic_of_its_projections(declared: set[Binding]) -> None:
-    from consumers.readmodel import PROJECTIONS
+    from services.readmodel.tables import PROJECTIONS
 
     for event_type in PROJECTIONS:
         readable = {CATALOG.topic(event_type), CATALOG.accepted(event_type) if event_type in OWNER else ""}

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from consumers.readmodel import metadata, project_plans
 from schemas.errors import Rejected
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.credit import enforcement
 from services.credit import rules as credit
+from services.readmodel.tables import metadata, project_plans
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from tests.unit.props import general

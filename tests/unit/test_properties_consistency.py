@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.readmodel import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from schemas.codec import to_json
 from schemas.errors import Rejected
 from services.api import supervision as api
 from services.credit import rules as credit
 from services.emergency import rules as emergency
+from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
