@@ -45,7 +45,7 @@ from ops.bench.plans import DEFAULT_RATE, PROCESSORS, build
 from ops.bench.report import Result, latency_line, machine, say
 from ops.bench.workers import FIRST_TIMEOUT, BenchError, Worker, consumed, start_worker, wait_for_group
 from ops.broker import local
-from services.cli import provision_bus
+from ops.bus import provision_bus
 from topics import kafka_auth
 from topics.context import build_context
 from topics.publisher import Prepared, producer_config

@@ -71,7 +71,7 @@ def start_worker(settings: Settings, name: str, work: Path, index: int = 0) -> W
     settings = settings.with_(metrics_port=settings.metrics_port + index * SCALE_OUT_PORT_STEP)
     with open(log, "ab") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", name],
+            [sys.executable, "-m", "ops.cli", "worker", name],
             env=worker_env(settings),
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -50,7 +50,7 @@ WORKER_SETTINGS = (
     "clock_file",
     "sweep_seconds",
     "database_url",
-    # how the worker finds its credentials: its principal is its service (services/cli.py)
+    # how the worker finds its credentials: its principal is its service (ops/cli.py)
     "security_protocol",
     "secrets_file",
     "ssl_cafile",
@@ -71,7 +71,7 @@ def spawn_worker(settings: Settings, service: str, log: Path, **extra_env: str) 
     """`tongcheng worker SERVICE` as a subprocess, its output appended to `log`."""
     with open(log, "ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", service],
+            [sys.executable, "-m", "ops.cli", "worker", service],
             env=worker_env(settings, **extra_env),
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -39,6 +39,7 @@ from kafka import KafkaProducer
 
 from ops.bench.workload import credit_records
 from ops.broker import local
+from ops.bus import provision_bus
 from ops.chaos.probes import (
     Offsets,
     dead_letter_view,
@@ -50,7 +51,6 @@ from ops.chaos.probes import (
     stop_worker,
     wait_until,
 )
-from services.cli import provision_bus
 from topics.context import Context, build_context
 from topics.localtime import local_date
 from topics.provenance import Signer

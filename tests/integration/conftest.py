@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from ops.broker import local
+from ops.bus import provision_bus
 from ops.chaos import probes
-from services.cli import provision_bus
 from services.common.keys import KeyStore
 from topics.context import Context, build_context
 from topics.settings import Settings

@@ -39,7 +39,7 @@ def producer(settings: Settings) -> KafkaProducer:
 def tongcheng(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
     """The command line as an operator runs it against the test's circle (as admin)."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
+        [sys.executable, "-m", "ops.cli", *argv],
         env=worker_env(settings),
         capture_output=True,
         text=True,

@@ -63,7 +63,7 @@ def api(restart_stack: Settings) -> Iterator[tuple[str, str]]:
         env[ENV[name]] = str(getattr(settings, name))
     with open(settings.data_dir / "api.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{settings.api_port}"
     try:

@@ -125,7 +125,7 @@ def cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.
         "TONGCHENG_DATA_DIR": str(settings.data_dir),
     }
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "ops.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
     )
 
 

@@ -61,7 +61,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Pat
     }
     log = open(data / "up.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--demo", "--demo-rate", "30"],
+        [sys.executable, "-m", "ops.cli", "up", "--demo", "--demo-rate", "30"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -61,7 +61,7 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "services.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "ops.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stderr
         return done
@@ -109,7 +109,7 @@ def served(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = worker_env(settings, **{ENV["tokens_file"]: str(settings.tokens_file), ENV["api_port"]: str(port)})
     with open(data / "api.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -281,7 +281,7 @@ def test_the_sdk_raises_typed_errors(served: Served) -> None:
             pub.prepare("enforcement.action", {**example("enforcement.action"), "targets": []}).event["targets"] == []
         )
     publish = subprocess.run(
-        [sys.executable, "-m", "services.cli", "publish", "enforcement.action", "--city", CITY, "-"],
+        [sys.executable, "-m", "ops.cli", "publish", "enforcement.action", "--city", CITY, "-"],
         input=json.dumps({**example("enforcement.action"), "targets": []}),
         env=served.env,
         capture_output=True,

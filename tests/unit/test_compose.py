@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli import WORKERS, build_parser
+from ops.cli import build_parser
+from services import WORKERS
 from topics.settings import ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from cryptography import x509
 
 from ops import certs
 from ops.broker import local
+from ops.cli import build_parser, principal_of
 from schemas.errors import ConfigError
-from services.cli import build_parser, principal_of
 from topics import kafka_auth
 from topics.settings import Settings
 
