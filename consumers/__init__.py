@@ -1,1 +1,2 @@
-"""What downstream services use to subscribe: the typed subscriber and the reference consumers."""
+"""What a city's downstream service ships, built on the SDK (`topics`) and the schemas alone: the
+sanction inbox, the reference consumer."""

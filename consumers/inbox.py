@@ -20,14 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.subscriber import Delivery, Subscriber
 from schemas.codec import to_json
-from services.common.context import Context
-from services.common.errors import Rejected, TongchengError
-from services.common.language import EN, ZH
-from services.sanctions.rules import RULES
+from schemas.errors import Rejected, TongchengError
 from topics.acls import city_group_prefix
+from topics.context import Context
+from topics.language import EN, ZH
+from topics.measures import catalogue
 from topics.publisher import Publisher
+from topics.subscriber import Delivery, Subscriber
 
 log = logging.getLogger("tongcheng.inbox")
 OUTCOMES = ("APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION")
@@ -91,7 +91,7 @@ class WorkItem:
 
     def text(self, city_name: Callable[[str], str], lang: str = EN) -> str:
         """For a person at a terminal, in zh-CN or en (a measure's description is kept in both,
-        "中文 / English", in services/data/measures.json)."""
+        "中文 / English", in topics/data/measures.json)."""
         t = TEXT[lang]
         head = t["head"].format(
             action=t[self.action],
@@ -128,8 +128,9 @@ def work_item(entry: dict[str, Any], city: str) -> WorkItem | None:
     if entry["status"] == "REMOVED":
         return WorkItem("LIFT", removal_reason=entry["removal_reason"], **common)
     measures = []
+    known_measures = catalogue()
     for code in mine:
-        known = RULES.measures.get(code)
+        known = known_measures.get(code)
         measures.append(
             {
                 "code": code,

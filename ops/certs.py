@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.common.errors import TongchengError
+from schemas.errors import TongchengError
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 

@@ -9,7 +9,7 @@ Generated from the project's own declarations, never written by hand:
 - `users.yaml`: a `KafkaUser` per principal (topics/acls.py `principals`) with the ACLs of
   `acls.bindings`;
 - `workers.yaml`: the settings every process reads (a ConfigMap), a Deployment per processor
-  (services.cli.WORKERS) with its replicas, probes on its metrics endpoint and Prometheus
+  (services.WORKERS) with its replicas, probes on its metrics endpoint and Prometheus
   annotations;
 - `prometheus.yaml`: the Prometheus scrape configuration that finds those pods.
 
@@ -25,10 +25,9 @@ from typing import Any
 
 import yaml
 
-from services.common import kafka_auth
-from services.common.settings import ENV, Settings
-from topics import acls
+from topics import acls, kafka_auth
 from topics.catalog import Catalog
+from topics.settings import ENV, Settings
 
 OUT = Path(__file__).resolve().parent / "k8s"
 NAMESPACE = "tongcheng"
@@ -201,7 +200,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def workers(settings: Settings) -> list[dict[str, Any]]:
-    from services.cli import WORKERS
+    from services import WORKERS
 
     config = {
         "apiVersion": "v1",

@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common import kafka_auth
-from services.common.settings import Settings
+from topics import kafka_auth
+from topics.settings import Settings
 
 log = logging.getLogger("tongcheng.lag")
 DEFAULT_PORT = 9308  # kafka_exporter's port

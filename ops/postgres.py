@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services.common.errors import TongchengError
+from schemas.errors import TongchengError
 
 #: the major version the tests run: Debian 12's `postgresql` package, which ops/setup.sh installs;
 #: docker-compose.yml pins the same major (tests/unit/test_compose.py)

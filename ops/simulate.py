@@ -26,14 +26,14 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from consumers.subscriber import Subscriber
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.localtime import local_date
+from schemas.errors import Rejected
 from services.emergency.rules import RULES as EMERGENCY_RULES
+from topics.context import Context
+from topics.localtime import local_date
 from topics.publisher import Publisher, producer_config
+from topics.subscriber import Subscriber
 
 
 class Simulation:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import fastavro
 import fastavro.schema
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 NAMESPACE = "tongcheng.v1"

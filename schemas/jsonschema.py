@@ -8,7 +8,7 @@ It describes exactly what `schemas/codec.py` `JsonConverter` accepts:
 - a natural person may be given by `id_number` (GB 11643) instead of `subject_id`: it is hashed at
   ingress and never sent on;
 - `meta` may be left out, and each of its fields: the publisher fills them in.
-Timestamps and dates must lie within years 1900-9000 (services/common/validation.py); JSON Schema
+Timestamps and dates must lie within years 1900-9000 (topics/validation.py); JSON Schema
 cannot say that of a date-time string, so it is stated in the descriptions.
 """
 
@@ -67,7 +67,7 @@ SUBJECT_ID = {
     "description": "A USCC (GB 32100), or for a natural person P + 64 hex digits (salted SHA-256).",
     "anyOf": [USCC, {"type": "string", "pattern": "^P[0-9a-f]{64}$"}],
 }
-#: fields holding a member city's code, and lists of them (services/common/validation.py)
+#: fields holding a member city's code, and lists of them (topics/validation.py)
 CITY_FIELDS = {"city", "lead_city", "source_city"}
 CITY_LIST_FIELDS = {"participating_cities", "affected_cities", "cities"}
 

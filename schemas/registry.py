@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from services.common.errors import TongchengError, Unavailable
+from schemas.errors import TongchengError, Unavailable
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 #: a worker must not hang on a registry that does not answer

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.common.clock import ManualClock
+from topics.clock import ManualClock
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "topics" / "examples"
 
@@ -22,7 +22,7 @@ def exported_metric_names() -> set[str]:
     """Every sample name the processes can serve: each Tongcheng metric by its type (a counter as
     `_total`, a histogram as `_bucket`, `_count`, `_sum`), the lag exporter's, and Prometheus' `up`."""
     from ops.lag_exporter import FAMILIES
-    from services.common.metrics import Metrics
+    from topics.metrics import Metrics
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names = set(FAMILIES) | {"up"}

@@ -26,10 +26,10 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from services.common import kafka_auth
-from services.common.errors import TongchengError
-from services.common.settings import Settings
+from schemas.errors import TongchengError
+from topics import kafka_auth
 from topics.acls import Binding, bindings, city_codes, managed, principals
+from topics.settings import Settings
 
 
 class AclError(TongchengError):

@@ -2,7 +2,7 @@
 
 Principals (SCRAM users):
 - `admin`: the broker's only super user (provisioning, ACLs, credentials, ops commands); no ACLs.
-- `city-<code>`: one per member city of the circle (services/data/<circle>.circle.json).
+- `city-<code>`: one per member city of the circle (topics/data/<circle>.circle.json).
 - one per service: the processors `credit`, `sanctions`, `emergency`, `supervision`, the read model
   `readmodel`, the HTTP ingestion `api` and the lag exporter `lag`.
 
@@ -36,8 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.kafka_auth import ADMIN, SERVICES, city_principal
 from topics.catalog import EVENT_TYPES, INPUT_TYPES, OWNER, PRIVATE, WRITERS
+from topics.kafka_auth import ADMIN, SERVICES, city_principal
 
 #: what each service reads; the owners read their raw input topics, every other reader an accepted stream
 READS: dict[str, tuple[str, ...]] = {
@@ -45,7 +45,7 @@ READS: dict[str, tuple[str, ...]] = {
     "sanctions": ("sanction.feedback", "credit.profile"),
     "emergency": ("emergency.notice", "emergency.ack"),
     "supervision": ("project.plan", "project.milestone", "enforcement.action.accepted"),
-    # the projections of consumers/readmodel.py: derived topics and accepted streams
+    # the projections of services/readmodel/tables.py: derived topics and accepted streams
     "readmodel": (
         "credit.profile",
         "sanction.list",
@@ -134,7 +134,7 @@ def writes(service: str) -> list[str]:
 
 
 def city_codes(settings: Any) -> list[str]:
-    from services.common.circle import load_circle
+    from topics.circle import load_circle
 
     return list(load_circle(settings.circle_file, settings.circle).codes)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.context import Context
-from services.common.errors import Reason
+from schemas.errors import Reason
 from topics import cloudevents
 from topics.acls import CITY_READS, READS
 from topics.catalog import EVENT_TYPES, OWNER, WRITERS, TopicSpec
+from topics.context import Context
 from topics.provenance import KEY_ID_HEADER, SIGNATURE_HEADER
 
 VERSION = "3.0.0"

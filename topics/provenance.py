@@ -28,9 +28,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.common.circle import SIGNING_SERVICES, Circle, RosterKey, key_id
-from services.common.errors import ConfigError, Reason, Rejected
-from services.common.settings import ENV, Settings
+from schemas.errors import ConfigError, Reason, Rejected
+from topics.circle import SIGNING_SERVICES, Circle, RosterKey, key_id
+from topics.settings import ENV, Settings
 
 TAG = b"tongcheng.provenance.v1"
 SIGNATURE_HEADER = "tongcheng.signature"

@@ -7,9 +7,9 @@ from typing import Any
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from services.common import kafka_auth
-from services.common.settings import Settings
+from topics import kafka_auth
 from topics.catalog import Catalog, TopicSpec
+from topics.settings import Settings
 
 
 @dataclass

@@ -22,14 +22,13 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.transaction_manager import TransactionState
 
-from services.common import kafka_auth
-from services.common.circle import Circle, load_circle
-from services.common.context import Context, build_context
-from services.common.errors import PublishError, Reason, Rejected
-from services.common.settings import Settings
-from topics import cloudevents
+from schemas.errors import PublishError, Reason, Rejected
+from topics import cloudevents, kafka_auth
 from topics.catalog import EVENT_TYPES
+from topics.circle import Circle, load_circle
+from topics.context import Context, build_context
 from topics.provenance import Signer
+from topics.settings import Settings
 
 DeliveryCallback = Callable[[str, Exception | None], None]
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
     """Safe-by-default producer settings (DESIGN.md section 7), batched for throughput, authenticated
-    as the principal of `settings` (services/common/kafka_auth.py)."""
+    as the principal of `settings` (topics/kafka_auth.py)."""
     return {
         **kafka_auth.client_config(settings),
         "bootstrap_servers": settings.bootstrap,

@@ -20,8 +20,8 @@ from typing import Any
 import fastavro
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.common import kafka_auth
-from services.common.settings import Settings
+from topics import kafka_auth
+from topics.settings import Settings
 
 
 @dataclass

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from ops.bench.run import run
-from services.common.settings import Settings
+from topics.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,14 @@ from kafka import KafkaProducer
 
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.localtime import local_date
+from schemas.errors import Rejected
 from services.credit import rules as credit_rules
 from services.emergency import rules as emergency_rules
 from services.sanctions import feedback as sanction_feedback
 from services.sanctions import rules as sanction_rules
 from topics.catalog import EVENT_TYPES
+from topics.context import Context
+from topics.localtime import local_date
 from topics.publisher import Prepared, Publisher
 
 SOURCE = "tongcheng-bench"

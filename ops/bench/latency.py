@@ -10,8 +10,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ops.bench.inputs import Timed
 from ops.bench.plans import Plan
 from ops.bench.report import say
-from services.common import kafka_auth
-from services.common.context import Context
+from topics import kafka_auth
+from topics.context import Context
 
 
 class OutputWatch:
@@ -59,7 +59,7 @@ class RowWatch:
     def __init__(self, ctx: Context) -> None:
         import sqlalchemy as sa
 
-        from consumers.readmodel import credit_profiles
+        from services.readmodel.tables import credit_profiles
 
         self.sa = sa
         self.table = credit_profiles

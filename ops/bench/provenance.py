@@ -22,13 +22,13 @@ from pathlib import Path
 from ops.bench.report import machine, percentile
 from ops.bench.workload import credit_records
 from schemas.codec import Codec
-from services.common import kafka_auth
-from services.common.context import build_context
 from services.common.keys import ensure_keys
-from services.common.settings import Settings
+from topics import kafka_auth
 from topics.acls import principals
+from topics.context import build_context
 from topics.provenance import Signer
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 QUICK_RECORDS = 5_000
 FULL_RECORDS = 20_000

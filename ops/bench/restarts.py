@@ -32,7 +32,7 @@ from ops.bench.report import say
 from ops.bench.workers import Worker, consumed, start_worker
 from ops.bench.workload import credit_records
 from ops.broker import local
-from services.common.settings import Settings
+from topics.settings import Settings
 
 #: how long a restarted worker may take to its first record (a full rebuild of a large state included)
 FIRST_TIMEOUT = 900.0

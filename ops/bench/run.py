@@ -45,11 +45,11 @@ from ops.bench.plans import DEFAULT_RATE, PROCESSORS, build
 from ops.bench.report import Result, latency_line, machine, say
 from ops.bench.workers import FIRST_TIMEOUT, BenchError, Worker, consumed, start_worker, wait_for_group
 from ops.broker import local
-from services.cli import provision_bus
-from services.common import kafka_auth
-from services.common.context import build_context
-from services.common.settings import Settings
+from ops.bus import provision_bus
+from topics import kafka_auth
+from topics.context import build_context
 from topics.publisher import Prepared, producer_config
+from topics.settings import Settings
 
 BENCH_PORTS = {"kafka_port": 25092, "controller_port": 25093, "registry_port": 25081, "metrics_port": 25400}
 QUICK = {"records": 20_000, "subjects": 20_000, "seconds": 10.0}

@@ -25,9 +25,9 @@ from typing import Any
 from ops.bench.workload import credit_records
 from services.common.runtime import app as runtime_app
 from services.common.runtime.tables import StateTable
-from services.common.settings import Settings
 from services.credit import rules
 from services.credit.state import SUBJECTS
+from topics.settings import Settings
 
 CITIES = ("320100", "321100", "321000", "320800", "340200", "340500", "341100", "341800")
 TODAY = date(2026, 12, 1)

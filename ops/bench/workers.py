@@ -17,8 +17,8 @@ from kafka.admin import KafkaAdminClient
 
 from ops.bench.plans import METRICS_OFFSETS
 from ops.bench.report import say
-from services.common import kafka_auth
-from services.common.settings import ENV, Settings
+from topics import kafka_auth
+from topics.settings import ENV, Settings
 
 FIRST_TIMEOUT = 180.0  # for a worker's first consumed record (its start and table recovery included)
 COUNTER = re.compile(r"^tongcheng_events_consumed_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
@@ -71,7 +71,7 @@ def start_worker(settings: Settings, name: str, work: Path, index: int = 0) -> W
     settings = settings.with_(metrics_port=settings.metrics_port + index * SCALE_OUT_PORT_STEP)
     with open(log, "ab") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", name],
+            [sys.executable, "-m", "ops.cli", "worker", name],
             env=worker_env(settings),
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from services.common.identifiers import USCC_ALPHABET, uscc_check_char
+from topics.identifiers import USCC_ALPHABET, uscc_check_char
 
 AUTHORITIES = {
     "ADMIN_PENALTY": "市场监督管理局",

@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 
 from ops import certs
-from services.common import kafka_auth
-from services.common.errors import TongchengError
-from services.common.kafka_auth import MECHANISM
-from services.common.settings import ENV, Settings
+from schemas.errors import TongchengError
+from topics import kafka_auth
+from topics.kafka_auth import MECHANISM
+from topics.settings import ENV, Settings
 
 KAFKA_VERSION = "4.1.2"
 APICURIO_VERSION = "3.0.9"  # the newest 3.x line that runs on Java 17

@@ -26,17 +26,17 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
-from consumers.subscriber import Subscriber
 from schemas.codec import to_json
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.kafka_auth import client_config
-from services.common.localtime import CIRCLE_TZ, local_date
-from services.common.settings import ENV, Settings
+from schemas.errors import Rejected
 from services.credit import rules
+from services.readmodel.db import make_engine
+from services.readmodel.tables import credit_profiles
+from topics.context import Context
+from topics.kafka_auth import client_config
+from topics.localtime import CIRCLE_TZ, local_date
 from topics.publisher import Prepared
+from topics.settings import ENV, Settings
+from topics.subscriber import Subscriber
 
 #: the settings a worker of a drill takes from its stack
 WORKER_SETTINGS = (
@@ -50,7 +50,7 @@ WORKER_SETTINGS = (
     "clock_file",
     "sweep_seconds",
     "database_url",
-    # how the worker finds its credentials: its principal is its service (services/cli.py)
+    # how the worker finds its credentials: its principal is its service (ops/cli.py)
     "security_protocol",
     "secrets_file",
     "ssl_cafile",
@@ -71,7 +71,7 @@ def spawn_worker(settings: Settings, service: str, log: Path, **extra_env: str) 
     """`tongcheng worker SERVICE` as a subprocess, its output appended to `log`."""
     with open(log, "ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", service],
+            [sys.executable, "-m", "ops.cli", "worker", service],
             env=worker_env(settings, **extra_env),
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -217,7 +217,7 @@ def state_counts(port: int, topic: str) -> dict[str, float]:
 
 @dataclass
 class DeadLetterView:
-    shown: int  # deliveries of the DLQ view (consumers.subscriber.Subscriber, which dedupes by key)
+    shown: int  # deliveries of the DLQ view (topics.subscriber.Subscriber, which dedupes by key)
     distinct: int  # distinct source coordinates among them
     reasons: Counter[str]
     keys: set[str]

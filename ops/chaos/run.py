@@ -11,7 +11,7 @@ and again under a mixed workload, then check it ended where a clean run ends.
    wait a random 0.2-2.5 s, SIGKILL it and start it again.
 4. The check, once its group has committed every record: the newest profile of every subject
    equals the pure rules' (each subject's records applied in publication order); the DLQ view
-   (consumers.subscriber.Subscriber, deduped by key) shows each bad record once and as many as
+   (topics.subscriber.Subscriber, deduped by key) shows each bad record once and as many as
    expected (garbage + the rules' refusals); the raw DLQ may hold repeats from killed batches; the
    counts kept in the worker's state (tongcheng_input_records, tongcheng_input_offset) equal the
    topic's end offsets.
@@ -39,6 +39,7 @@ from kafka import KafkaProducer
 
 from ops.bench.workload import credit_records
 from ops.broker import local
+from ops.bus import provision_bus
 from ops.chaos.probes import (
     Offsets,
     dead_letter_view,
@@ -50,12 +51,11 @@ from ops.chaos.probes import (
     stop_worker,
     wait_until,
 )
-from services.cli import provision_bus
-from services.common.context import Context, build_context
-from services.common.localtime import local_date
-from services.common.settings import Settings
+from topics.context import Context, build_context
+from topics.localtime import local_date
 from topics.provenance import Signer
 from topics.publisher import Prepared, Publisher, producer_config
+from topics.settings import Settings
 
 PORTS: dict[str, Any] = {"kafka_port": 23192, "controller_port": 23193, "registry_port": 23181, "metrics_port": 23500}
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # the workers' clock (a clock file), and the rules'

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.errors import PublishError, Rejected, Unavailable
 from schemas.jsonschema import JsonSchemas
 from schemas.registry import RegistryError
 from services.api.auth import Auth, Caller, RateLimiter
@@ -38,13 +39,12 @@ from services.api.problems import (
 )
 from services.api.readiness import BrokerProbe
 from services.api.tokens import TokenStore
-from services.common import kafka_auth
-from services.common.context import Context
-from services.common.errors import PublishError, Rejected, Unavailable
-from services.common.metrics import Metrics
-from services.common.validation import MAX_PAYLOAD_BYTES, loads_event
+from topics import kafka_auth
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
+from topics.context import Context
+from topics.metrics import Metrics
 from topics.publisher import HealingProducer, Prepared, Publisher, publisher_config
+from topics.validation import MAX_PAYLOAD_BYTES, loads_event
 
 log = logging.getLogger(__name__)
 #: what a 503 asks the caller to wait before trying again

@@ -1,7 +1,7 @@
 """Personal data in the API's answers: masked by default, shown in full only to a token with the `pii`
 scope that states its purpose, and then every read is written to the audit trail first.
 
-Natural persons are the subjects whose id is `P` + salted SHA-256 (services/common/identifiers.py).
+Natural persons are the subjects whose id is `P` + salted SHA-256 (topics/identifiers.py).
 Their names are masked as 张*, 欧阳** (the first character kept), and a resident ID number as
 3201**********123X (the first four and last four kept). Organisations' public credit data is
 shown in full.
@@ -18,12 +18,12 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from schemas.errors import PublishError, Unavailable
 from services.api.auth import Caller
 from services.api.problems import Problem
-from services.common.context import Context
-from services.common.errors import PublishError, Unavailable
-from services.common.identifiers import PERSON_ID_RE
 from topics import cloudevents
+from topics.context import Context
+from topics.identifiers import PERSON_ID_RE
 
 AUDIT_TYPE = "audit.read"
 AUDIT_SOURCE = "tongcheng-api"

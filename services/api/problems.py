@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.language import EN, ZH, negotiate
+from topics.language import EN, ZH, negotiate
 
 PROBLEM = "application/problem+json"
 

@@ -26,7 +26,7 @@ class BrokerProbe:
         auth: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
-        self.auth = dict(auth or {})  # services/common/kafka_auth.py client_config
+        self.auth = dict(auth or {})  # topics/kafka_auth.py client_config
         self.ttl = ttl
         self.timeout_ms = timeout_ms
         self._clock = clock

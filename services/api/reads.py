@@ -1,4 +1,4 @@
-"""Read endpoints over the SQL read model (consumers/readmodel.py), kept current by the readmodel worker.
+"""Read endpoints over the SQL read model (services/readmodel/tables.py), kept current by the readmodel worker.
 
 Each needs a token with the `read` scope. Natural persons are masked unless the token also holds
 `pii` and states its purpose; such reads are written to the audit trail before they are answered
@@ -14,7 +14,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from consumers.readmodel import (
+from schemas.codec import to_json
+from schemas.errors import Rejected
+from services.api.auth import Auth, Caller
+from services.api.privacy import Audit, is_person, shown
+from services.api.problems import Problem
+from services.readmodel.tables import (
     credit_profile_json,
     credit_profiles,
     sanction_entries,
@@ -22,15 +27,10 @@ from consumers.readmodel import (
     sanction_tracking,
     utc,
 )
-from schemas.codec import to_json
-from services.api.auth import Auth, Caller
-from services.api.privacy import Audit, is_person, shown
-from services.api.problems import Problem
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
-from services.common.validation import loads_event
 from services.sanctions.rules import RULES
+from topics.context import Context
+from topics.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id
+from topics.validation import loads_event
 
 
 def check_subject_id(subject_id: str) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from consumers.db import make_engine
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import build_context
-from services.common.metrics import Metrics
-from services.common.settings import Settings
+from services.readmodel.db import make_engine
+from topics.context import build_context
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 
 def build_app(settings: Settings) -> FastAPI:

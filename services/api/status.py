@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from schemas.codec import to_json
 from services.api.supervision import Supervision
-from services.common.circle import Circle
-from services.common.language import EN, LANGUAGES, ZH, negotiate
+from topics.circle import Circle
+from topics.language import EN, LANGUAGES, ZH, negotiate
 
 STYLE = """
 body { font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 1.5rem; color: #1b1f24; }

@@ -15,7 +15,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from consumers.readmodel import (
+from schemas.codec import to_json
+from services.api.auth import Auth
+from services.api.problems import Problem
+from services.api.reads import ReadModel
+from services.emergency import rules as emergency
+from services.readmodel.tables import (
     emergency_acks,
     emergency_reports,
     milestone_reports,
@@ -24,16 +29,11 @@ from consumers.readmodel import (
     sanction_tracking,
     utc,
 )
-from schemas.codec import to_json
-from services.api.auth import Auth
-from services.api.problems import Problem
-from services.api.reads import ReadModel
-from services.common.circle import Circle
-from services.common.clock import Clock
-from services.common.localtime import local_date
-from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.supervision import rules as supervision
+from topics.circle import Circle
+from topics.clock import Clock
+from topics.localtime import local_date
 
 
 def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str, Any]]:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 
 SCOPES = ("publish", "read", "pii", "admin")
 DEFAULT_SCOPES = ("publish", "read")

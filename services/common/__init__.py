@@ -1,1 +1,3 @@
-"""Runtime shared by every Tongcheng process: settings, the circle, validation, DLQ, metrics."""
+"""What the processes of this installation share beyond the SDK: the stream runtime, the signing keys
+held here, rules data files, rate-limited logs and the shutdown flag. (Settings, the circle,
+validation, the DLQ and metrics are the SDK's, in `topics/`.)"""

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.common.circle import (
+from schemas.errors import ConfigError
+from topics.circle import (
     MAX_KEYS_PER_CITY,
     Circle,
     CircleFileError,
@@ -29,10 +30,9 @@ from services.common.circle import (
     parse_keys,
     read_keys_file,
 )
-from services.common.context import Context
-from services.common.errors import ConfigError
-from services.common.settings import Settings
+from topics.context import Context
 from topics.provenance import private_key_path, raw_public_key
+from topics.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from typing import Any
 
 import faust
 
-from services.common.context import Context
-from services.common.localtime import local_date
-from services.common.metrics import Metrics
 from services.common.runtime import Record, StreamService, run_worker
-from services.common.settings import Settings
 from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
 from services.credit.state import SUBJECTS
+from topics.context import Context
+from topics.localtime import local_date
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 SERVICE = "credit"
 METRICS_OFFSET = 1

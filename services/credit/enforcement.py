@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime, tzinfo
 from typing import Any
 
-from services.common.errors import Reason, Rejected
-from services.common.localtime import local_date
+from schemas.errors import Reason, Rejected
+from topics.localtime import local_date
 
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}
 NAMESPACE = uuid.UUID("5b0e7a8c-1f3d-4c6e-9a2b-7d4e5f6a1b2c")

@@ -12,9 +12,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import check_sources
-from services.common.errors import ConfigError, Reason, Rejected
-from services.common.localtime import local_date
+from schemas.errors import ConfigError, Reason, Rejected
+from topics.datafile import check_sources
+from topics.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
 CATEGORIES = {

@@ -20,12 +20,12 @@ from typing import Any
 
 import faust
 
-from services.common.context import Context
-from services.common.metrics import Metrics
 from services.common.runtime import Record, StreamService, run_worker
-from services.common.settings import Settings
 from services.emergency import rules
 from services.emergency.rules import LEVELS
+from topics.context import Context
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 SERVICE = "emergency"
 METRICS_OFFSET = 4

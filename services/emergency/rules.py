@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.common.circle import Circle
-from services.common.datafile import check_sources, read_json
-from services.common.errors import ConfigError, Reason, Rejected
+from schemas.errors import ConfigError, Reason, Rejected
+from topics.circle import Circle
+from topics.datafile import check_sources, read_json
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
 LEVELS = ("I", "II", "III", "IV")  # most severe first

@@ -1,7 +1,7 @@
 """`tongcheng worker readmodel`: keeps the SQL read model current from the derived topics.
 
 It waits for the broker and the registry, migrates the database to the newest Alembic revision,
-then runs the batched SQL sink of consumers/sql.py over every projection in consumers/readmodel.py
+then runs the batched SQL sink of services/readmodel/sql.py over every projection in services/readmodel/tables.py
 until SIGTERM or Ctrl-C. A transient fault (registry, broker, database connection) is waited out by
 the sink, never a reason to exit; warnings and errors are rate-limited (services/common/logs.py).
 """
@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import time
 
-from consumers.db import make_engine, migrate
-from consumers.readmodel import PROJECTIONS
-from consumers.sql import SqlSink
-from services.common import kafka_auth, logs
-from services.common.context import build_context
-from services.common.metrics import Metrics
+from services.common import logs
 from services.common.runtime import quiet_clients, serve_metrics
-from services.common.settings import Settings
 from services.common.shutdown import StopFlag
 from services.common.waiting import wait_for_bus
+from services.readmodel.db import make_engine, migrate
+from services.readmodel.sql import SqlSink
+from services.readmodel.tables import PROJECTIONS
+from topics import kafka_auth
+from topics.context import build_context
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 SERVICE = "readmodel"
 METRICS_OFFSET = 2

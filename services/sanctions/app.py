@@ -21,12 +21,12 @@ from typing import Any
 
 import faust
 
-from services.common.context import Context
-from services.common.localtime import day_start, local_date
-from services.common.metrics import Metrics
 from services.common.runtime import Record, StreamService, run_worker
-from services.common.settings import Settings
 from services.sanctions import feedback, rules
+from topics.context import Context
+from topics.localtime import day_start, local_date
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 SERVICE = "sanctions"
 METRICS_OFFSET = 3

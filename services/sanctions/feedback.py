@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 
 STATUSES = ("PENDING", "ANSWERED", "LATE", "OVERDUE", "CLOSED")
 

@@ -7,7 +7,6 @@ measures, a precedence that names a list twice or leaves one out, ...).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,30 +14,19 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import check_sources, read_json
-from services.common.errors import ConfigError
-from services.common.localtime import day_after_end, local_date
+from schemas.errors import ConfigError
 from services.credit.rules import CATEGORIES
 from services.sanctions import feedback
+from topics.datafile import check_sources, read_json, typed_field
+from topics.localtime import day_after_end, local_date
+from topics.measures import MEASURES_FILE, Measure, load_measures
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"
-MEASURES_FILE = DATA / "measures.json"
 LISTS = ("BLACK", "FOCUS", "RED")
 RULE_KINDS = {"grade_d": "BLACK", "general_negatives": "FOCUS", "grade_a_positives": "RED"}
-SUBJECT_KINDS = frozenset(
-    ["ENTERPRISE", "INDIVIDUAL_BUSINESS", "SOCIAL_ORG", "PUBLIC_INSTITUTION", "GOVERNMENT_ORGAN", "NATURAL_PERSON"]
-)
 OUTCOMES = frozenset(["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"])
 D_CATEGORIES = ("SERIOUS_DISHONESTY_LIST", "COURT_JUDGMENT_DEFAULTER")
-
-
-@dataclass(frozen=True)
-class Measure:
-    code: str
-    description: str
-    legal_basis: str
-    subject_kinds: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -64,37 +52,6 @@ class Decision:
     leaves_on: date | None = None
 
 
-def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise ConfigError(f"{where}: missing field {key!r}")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}.{key}: expected {names}, got {json.dumps(value, ensure_ascii=False)}")
-    return value
-
-
-def load_measures(path: Path = MEASURES_FILE) -> dict[str, Measure]:
-    raw = read_json(path, "measure catalogue")
-    out: dict[str, Measure] = {}
-    for i, item in enumerate(_field(raw, "measures", list, str(path))):
-        where = f"{path}: measures[{i}]"
-        code = _field(item, "code", str, where)
-        if code in out:
-            raise ConfigError(f"{where}.code: measure {code!r} is defined twice")
-        kinds = _field(item, "subject_kinds", list, where)
-        unknown = sorted(set(kinds) - SUBJECT_KINDS)
-        if unknown or not kinds:
-            raise ConfigError(f"{where}.subject_kinds: unknown subject kind {unknown} (known: {sorted(SUBJECT_KINDS)})")
-        basis = _field(item, "legal_basis", str, where).strip()
-        if not basis:
-            raise ConfigError(f"{where}.legal_basis: a measure needs its legal basis")
-        out[code] = Measure(code, _field(item, "description", str, where), basis, frozenset(kinds))
-    if not out:
-        raise ConfigError(f"{path}: the catalogue has no measures")
-    return out
-
-
 @dataclass(frozen=True)
 class SanctionRules:
     precedence: tuple[str, ...]
@@ -111,14 +68,14 @@ class SanctionRules:
         measures = load_measures(measures_path)
         raw = read_json(path, "sanction rules")
         where = str(path)
-        precedence = _field(raw, "precedence", list, where)
+        precedence = typed_field(raw, "precedence", list, where)
         twice = sorted({p for p in precedence if precedence.count(p) > 1})
         if twice:
             raise ConfigError(f"{where}: precedence: contradictory, {', '.join(twice)} appears more than once")
         unknown = sorted(set(precedence) - set(LISTS))
         if unknown:
             raise ConfigError(f"{where}: precedence: unknown list {', '.join(unknown)} (lists: {', '.join(LISTS)})")
-        lists_raw = _field(raw, "lists", dict, where)
+        lists_raw = typed_field(raw, "lists", dict, where)
         if set(precedence) != set(lists_raw):
             raise ConfigError(
                 f"{where}: precedence {precedence} and lists {sorted(lists_raw)} must name the same lists"
@@ -126,14 +83,14 @@ class SanctionRules:
         if tuple(precedence) != LISTS:
             raise ConfigError(f"{where}: precedence: contradicts the contract, which is {' over '.join(LISTS)}")
         lists = {name: cls._list(name, body, measures, f"{where}: lists.{name}") for name, body in lists_raw.items()}
-        feedback = _field(raw, "feedback", dict, where)
-        window = _field(feedback, "window_days", int, f"{where}: feedback")
+        feedback = typed_field(raw, "feedback", dict, where)
+        window = typed_field(feedback, "window_days", int, f"{where}: feedback")
         if window < 1:
             raise ConfigError(f"{where}: feedback.window_days: must be at least 1, not {window}")
-        counted = frozenset(_field(feedback, "counted_outcomes", list, f"{where}: feedback"))
+        counted = frozenset(typed_field(feedback, "counted_outcomes", list, f"{where}: feedback"))
         if not counted or counted - OUTCOMES:
             raise ConfigError(f"{where}: feedback.counted_outcomes: outcomes are {sorted(OUTCOMES)}")
-        fb_lists = frozenset(_field(feedback, "lists", list, f"{where}: feedback"))
+        fb_lists = frozenset(typed_field(feedback, "lists", list, f"{where}: feedback"))
         if fb_lists - set(LISTS):
             raise ConfigError(f"{where}: feedback.lists: unknown list {sorted(fb_lists - set(LISTS))}")
         entries = ["precedence", *(f"lists.{name}" for name in lists)]
@@ -144,10 +101,10 @@ class SanctionRules:
 
     @staticmethod
     def _list(name: str, body: Any, measures: dict[str, Measure], where: str) -> ListRule:
-        rule = _field(body, "rule", str, where)
+        rule = typed_field(body, "rule", str, where)
         if RULE_KINDS.get(rule) != name:
             raise ConfigError(f"{where}.rule: {rule!r} is not the rule of list {name} (rules: {RULE_KINDS})")
-        codes = _field(body, "measures", list, where)
+        codes = typed_field(body, "measures", list, where)
         if not codes:
             raise ConfigError(f"{where}.measures: a list needs at least one measure")
         extra = {k: tuple(v) for k, v in (body.get("extra_measures") or {}).items()}
@@ -161,10 +118,10 @@ class SanctionRules:
                 raise ConfigError(f"{field}: unknown measure {code!r}; not in the measure catalogue")
         kwargs: dict[str, int] = {}
         if rule in ("general_negatives", "grade_a_positives"):
-            kwargs["min_records"] = _field(body, "min_records", int, where)
+            kwargs["min_records"] = typed_field(body, "min_records", int, where)
         if rule == "general_negatives":
-            kwargs["min_cities"] = _field(body, "min_cities", int, where)
-            kwargs["within_days"] = _field(body, "within_days", int, where)
+            kwargs["min_cities"] = typed_field(body, "min_cities", int, where)
+            kwargs["within_days"] = typed_field(body, "within_days", int, where)
         return ListRule(name, rule, tuple(codes), extra, **kwargs)
 
     # --- decisions ---------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from services.common.datafile import check_sources, read_json
-from services.common.errors import ConfigError, Reason, Rejected
+from schemas.errors import ConfigError, Reason, Rejected
+from topics.datafile import check_sources, read_json
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "supervision_rules.json"
 #: milestone states, as the `state` label of tongcheng_project_milestones

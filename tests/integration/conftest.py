@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.subscriber import Subscriber
 from ops.broker import local
+from ops.bus import provision_bus
 from ops.chaos import probes
-from services.cli import provision_bus
-from services.common.context import Context, build_context
 from services.common.keys import KeyStore
-from services.common.settings import Settings
+from topics.context import Context, build_context
+from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 #: every test port moves by TONGCHENG_TEST_PORT_SHIFT, so two suites can run side by side; all stay
 #: below Linux's ephemeral range (32768-60999)

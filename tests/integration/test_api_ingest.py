@@ -7,13 +7,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.subscriber import Subscriber
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.metrics import Metrics
 from tests.conftest import example
 from topics.catalog import INPUT_TYPES
+from topics.context import Context
+from topics.metrics import Metrics
+from topics.subscriber import Subscriber
 
 
 @pytest.fixture

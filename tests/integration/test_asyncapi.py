@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from schemas.errors import Reason
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.circle import DATA_DIR
-from services.common.context import build_context
-from services.common.errors import Reason
-from services.common.settings import Settings
 from topics.asyncapi import document as document_of
 from topics.catalog import EVENT_TYPES, OWNER
+from topics.circle import DATA_DIR
+from topics.context import build_context
+from topics.settings import Settings
 
 CHECKER = Path(__file__).resolve().parents[2] / "ops" / "asyncapi"
 

@@ -17,11 +17,11 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from ops import certs
 from ops.broker import local
 from ops.chaos.probes import worker_env
-from services.common import kafka_auth
-from services.common.context import Context
-from services.common.settings import Settings
 from tests.conftest import example
+from topics import kafka_auth
+from topics.context import Context
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 CITY = "320100"
 
@@ -39,7 +39,7 @@ def producer(settings: Settings) -> KafkaProducer:
 def tongcheng(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
     """The command line as an operator runs it against the test's circle (as admin)."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
+        [sys.executable, "-m", "ops.cli", *argv],
         env=worker_env(settings),
         capture_output=True,
         text=True,

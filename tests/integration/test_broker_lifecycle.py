@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ops.broker import local
-from services.common.settings import Settings
+from topics.settings import Settings
 
 
 def test_stop_ends_the_started_processes(tmp_path: Path) -> None:

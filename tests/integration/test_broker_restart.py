@@ -26,13 +26,13 @@ import pytest
 
 from ops.broker import local
 from ops.chaos.probes import stop_worker, wait_until
+from schemas.errors import PublishError
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.errors import PublishError
-from services.common.settings import ENV, Settings
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, provisioned, read_until
+from topics.context import Context
 from topics.publisher import Publisher
+from topics.settings import ENV, Settings
 
 PORTS = {
     name: port + PORT_SHIFT
@@ -63,7 +63,7 @@ def api(restart_stack: Settings) -> Iterator[tuple[str, str]]:
         env[ENV[name]] = str(getattr(settings, name))
     with open(settings.data_dir / "api.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{settings.api_port}"
     try:

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from consumers.subscriber import Subscriber
 from schemas.codec import JsonConverter, to_json
-from services.common.context import Context
-from services.common.errors import Reason, Rejected
-from services.common.kafka_auth import client_config
-from services.common.settings import Settings
+from schemas.errors import Reason, Rejected
 from tests.conftest import EXAMPLES, example
 from tests.integration.conftest import fresh_settings
 from topics import provision
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.publisher import Publisher
+from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 
 def drain(sub: Subscriber, count: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
@@ -90,7 +90,7 @@ def test_forged_source_city_is_refused(ctx: Context) -> None:
 
 def test_topics_apply_is_idempotent_and_reports_drift(stack: Settings) -> None:
     settings = fresh_settings(stack)
-    from services.common.context import build_context
+    from topics.context import build_context
 
     catalog = build_context(settings).topics
     admin = provision.admin_client(settings)
@@ -125,7 +125,7 @@ def cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.
         "TONGCHENG_DATA_DIR": str(settings.data_dir),
     }
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "ops.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
     )
 
 

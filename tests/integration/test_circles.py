@@ -1,4 +1,4 @@
-"""A second circle, Suzhou-Wuxi-Changzhou (services/data/sxcmc.circle.json), run from its file alone.
+"""A second circle, Suzhou-Wuxi-Changzhou (topics/data/sxcmc.circle.json), run from its file alone.
 
 Every processor runs on it, as `tongcheng worker` subprocesses whose only circle setting is
 TONGCHENG_CIRCLE_FILE, on the session's broker under a fresh prefix, beside the Nanjing circle's
@@ -25,20 +25,20 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine
-from consumers.subscriber import Delivery, Subscriber
 from ops.chaos.probes import stop_worker, wait_until
+from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.circle import DATA_DIR
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.kafka_auth import city_principal, client_config
-from services.common.settings import Settings
+from services.readmodel.db import make_engine
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, fresh_settings, latest, provisioned, read_until, spawn_worker
 from tests.integration.test_credit import record, uscc
+from topics.circle import DATA_DIR
+from topics.context import Context
+from topics.kafka_auth import city_principal, client_config
 from topics.publisher import Publisher
+from topics.settings import Settings
+from topics.subscriber import Delivery, Subscriber
 
 SXCMC = DATA_DIR / "sxcmc.circle.json"
 SUZHOU, WUXI, CHANGZHOU = "320500", "320200", "320400"

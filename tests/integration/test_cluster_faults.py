@@ -44,9 +44,9 @@ from ops.chaos.probes import (
     topic_events,
     wait_until,
 )
-from services.common.settings import Settings
 from tests.integration.conftest import PORT_SHIFT, provisioned
 from topics.publisher import HealingProducer, Publisher, publisher_config
+from topics.settings import Settings
 
 PORTS = {
     name: port + PORT_SHIFT

@@ -12,9 +12,6 @@ import pytest
 from kafka import KafkaProducer
 
 from ops.chaos.probes import stop_worker
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import (
     PORT_SHIFT,
@@ -25,7 +22,10 @@ from tests.integration.conftest import (
     provisioned,
     spawn_worker,
 )
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 METRICS_PORT = 19400 + PORT_SHIFT
 NOW = datetime.now(UTC)
@@ -49,7 +49,7 @@ def record(subject: str, record_id: str, **changes: Any) -> dict[str, Any]:
 
 
 def uscc(seed: int) -> str:
-    from services.common.identifiers import uscc_check_char
+    from topics.identifiers import uscc_check_char
 
     first = f"91320100MA{seed:07d}"
     return first + uscc_check_char(first)

@@ -19,19 +19,19 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
 from ops.bench.workload import credit_records
 from ops.chaos.probes import stop_worker
 from schemas.codec import to_json
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.kafka_auth import client_config
-from services.common.localtime import local_date
-from services.common.settings import Settings
+from schemas.errors import Rejected
 from services.credit import rules
+from services.readmodel.db import make_engine
+from services.readmodel.tables import credit_profiles
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
+from topics.context import Context
+from topics.kafka_auth import client_config
+from topics.localtime import local_date
 from topics.publisher import Prepared, Publisher, producer_config
+from topics.settings import Settings
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 RECORDS, SUBJECTS = 4000, 200

@@ -23,12 +23,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from ops.chaos.probes import stop_worker, wait_until
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.settings import Settings
 from tests.conftest import example
 from tests.integration.conftest import clocked_settings, latest, metric_at, provisioned, spawn_worker
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 NOW = datetime.now(UTC)
 SUBJECT = "91320106MA1XY31255"

@@ -17,13 +17,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.metrics import Metrics
-from services.common.settings import Settings
+from services.readmodel.db import make_engine
 from tests.conftest import example
 from tests.integration.conftest import (
     PORT_SHIFT,
@@ -34,7 +31,10 @@ from tests.integration.conftest import (
     read_until,
     spawn_worker,
 )
+from topics.context import Context
+from topics.metrics import Metrics
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 METRICS = 19800 + PORT_SHIFT
 EMERGENCY, SUPERVISION = METRICS + 4, METRICS + 5

@@ -25,13 +25,13 @@ import httpx
 import pytest
 import yaml
 
-from consumers.subscriber import Subscriber
 from ops.chaos.probes import wait_until
 from services.api.tokens import TokenStore
-from services.common.context import build_context
-from services.common.settings import Settings
 from tests.conftest import example
+from topics.context import build_context
 from topics.publisher import Publisher
+from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {
@@ -61,7 +61,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Pat
     }
     log = open(data / "up.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--demo", "--demo-rate", "30"],
+        [sys.executable, "-m", "ops.cli", "up", "--demo", "--demo-rate", "30"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -20,23 +20,23 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine, migrate
-from consumers.readmodel import PROJECTIONS, credit_profiles, sanction_entries
-from consumers.sql import upsert
-from consumers.subscriber import Subscriber
 from ops.chaos.probes import stop_worker, wait_until, worker_env
+from schemas.errors import Rejected
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context, build_context
-from services.common.errors import Rejected
-from services.common.identifiers import id_number_check_char, person_subject_id
-from services.common.metrics import Metrics
-from services.common.settings import ENV, Settings
+from services.readmodel.db import make_engine, migrate
+from services.readmodel.sql import upsert
+from services.readmodel.tables import PROJECTIONS, credit_profiles, sanction_entries
 from tests.conftest import example
 from tests.integration.conftest import TEST_PORTS, fresh_settings, provisioned
 from tests.integration.test_read_model import profile, uscc
 from tests.unit.stub_http import closed_port
+from topics.context import Context, build_context
+from topics.identifiers import id_number_check_char, person_subject_id
+from topics.metrics import Metrics
 from topics.publisher import Publisher
+from topics.settings import ENV, Settings
+from topics.subscriber import Subscriber
 
 CITY = "320100"
 ID_NUMBER = "32010219900307123" + id_number_check_char("32010219900307123")
@@ -61,7 +61,7 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "services.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "ops.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stderr
         return done
@@ -109,7 +109,7 @@ def served(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = worker_env(settings, **{ENV["tokens_file"]: str(settings.tokens_file), ENV["api_port"]: str(port)})
     with open(data / "api.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -281,7 +281,7 @@ def test_the_sdk_raises_typed_errors(served: Served) -> None:
             pub.prepare("enforcement.action", {**example("enforcement.action"), "targets": []}).event["targets"] == []
         )
     publish = subprocess.run(
-        [sys.executable, "-m", "services.cli", "publish", "enforcement.action", "--city", CITY, "-"],
+        [sys.executable, "-m", "ops.cli", "publish", "enforcement.action", "--city", CITY, "-"],
         input=json.dumps({**example("enforcement.action"), "targets": []}),
         env=served.env,
         capture_output=True,

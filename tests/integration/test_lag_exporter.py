@@ -9,9 +9,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from ops.lag_exporter import serve
-from services.common.context import Context
-from services.common.kafka_auth import client_config
 from tests.integration.conftest import PORT_SHIFT
+from topics.context import Context
+from topics.kafka_auth import client_config
 
 
 def samples(text: str, name: str) -> dict[tuple[str, ...], float]:

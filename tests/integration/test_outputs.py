@@ -7,9 +7,9 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
-from services.common.context import Context
-from services.common.kafka_auth import aiokafka_config, client_config
 from services.common.runtime import Outputs
+from topics.context import Context
+from topics.kafka_auth import aiokafka_config, client_config
 
 
 def test_a_batch_for_a_topic_known_only_from_bootstrap_is_delivered(ctx: Context) -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.subscriber import Delivery, Subscriber, verify_origin
-from services.common.context import Context, build_context
-from services.common.errors import Reason
-from services.common.kafka_auth import client_config
+from schemas.errors import Reason
 from tests.conftest import example
+from topics.context import Context, build_context
+from topics.kafka_auth import client_config
 from topics.provenance import Signer
 from topics.publisher import Publisher
+from topics.subscriber import Delivery, Subscriber, verify_origin
 
 pytestmark = pytest.mark.integration
 

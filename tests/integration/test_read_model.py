@@ -20,18 +20,18 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from sqlalchemy.engine import Engine
 
-from consumers.db import current_revision, head_revision, make_engine, migrate
-from consumers.readmodel import PROJECTIONS, credit_profiles
-from consumers.sql import SqlSink, upsert
-from consumers.subscriber import Subscriber
 from ops.postgres import LocalPostgres
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.identifiers import uscc_check_char
-from services.common.kafka_auth import client_config
-from services.common.metrics import Metrics
+from services.readmodel.db import current_revision, head_revision, make_engine, migrate
+from services.readmodel.sql import SqlSink, upsert
+from services.readmodel.tables import PROJECTIONS, credit_profiles
 from tests.integration.conftest import PORT_SHIFT
+from topics.context import Context
+from topics.identifiers import uscc_check_char
+from topics.kafka_auth import client_config
+from topics.metrics import Metrics
+from topics.subscriber import Subscriber
 
 PG_PORT = 15432 + PORT_SHIFT
 AS_OF = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)

@@ -25,16 +25,16 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.subscriber import Subscriber
 from ops.bench.workload import credit_records
 from ops.broker import local
 from ops.chaos.probes import latest_profiles, oracle_of, state_counts, stop_worker, topic_events, wait_until
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.settings import Settings
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from tests.integration.test_credit_rebuild import oracle, read_profiles
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.publisher import Prepared, Publisher, producer_config
+from topics.settings import Settings
+from topics.subscriber import Subscriber
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 METRICS = 19700 + PORT_SHIFT  # + 1 for the credit worker (its offset); a second worker gets METRICS + 50

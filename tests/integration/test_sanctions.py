@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.db import make_engine
 from consumers.inbox import Inbox
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import Context
-from services.common.metrics import Metrics
-from services.common.settings import Settings
+from services.readmodel.db import make_engine
 from services.sanctions.rules import RULES
 from tests.integration.conftest import (
     PORT_SHIFT,
@@ -31,7 +28,10 @@ from tests.integration.conftest import (
     spawn_worker,
 )
 from tests.integration.test_credit import profiles, record, uscc
+from topics.context import Context
+from topics.metrics import Metrics
 from topics.publisher import Publisher
+from topics.settings import Settings
 
 NOW = datetime.now(UTC)
 LONG_AGO = (NOW - timedelta(days=400)).date().isoformat()

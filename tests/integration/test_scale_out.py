@@ -38,22 +38,22 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.db import make_engine, migrate
-from consumers.readmodel import PROJECTIONS, metadata
 from ops.bench.inputs import Inputs
 from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.codec import to_json
-from services.common.context import Context
-from services.common.errors import Rejected
-from services.common.kafka_auth import client_config
-from services.common.localtime import local_date
-from services.common.settings import Settings
+from schemas.errors import Rejected
 from services.emergency import rules as emergency_rules
+from services.readmodel.db import make_engine, migrate
+from services.readmodel.tables import PROJECTIONS, metadata
 from services.supervision import rules as supervision_rules
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import EVENT_TYPES, OWNER
+from topics.context import Context
+from topics.kafka_auth import client_config
+from topics.localtime import local_date
 from topics.publisher import Prepared, producer_config
+from topics.settings import Settings
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 METRICS = 19600 + PORT_SHIFT  # + the service's offset; the second worker of each + 50, the reference + 100

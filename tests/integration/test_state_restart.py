@@ -30,12 +30,12 @@ from ops.bench.workers import wait_for_group
 from ops.bench.workload import credit_records
 from ops.chaos.probes import Offsets, oracle_of, stop_worker, wait_until
 from schemas.codec import to_json
-from services.common.context import Context
-from services.common.kafka_auth import client_config
 from services.common.runtime.app import CHANGELOG_CONFIG
-from services.common.settings import Settings
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, metric_at, provisioned, spawn_worker
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.publisher import Prepared, Publisher, producer_config
+from topics.settings import Settings
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 METRICS = 22400 + PORT_SHIFT  # + 1 for the credit worker; a second worker of a test gets + 50

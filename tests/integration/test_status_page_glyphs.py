@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import uvicorn
 
-from consumers.db import make_engine, migrate
 from services.api.app import create_app
 from services.api.tokens import TokenStore
-from services.common.context import build_context
-from services.common.settings import Settings
+from services.readmodel.db import make_engine, migrate
 from tests.integration.conftest import TEST_PORTS
+from topics.context import build_context
+from topics.settings import Settings
 
 PORT = TEST_PORTS["api_port"] + 77
 CHROMIUM_FLAGS = [

@@ -17,20 +17,20 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from consumers.db import make_engine
-from consumers.readmodel import credit_profiles
-from consumers.subscriber import Delivery, Subscriber
 from ops.chaos.probes import stop_worker, wait_until
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
-from services.common.context import Context
-from services.common.kafka_auth import client_config
-from services.common.settings import Settings
+from services.readmodel.db import make_engine
+from services.readmodel.tables import credit_profiles
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import INPUT_TYPES, OWNER
+from topics.context import Context
+from topics.kafka_auth import client_config
 from topics.provenance import SIGNATURE_HEADER, Signer
 from topics.publisher import Prepared, Publisher
+from topics.settings import Settings
+from topics.subscriber import Delivery, Subscriber
 
 METRICS = 19900 + PORT_SHIFT
 SERVICES = ("credit", "sanctions", "emergency", "supervision", "readmodel")

@@ -42,11 +42,11 @@ from ops.chaos.probes import (
     topic_events,
     wait_until,
 )
-from services.common.context import Context
-from services.common.settings import Settings
 from tests.integration.conftest import PORT_SHIFT, provisioned
 from tests.integration.test_read_model import profile, uscc
+from topics.context import Context
 from topics.publisher import HealingProducer, Prepared, Publisher, publisher_config
+from topics.settings import Settings
 
 PORTS = {
     name: port + PORT_SHIFT

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.kafka_auth import SERVICES
 from topics.acls import Binding, bindings, managed, writes
 from topics.catalog import INPUT_TYPES, OWNER, WRITERS, Catalog
+from topics.kafka_auth import SERVICES
 
 PREFIX = "njmc"
 CITIES = ["320100", "341800"]
@@ -61,7 +61,7 @@ def test_the_owners_read_raw_input_and_the_others_their_accepted_streams(declare
 
 
 def test_the_read_model_may_read_every_topic_of_its_projections(declared: set[Binding]) -> None:
-    from consumers.readmodel import PROJECTIONS
+    from services.readmodel.tables import PROJECTIONS
 
     for event_type in PROJECTIONS:
         readable = {CATALOG.topic(event_type), CATALOG.accepted(event_type) if event_type in OWNER else ""}

@@ -36,7 +36,7 @@ def test_bench_provenance_runs_without_a_broker(tmp_path, capsys) -> None:  # ty
     import argparse
 
     from ops.bench import provenance
-    from services.common.settings import Settings
+    from topics.settings import Settings
 
     assert provenance.run(Settings(data_dir=tmp_path), argparse.Namespace(records=200, quick=True)) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

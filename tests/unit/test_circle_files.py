@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.common.circle import DATA_DIR, CircleFileError, load_circle
-from services.common.errors import ConfigError
-from services.common.settings import Settings
+from schemas.errors import ConfigError
+from topics.circle import DATA_DIR, CircleFileError, load_circle
+from topics.settings import Settings
 
 SXCMC = DATA_DIR / "sxcmc.circle.json"
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from schemas.codec import Codec, JsonConverter, SchemaCatalogue, frame, to_json, unframe
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from topics.catalog import EVENT_TYPES
 
 ALERT = {

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli import WORKERS, build_parser
-from services.common.settings import ENV, Settings
+from ops.cli import build_parser
+from services import WORKERS
+from topics.settings import ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +67,7 @@ def test_every_variable_is_a_setting(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for var in service.get("environment") or {}:
             if var.startswith("TONGCHENG_"):
-                assert var in known, f"{name}: {var} is not read by services/common/settings.py"
+                assert var in known, f"{name}: {var} is not read by topics/settings.py"
 
 
 def test_every_image_is_pinned(compose: dict[str, Any]) -> None:

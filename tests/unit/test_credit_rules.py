@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError, Reason, Rejected
-from services.common.localtime import CIRCLE_TZ as TZ
+from schemas.errors import ConfigError, Reason, Rejected
 from services.credit import rules
+from topics.localtime import CIRCLE_TZ as TZ
 
 TODAY = date(2026, 11, 22)
 N = 0

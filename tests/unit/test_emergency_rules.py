@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.common.circle import load_circle
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from services.emergency import rules
 from services.emergency.rules import RULES
+from topics.circle import load_circle
 
 CIRCLE = load_circle()
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
@@ -163,7 +163,7 @@ def test_the_counts_change_only_at_a_deadline_the_sweep_looks_at() -> None:
     ids=["missing-level", "zero-minutes", "unknown-level", "unparseable"],
 )
 def test_a_broken_rules_file_is_refused_naming_the_field(tmp_path: Any, text: str, message: str) -> None:
-    from services.common.errors import ConfigError
+    from schemas.errors import ConfigError
 
     path = tmp_path / "rules.json"
     path.write_text(text)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from services.credit import enforcement
 
 

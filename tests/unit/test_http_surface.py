@@ -13,16 +13,16 @@ import jsonschema_rs
 import pytest
 
 from schemas.codec import JsonConverter, SchemaCatalogue
+from schemas.errors import Rejected
 from schemas.jsonschema import JsonSchemas
 from services.api.auth import RateLimiter, check_purpose
 from services.api.privacy import mask_id_number, mask_name, masked
 from services.api.problems import Problem
 from services.api.tokens import TokenStore
-from services.common.circle import load_circle
-from services.common.errors import Rejected
-from services.common.validation import MAX_PAYLOAD_BYTES, check_depth, loads_event
 from tests.conftest import example
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
+from topics.circle import load_circle
+from topics.validation import MAX_PAYLOAD_BYTES, check_depth, loads_event
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 CITIES = load_circle(None, "njmc").codes

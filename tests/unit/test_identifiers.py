@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.identifiers import (
+from topics.identifiers import (
     is_valid_id_number,
     is_valid_uscc,
     person_subject_id,

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from ops import kubernetes
-from services.cli import WORKERS
-from services.common.settings import ENV
+from services import WORKERS
 from topics import acls
 from topics.catalog import Catalog
+from topics.settings import ENV
 
 K8S = Path(kubernetes.__file__).resolve().parent / "k8s"
 KUBERNETES_VERSION = "1.30.0"

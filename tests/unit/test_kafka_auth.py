@@ -1,4 +1,4 @@
-"""Settings -> client credentials (services/common/kafka_auth.py), the broker's refusal of a data
+"""Settings -> client credentials (topics/kafka_auth.py), the broker's refusal of a data
 directory formatted without SCRAM, the principal each command runs as, and `certs generate`."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from cryptography import x509
 
 from ops import certs
 from ops.broker import local
-from services.cli import build_parser, principal_of
-from services.common import kafka_auth
-from services.common.errors import ConfigError
-from services.common.settings import Settings
+from ops.cli import build_parser, principal_of
+from schemas.errors import ConfigError
+from topics import kafka_auth
+from topics.settings import Settings
 
 
 def test_secure_by_default_and_sasl_ssl_in_production(tmp_path: Path) -> None:

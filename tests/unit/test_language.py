@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException
 from consumers.inbox import WorkItem
 from services.api.problems import TITLES_ZH, Problem, ProblemLanguage, on_http_error, on_problem
 from services.api.status import render
-from services.common.circle import DATA_DIR, load_circle
-from services.common.language import EN, ZH, from_locale, negotiate
-from services.common.settings import Settings
+from topics.circle import DATA_DIR, load_circle
+from topics.language import EN, ZH, from_locale, negotiate
+from topics.settings import Settings
 
 API = Path(__file__).resolve().parents[2] / "services" / "api"
 

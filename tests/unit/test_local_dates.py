@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from consumers.readmodel import metadata, project_plans
+from schemas.errors import Rejected
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
-from services.common.circle import DATA_DIR, CircleFileError, load_circle
-from services.common.clock import ManualClock
-from services.common.errors import Rejected
-from services.common.localtime import CIRCLE_TZ as TZ
-from services.common.localtime import day_after_end, day_start, local_date
 from services.credit import enforcement
 from services.credit import rules as credit
+from services.readmodel.tables import metadata, project_plans
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from tests.unit.props import general
+from topics.circle import DATA_DIR, CircleFileError, load_circle
+from topics.clock import ManualClock
+from topics.localtime import CIRCLE_TZ as TZ
+from topics.localtime import day_after_end, day_start, local_date
 
 DAY = date(2026, 11, 22)
 

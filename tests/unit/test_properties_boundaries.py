@@ -10,9 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import Rejected
-from services.common.localtime import CIRCLE_TZ as TZ
-from services.common.localtime import day_after_end, local_date
+from schemas.errors import Rejected
 from services.credit import rules as credit
 from services.credit.rules import add_months
 from services.emergency import rules as emergency
@@ -20,6 +18,8 @@ from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from tests.unit.props import PROPS, beijing_instants, black_listing, edge_dates, general
+from topics.localtime import CIRCLE_TZ as TZ
+from topics.localtime import day_after_end, local_date
 
 MS = timedelta(milliseconds=1)
 DAY = timedelta(days=1)

@@ -14,18 +14,18 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.readmodel import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from schemas.codec import to_json
+from schemas.errors import Rejected
 from services.api import supervision as api
-from services.common.circle import load_circle
-from services.common.errors import Rejected
-from services.common.localtime import CIRCLE_TZ as TZ
 from services.credit import rules as credit
 from services.emergency import rules as emergency
+from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from tests.unit.props import PROPS, black_listing, edge_dates
+from topics.circle import load_circle
+from topics.localtime import CIRCLE_TZ as TZ
 
 CIRCLE = load_circle()
 CITIES = CIRCLE.codes

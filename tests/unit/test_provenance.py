@@ -13,12 +13,11 @@ from typing import cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.common import kafka_auth
-from services.common.circle import CircleFileError, RosterKey, key_id, load_circle
-from services.common.context import build_context
-from services.common.errors import ConfigError, Reason, Rejected
+from schemas.errors import ConfigError, Reason, Rejected
 from services.common.keys import KeyStore
-from services.common.settings import Settings
+from topics import kafka_auth
+from topics.circle import CircleFileError, RosterKey, key_id, load_circle
+from topics.context import build_context
 from topics.provenance import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -28,6 +27,7 @@ from topics.provenance import (
     raw_public_key,
     signed_message,
 )
+from topics.settings import Settings
 
 TOPIC = "njmc.credit.record.v1"
 VALUE = b"\x00\x00\x00\x00\x07" + b"avro body"

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from schemas.codec import Codec, SchemaCatalogue, encode_payload, frame
+from schemas.errors import Reason, Rejected, TongchengError, Unavailable
 from schemas.registry import RegistryClient, RegistryError, RegistryUnavailable, SchemaNotFound
-from services.common.errors import Reason, Rejected, TongchengError, Unavailable
 from tests.unit.stub_http import Answer, closed_port, serve
 from tests.unit.test_codec import ALERT
 

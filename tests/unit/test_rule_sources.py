@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 from services.credit.rules import RULES_FILE as CREDIT_FILE
 from services.credit.rules import CreditRules
 from services.emergency.rules import RULES_FILE as EMERGENCY_FILE
 from services.emergency.rules import EmergencyRules
-from services.sanctions.rules import MEASURES_FILE, SanctionRules
 from services.sanctions.rules import RULES_FILE as SANCTION_FILE
+from services.sanctions.rules import SanctionRules
 from services.supervision.rules import RULES_FILE as SUPERVISION_FILE
 from services.supervision.rules import SupervisionRules
+from topics.measures import MEASURES_FILE
 
 LOADERS: dict[str, tuple[Path, Callable[[Path], Any]]] = {
     "credit": (CREDIT_FILE, CreditRules.load),

@@ -38,7 +38,7 @@ from services.common.runtime import app as runtime_app  # registers tongcheng://
 from services.common.runtime import transport
 from services.common.runtime.delivery import partition_of
 from services.common.runtime.tables import StateTable, _Placement
-from services.common.settings import Settings
+from topics.settings import Settings
 
 T = TypeVar("T")
 
@@ -675,7 +675,7 @@ def test_consumer_settings_reach_aiokafka(tmp_path: Path, worker_consumer_kwargs
             "max_poll_records": 2000,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
-            # the worker authenticates (services/common/kafka_auth.py): SCRAM over SASL_PLAINTEXT
+            # the worker authenticates (topics/kafka_auth.py): SCRAM over SASL_PLAINTEXT
             "security_protocol": "SASL_PLAINTEXT",
             "sasl_mechanism": "SCRAM-SHA-512",
             "sasl_plain_username": "probe",

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import pytest
 from faust.types import TP
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 from services.common.runtime import app as runtime_app
 from services.common.runtime.tables import StateTable
-from services.common.settings import Settings
+from topics.settings import Settings
 
 T = TypeVar("T")
 BROKEN = "pinned-version assumption broken"

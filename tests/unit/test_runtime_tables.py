@@ -13,7 +13,7 @@ import pytest
 from services.common.runtime import app as runtime_app
 from services.common.runtime.delivery import partition_of
 from services.common.runtime.tables import Progress, StateTable
-from services.common.settings import Settings
+from topics.settings import Settings
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from services.sanctions import feedback
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import ConfigError
-from services.common.localtime import CIRCLE_TZ
+from schemas.errors import ConfigError
 from services.sanctions import rules
-from services.sanctions.rules import MEASURES_FILE, RULES_FILE, SanctionRules
+from services.sanctions.rules import RULES_FILE, SanctionRules
+from topics.localtime import CIRCLE_TZ
+from topics.measures import MEASURES_FILE
 
 TODAY = date(2026, 11, 22)
 BLACK_MEASURES = {
@@ -187,3 +188,29 @@ def test_removal_says_why_the_listing_ended(closed: list[dict], today: str, reas
         first, None, after, datetime.fromisoformat(today).replace(tzinfo=UTC), ["320100"], CIRCLE_TZ
     )
     assert gone is not None and (gone["status"], gone["revision"], gone["removal_reason"]) == ("REMOVED", 2, reason)
+
+
+def test_the_rules_and_the_inbox_read_one_measure_catalogue() -> None:
+    """The inbox describes a measure from the SDK's catalogue, the one the list rules are checked
+    against, without importing the processor's rules."""
+    from consumers.inbox import work_item
+    from topics.measures import catalogue
+
+    assert rules.RULES.measures == catalogue()
+    entry = {
+        "subject_id": "91320106MA1XY31255",
+        "name": "南京示例化工有限公司",
+        "list": "BLACK",
+        "revision": 1,
+        "initiated_by": "320100",
+        "status": "LISTED",
+        "measures": [{"code": "HONOR_BAN", "applies_in": ["340500"]}, {"code": "NOT_A_CODE", "applies_in": ["340500"]}],
+    }
+    item = work_item(entry, "340500")
+    assert item is not None and item.action == "APPLY"
+    honor = catalogue()["HONOR_BAN"]
+    assert item.measures == [
+        {"code": "HONOR_BAN", "description": honor.description, "legal_basis": honor.legal_basis},
+        {"code": "NOT_A_CODE", "description": "(not in this catalogue)", "legal_basis": ""},
+    ]
+    assert work_item(entry, "320100") is None

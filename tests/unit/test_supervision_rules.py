@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.common.errors import Reason, Rejected
+from schemas.errors import Reason, Rejected
 from services.supervision import rules
 
 TODAY = date(2026, 11, 22)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from schemas.codec import SchemaCatalogue
-from services.common.circle import load_circle
-from services.common.clock import ManualClock
-from services.common.errors import Reason, Rejected
-from services.common.validation import MAX_PAYLOAD_BYTES, Validator
+from schemas.errors import Reason, Rejected
 from tests.conftest import example
+from topics.circle import load_circle
+from topics.clock import ManualClock
+from topics.validation import MAX_PAYLOAD_BYTES, Validator
 
 
 def meta(clock: ManualClock, event_type: str, **changes: Any) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from prometheus_client import start_http_server
 
-from services.common import kafka_auth
-from services.common.context import Context, build_context
-from services.common.errors import ConfigError
-from services.common.metrics import Metrics
-from services.common.settings import Settings
+from schemas.errors import ConfigError
+from topics import kafka_auth
+from topics.context import Context, build_context
+from topics.metrics import Metrics
+from topics.settings import Settings
 
 log = logging.getLogger("tongcheng")
 

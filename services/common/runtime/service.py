@@ -13,11 +13,7 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
-from services.common.circle import load_circle, service_signer
-from services.common.context import Context
-from services.common.dlq import DeadLetters, Headers
-from services.common.errors import Reason, Rejected, Unavailable
-from services.common.metrics import Metrics
+from schemas.errors import Reason, Rejected, Unavailable
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout
@@ -26,6 +22,10 @@ from services.common.runtime.tables import Progress, StateTable
 from services.common.runtime.transport import Consumer
 from topics import cloudevents
 from topics.catalog import EVENT_TYPES, OWNER
+from topics.circle import load_circle, service_signer
+from topics.context import Context
+from topics.dlq import DeadLetters, Headers
+from topics.metrics import Metrics
 from topics.provenance import Signer
 
 log = logging.getLogger("tongcheng")

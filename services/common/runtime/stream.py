@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 
 import faust
 
-from services.common.context import Context
-from services.common.errors import Unavailable
-from services.common.metrics import Metrics
+from schemas.errors import Unavailable
 from services.common.runtime.app import make_app
 from services.common.runtime.delivery import Abandoned
 from services.common.runtime.service import Handle, OnBatch, Processor
 from topics.catalog import OWNER
+from topics.context import Context
+from topics.metrics import Metrics
 
 log = logging.getLogger("tongcheng")
 

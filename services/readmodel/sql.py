@@ -37,12 +37,12 @@ from kafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from consumers.subscriber import Delivery, Subscriber
-from services.common.context import Context
-from services.common.dlq import DeadLetters
-from services.common.errors import ConfigError, Reason, Unavailable
-from services.common.metrics import Metrics
+from schemas.errors import ConfigError, Reason, Unavailable
+from topics.context import Context
+from topics.dlq import DeadLetters
+from topics.metrics import Metrics
 from topics.publisher import HealingProducer, producer_config
+from topics.subscriber import Delivery, Subscriber
 
 log = logging.getLogger("tongcheng.sink")
 

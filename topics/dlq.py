@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from services.common.errors import Reason
-from services.common.metrics import Metrics
+from schemas.errors import Reason
 from topics import cloudevents
+from topics.metrics import Metrics
 
 Headers = list[tuple[str, bytes]]
 #: send(topic, key, value, headers) -> anything; must raise or report failures itself.

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from services.common.errors import ConfigError, TongchengError
+from schemas.errors import ConfigError, TongchengError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.common import circlefile
-from services.common.localtime import DEFAULT_TIMEZONE, zone
+from topics import circlefile
+from topics.localtime import DEFAULT_TIMEZONE, zone
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 class CircleFileError(ValueError):
@@ -196,7 +196,7 @@ def load_circle(path: Path | str | None = None, circle: str = "njmc", keys_file:
 
 
 def circle_path(circle: str) -> Path:
-    """The shipped file of a circle code (services/data/<code>.circle.json)."""
+    """The shipped file of a circle code (topics/data/<code>.circle.json)."""
     return DATA_DIR / f"{circle}.circle.json"
 
 

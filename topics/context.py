@@ -8,12 +8,12 @@ from functools import cached_property
 
 from schemas.codec import Codec, SchemaCatalogue
 from schemas.registry import RegistryClient
-from services.common.circle import Circle, RosterKey, load_circle
-from services.common.clock import Clock, FileClock, SystemClock
-from services.common.settings import Settings
-from services.common.validation import Validator
 from topics.catalog import Catalog
+from topics.circle import Circle, RosterKey, load_circle
+from topics.clock import Clock, FileClock, SystemClock
 from topics.provenance import Verifier
+from topics.settings import Settings
+from topics.validation import Validator
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -18,6 +18,18 @@ def read_json(path: Path, what: str) -> Any:
         raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what}: {exc}") from exc
+
+
+def typed_field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """`obj[key]` when `obj` is an object that has it and the value is a `kind`; a ConfigError at `where`
+    naming the field otherwise (a bool is not an int)."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise ConfigError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}.{key}: expected {names}, got {json.dumps(value, ensure_ascii=False)}")
+    return value
 
 
 def check_sources(raw: Any, required: Iterable[str], path: Path) -> dict[str, str]:

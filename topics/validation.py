@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.codec import MAX_DEPTH, JsonConverter, SchemaCatalogue
-from services.common.circle import Circle
-from services.common.clock import Clock
-from services.common.errors import Reason, Rejected
-from services.common.identifiers import PERSON_ID_RE, is_uuid, is_valid_id_number, is_valid_uscc, person_subject_id
+from schemas.errors import Reason, Rejected
 from topics.catalog import EVENT_TYPES
+from topics.circle import Circle
+from topics.clock import Clock
+from topics.identifiers import PERSON_ID_RE, is_uuid, is_valid_id_number, is_valid_uscc, person_subject_id
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_FUTURE = timedelta(minutes=5)

@@ -1,6 +1,6 @@
 """The SQL read model: tables (SQLAlchemy Core) and the projections that fill them from topics.
 
-Alembic owns the schema (consumers/migrations); these table objects describe the newest head and
+Alembic owns the schema (services/readmodel/migrations); these table objects describe the newest head and
 are what the sink and the API read and write. Each projection maps one decoded event to one row.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from consumers.sql import Projection
 from schemas.codec import to_json
+from services.readmodel.sql import Projection
 
 #: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
 JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")

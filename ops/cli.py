@@ -12,19 +12,20 @@ from typing import IO, Any
 
 from kafka.errors import KafkaError
 
-from services.common.circle import CircleFileError
-from services.common.context import Context, build_context
-from services.common.errors import ConfigError, Reason, Rejected, TongchengError
-from services.common.settings import ENV, Settings
+from ops.bus import apply_acls, provision_bus, register_schemas
+from schemas.errors import ConfigError, Reason, Rejected, TongchengError
+from services import WORKERS
 from services.common.shutdown import StopFlag
+from topics.circle import CircleFileError
+from topics.context import build_context
+from topics.settings import ENV, Settings
 
-WORKERS = ("credit", "sanctions", "emergency", "supervision", "readmodel")  # the processors in services/<name>/app.py
 INSECURE_HELP = "listen with PLAINTEXT, without authentication or ACLs (logs a warning)"
 
 
 def principal_of(args: argparse.Namespace, settings: Settings) -> str:
     """The Kafka principal a command runs as unless TONGCHENG_KAFKA_USER says otherwise."""
-    from services.common.kafka_auth import ADMIN, city_principal
+    from topics.kafka_auth import ADMIN, city_principal
 
     if args.command == "worker":
         return str(args.service)
@@ -74,8 +75,7 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> int:
                 f"(replication {settings.replication_factor}, min.insync.replicas {settings.min_insync_replicas})"
             )
     elif args.action == "secrets":
-        from services.common import kafka_auth
-        from topics import acls
+        from topics import acls, kafka_auth
 
         users = acls.principals(settings)
         kafka_auth.secret_store(settings).ensure(users)
@@ -115,57 +115,6 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         admin.close()
-
-
-def register_schemas(ctx: Context) -> list[tuple[str, int]]:
-    out = []
-    for spec in ctx.topics.specs():
-        if spec.event_type is None or spec.subject is None:
-            continue
-        if ctx.registry.compatibility_or_none(spec.subject) != "FULL_TRANSITIVE":
-            ctx.registry.set_compatibility(spec.subject, "FULL_TRANSITIVE")
-        out.append((spec.subject, ctx.registry.register(spec.subject, ctx.schemas.text(spec.event_type.schema))))
-    return out
-
-
-def apply_acls(ctx: Context, admin: Any, say: Any = None, verbose: bool = False) -> None:
-    """The SCRAM users and ACLs of topics/acls.py for the circle (nothing in the insecure mode,
-    whose broker has no authorizer)."""
-    from topics import acl_sync, acls
-
-    if ctx.settings.insecure:
-        return
-    users = acl_sync.ensure_users(admin, ctx.settings)
-    result = acl_sync.apply(admin, ctx.topics.prefix, acls.city_codes(ctx.settings))
-    if say:
-        if users:
-            say(f"created SCRAM users {', '.join(users)} (secrets in {ctx.settings.secrets_file})")
-        lines = result.lines(applied=True)
-        for line in lines if verbose else lines[-1:]:
-            say(("ACLs: " if line is lines[-1] else "") + line)
-
-
-def provision_bus(ctx: Context, say: Any = None) -> None:
-    """Topics of the catalogue (idempotent, drift reported), the SCRAM users and ACLs of the
-    circle (topics/acls.py), the schemas under FULL_TRANSITIVE, and a signing key for every city
-    and signing service that has none."""
-    from services.common.keys import ensure_keys
-    from topics import provision
-
-    made = ensure_keys(ctx)
-    if say and made:
-        say(f"keys     made {len(made)} signing key(s) in {ctx.settings.keys_dir} (`tongcheng keys list`)")
-    admin = provision.admin_client(ctx.settings)
-    try:
-        report = provision.apply(ctx.topics, admin)
-        apply_acls(ctx, admin, say)
-    finally:
-        admin.close()
-    registered = register_schemas(ctx)
-    if say:
-        for line in report.lines():
-            say(line)
-        say(f"registered {len(registered)} schema subjects (FULL_TRANSITIVE)")
 
 
 def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
@@ -296,7 +245,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
-    from consumers.subscriber import Subscriber, dumps
+    from topics.subscriber import Subscriber, dumps
 
     ctx = build_context(settings)
     sub = Subscriber(ctx, [args.topic], from_beginning=args.from_beginning)
@@ -470,7 +419,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
-    from consumers.db import current_revision, head_revision, make_engine, migrate
+    from services.readmodel.db import current_revision, head_revision, make_engine, migrate
 
     engine = make_engine(settings.database_url)
     where = engine.url.render_as_string(hide_password=True)
@@ -500,7 +449,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     cmd_db(settings, argparse.Namespace(action="upgrade"))
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    tongcheng = [sys.executable, "-m", "services.cli"]
+    tongcheng = [sys.executable, "-m", "ops.cli"]
     env = {ENV["security_protocol"]: "PLAINTEXT"} if settings.insecure else {}
     if args.cluster:  # every child on the three nodes, with the cluster's replication
         env[ENV["broker_nodes"]] = str(settings.broker_nodes)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
+from schemas.errors import ConfigError
 
 PREFIX = "TONGCHENG_"
 
@@ -194,7 +194,7 @@ class Settings:
     def _circle_identity(self) -> tuple[str, str]:
         """The circle code and topic prefix its file names: TONGCHENG_CIRCLE_FILE, else the shipped
         file of TONGCHENG_CIRCLE (`njmc` by default); a code set that differs from the file's is refused."""
-        from services.common.circle import CircleFileError, circle_path, identity
+        from topics.circle import CircleFileError, circle_path, identity
 
         path = self.circle_file or circle_path(self.circle or "njmc")
         if not self.circle_file and not path.exists():
@@ -281,7 +281,7 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{var}={raw!r}: {exc}") from exc
         if "lang" not in kwargs:
-            from services.common.language import from_locale
+            from topics.language import from_locale
 
             kwargs["lang"] = from_locale(next((env[v] for v in LOCALE_VARS if env.get(v)), None))
         return cls(**kwargs)

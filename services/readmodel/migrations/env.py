@@ -1,12 +1,12 @@
-"""Alembic environment: runs on the connection handed over by consumers.db.migrate, or on a URL."""
+"""Alembic environment: runs on the connection handed over by services.readmodel.db.migrate, or on a URL."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
 
-from consumers.readmodel import metadata
-from services.common.settings import Settings
+from services.readmodel.tables import metadata
+from topics.settings import Settings
 
 config = context.config
 

@@ -3,7 +3,7 @@
 The broker listens with SASL/SCRAM-SHA-512 (SASL_PLAINTEXT on loopback for the local profile,
 SASL_SSL in production). Each process authenticates as one principal: `TONGCHENG_KAFKA_USER` when
 set, else the one its command runs as (a worker its service, `publish --city` the city, ops
-commands `admin`; services/cli.py decides). Its secret is `TONGCHENG_KAFKA_PASSWORD` when set,
+commands `admin`; ops/cli.py decides). Its secret is `TONGCHENG_KAFKA_PASSWORD` when set,
 else the embedded setup's secrets file (`<data dir>/secrets/scram.json`, mode 0600), which
 `tongcheng broker start` writes when it first formats the broker.
 
@@ -22,8 +22,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import ConfigError
-from services.common.settings import ENV, Settings
+from schemas.errors import ConfigError
+from topics.settings import ENV, Settings
 
 log = logging.getLogger(__name__)
 # kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials are "exchanged in the

@@ -22,10 +22,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import to_json
-from services.common import kafka_auth
-from services.common.context import Context
-from services.common.dlq import header_map
-from services.common.errors import Reason, Rejected, TongchengError
+from schemas.errors import Reason, Rejected, TongchengError
+from topics import kafka_auth
+from topics.context import Context
+from topics.dlq import header_map
 from topics.provenance import Verifier
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from consumers.readmodel import JSONDoc
+from services.readmodel.tables import JSONDoc
 
 revision = "0001"
 down_revision = None
