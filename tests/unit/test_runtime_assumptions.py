@@ -513,9 +513,10 @@ def test_rocksdb_databases_read_a_range_from_a_seek(tmp_path: Path) -> None:
     try:
         for key in (due_key("2026-03-02", b"b"), due_key("2026-03-01", b"a"), due_key("2026-03-09", b"c"), b"doc"):
             db.put(key, b"\x01")
-        assert list(rocksdb_ready([db], "2026-03-02")) == [due_key("2026-03-01", b"a"), due_key("2026-03-02", b"b")], (
-            f"{BROKEN}: rocksdict's Rdict.iter()/seek/valid/key/next (indexes.rocksdb_ready)"
-        )
+        assert list(rocksdb_ready([(3, db)], "2026-03-02")) == [
+            (3, due_key("2026-03-01", b"a")),
+            (3, due_key("2026-03-02", b"b")),
+        ], f"{BROKEN}: rocksdict's Rdict.iter()/seek/valid/key/next (indexes.rocksdb_ready)"
     finally:
         db.close()
 

@@ -11,6 +11,7 @@ from faust.transport.drivers import TRANSPORTS
 from prometheus_client import start_http_server
 
 from schemas.errors import ConfigError
+from services.common.runtime.tables import IndexedTable
 from topics import kafka_auth
 from topics.context import Context, build_context
 from topics.metrics import Metrics
@@ -93,6 +94,8 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
         "stream_buffer_maxsize": 8192,
         # each table partition also kept warm on this many other workers, for a failover without a rebuild
         "table_standby_replicas": s.standby_replicas,
+        # tables that derive their due index from the changelog records they apply
+        "Table": IndexedTable,
         **overrides,
     }
     return faust.App(s.group_id(service), **settings)

@@ -52,6 +52,7 @@ class Codec:
         self._encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
         doc_type = layout.stored_type if layout is not None else Any
         self._decoder = msgspec.msgpack.Decoder(tuple[tuple[str, ...] | None, str | None, doc_type])  # type: ignore[valid-type]
+        self._due_decoder = msgspec.msgpack.Decoder(tuple[msgspec.Raw, str | None, msgspec.Raw])
 
     def encode(self, entry: Entry) -> bytes:
         doc = self.layout.to_stored(entry.doc) if self.layout is not None else entry.doc
@@ -65,3 +66,9 @@ class Codec:
         if kind == _LEGACY_JSON:
             return Entry(json.loads(raw), None, None)
         raise ValueError(f"a stored value of unknown format {kind:#04x}")
+
+    def due_of(self, raw: bytes) -> str | None:
+        """The due moment key a stored value was filed under, without decoding its document."""
+        if raw[0] != MSGPACK:
+            return None
+        return self._due_decoder.decode(memoryview(raw)[1:])[1]

@@ -1,4 +1,4 @@
-"""What a table keeps beside its documents, in the same store and changelog: counts and the due index.
+"""What a table keeps beside its documents, in the same store: counts and the due index.
 
 Both live under keys that begin with a NUL byte, which no document key does:
 
@@ -6,8 +6,13 @@ Both live under keys that begin with a NUL byte, which no document key does:
 - `\\0d<moment>\\0<key>`: one entry of the due index, ordered by moment (an ISO date or a UTC
   ISO timestamp, both of fixed width, so that byte order is time order).
 
-They are written in the same commit as the documents they describe and recovered with them, so a
-restart or a rebalance finds them as the last acknowledged batch left them, with no scan.
+The counts are written in the same commit as the documents they describe, changelog included, and
+recovered with them, so a restart or a rebalance finds them as the last acknowledged batch left
+them, with no scan. The due index is the store's own: a document's stored value names the moment
+it is filed under, so the index is written beside each committed document and derived from each
+changelog record a recovery or a standby copy applies, and never takes changelog records (a full
+rebuild reads about one record per document, not two). A recovery files every version it reads;
+`StateTable.ready` drops an entry its document no longer has when it meets it.
 """
 
 from __future__ import annotations
@@ -49,17 +54,18 @@ def upto_key(moment: str) -> bytes:
     return DUE + moment.encode() + b"\x01"
 
 
-def rocksdb_ready(dbs: Iterable[Any], moment: str) -> Iterator[bytes]:
-    """The due entries at `moment` or earlier in some partitions' RocksDB databases, by range read."""
+def rocksdb_ready(dbs: Iterable[tuple[int, Any]], moment: str) -> Iterator[tuple[int, bytes]]:
+    """The due entries at `moment` or earlier, with their partition, in some partitions' RocksDB
+    databases ((partition, database) pairs), by range read."""
     end = upto_key(moment)
-    for db in dbs:
+    for partition, db in dbs:
         it = db.iter()
         it.seek(DUE)
         while it.valid():
             key = it.key()
             if key >= end:
                 break
-            yield key
+            yield partition, key
             it.next()
 
 

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
+import faust
+import msgspec
 from faust.stores import memory
 from faust.streams import _current_event
 from faust.types import TP
@@ -41,6 +43,19 @@ class _Placement:
 
     def __init__(self, partition: int) -> None:
         self.message = SimpleNamespace(partition=partition)
+
+
+class IndexedTable(faust.Table):  # type: ignore[misc]
+    """faust's table, letting the `StateTable` over it see the changelog records it applies (a
+    recovery, a standby copy) just before they go into the store, to derive its due index."""
+
+    derive: Callable[[list[Any]], None] | None = None
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        events = list(batch)
+        if self.derive is not None:
+            self.derive(events)  # before the store records the batch's offsets
+        super().apply_changelog_batch(events)
 
 
 Labeller = Callable[[Any, datetime], Iterable[str]]
@@ -94,6 +109,8 @@ class StateTable:
         self._counts: dict[int, dict[str, int]] = {}  # partition -> counts, as read or changed
         self._changed: set[int] = set()  # partitions whose counts the held writes changed
         self._committed: list[tuple[bytes, bytes | None, int]] = []  # the writes `store` puts in
+        if isinstance(table, IndexedTable):
+            table.derive = self._derive
         store = table.data
         if isinstance(store, memory.Store) and not isinstance(store.data, FiledDict):
             filed = FiledDict()
@@ -198,19 +215,29 @@ class StateTable:
         return {label: n for label, n in total.items() if n}
 
     def ready(self, now: date | datetime) -> list[bytes]:
-        """The keys, in the partitions this worker holds, whose moment is `now` or earlier."""
+        """The keys, in the partitions this worker holds, whose moment is `now` or earlier.
+
+        The store's entries are checked against their documents (the held writes included): an
+        entry filed under a moment its document no longer has (left by a recovery, which files
+        every version it reads) is skipped, and removed once no held write is at stake."""
         upto = moment_key(now)
         store = self.table.data
         held = set(self.held())
+        filed: list[tuple[int, bytes]]
         if isinstance(store, memory.Store):
             placed = store._key_partition
-            filed = [d for d in cast(FiledDict, store.data).ready(upto) if placed.get(d) in held]
+            filed = [(placed[d], d) for d in cast(FiledDict, store.data).ready(upto) if placed.get(d) in held]
         else:
-            filed = list(rocksdb_ready([db for p, db in store._dbs.items() if p in held], upto))
-        # the held writes, as the batch's reads see them: an unfiled entry first, then the filed ones
+            filed = list(rocksdb_ready([(p, db) for p, db in store._dbs.items() if p in held], upto))
+        keys: dict[bytes, None] = {}
+        for partition, d in filed:
+            key = key_of(d)
+            entry = self._entry(key)
+            if entry is not None and entry.due is not None and due_key(entry.due, key) == d:
+                keys[key] = None
+            elif key not in self._pending:
+                self._write_local(d, None, partition)
         end = upto_key(upto)
-        gone = {key_of(d) for d, (filed_, _) in self._pending_due.items() if not filed_}
-        keys = dict.fromkeys(k for k in map(key_of, filed) if k not in gone)
         for d, (filed_, partition) in self._pending_due.items():
             if filed_ and d < end and partition in held:
                 keys[key_of(d)] = None
@@ -229,8 +256,9 @@ class StateTable:
         topic = self.table.changelog_topic.get_topic_name()
         writes: list[tuple[bytes, bytes | None, int]]
         writes = [(key, self._codec(key).encode(entry), p) for key, (entry, p) in self._pending.items()]
-        writes += [(key, FILED if filed else None, p) for key, (filed, p) in self._pending_due.items()]
-        self._committed = writes
+        # the due index is the store's own, derived from the documents: never in the changelog
+        index = [(key, FILED if filed else None, p) for key, (filed, p) in self._pending_due.items()]
+        self._committed = writes + index
         return [(topic, partition, key, raw) for key, raw, partition in writes]
 
     def store(self, acked: Mapping[tuple[str, int], int]) -> None:
@@ -240,32 +268,54 @@ class StateTable:
         if not self._committed:
             return
         changelog = self.table.changelog_topic.get_topic_name()
-        data = self.table.data
-        # faust's memory store drops, after a rebalance, the keys of partitions this worker no
-        # longer holds, but knows a key's partition only from the changelog records it recovered
-        key_partition = getattr(data, "_key_partition", None)
         for key, (entry, _) in self._pending.items():
             self._remember(key, entry)
         for key, raw, partition in self._committed:
-            placement = _Placement(partition)  # held here: the context keeps only a weak reference
-            token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
-            try:
-                if raw is None:
-                    with contextlib.suppress(KeyError):
-                        del data[key]
-                else:
-                    data[key] = raw  # the store only; the changelog record went out batched
-            finally:
-                _current_event.reset(token)
-            if key_partition is not None:
-                if raw is None:
-                    key_partition.pop(key, None)
-                else:
-                    key_partition[key] = partition
+            self._write_local(key, raw, partition)  # the store only; the changelog record went out batched
         for (topic, partition), offset in acked.items():
             if topic == changelog:
-                data.set_persisted_offset(TP(topic, partition), offset)
+                self.table.data.set_persisted_offset(TP(topic, partition), offset)
         self._pending, self._pending_due, self._changed, self._committed = {}, {}, set(), []
+
+    def _write_local(self, key: bytes, raw: bytes | None, partition: int) -> None:
+        """Write one key of one partition's store (None deletes it), and nothing to the changelog."""
+        data = self.table.data
+        placement = _Placement(partition)  # held here: the context keeps only a weak reference
+        token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
+        try:
+            if raw is None:
+                with contextlib.suppress(KeyError):
+                    del data[key]
+            else:
+                data[key] = raw
+        finally:
+            _current_event.reset(token)
+        # faust's memory store drops, after a rebalance, the keys of partitions this worker no
+        # longer holds, but knows a key's partition only from the changelog records it recovered
+        key_partition = getattr(data, "_key_partition", None)
+        if key_partition is not None:
+            if raw is None:
+                key_partition.pop(key, None)
+            else:
+                key_partition[key] = partition
+
+    def _derive(self, events: list[Any]) -> None:
+        """File the documents of changelog records about to be applied (a recovery, a standby copy)
+        in the store's due index, under the moment each was stored with. An entry a later version
+        of its document no longer has is left for `ready` to find stale and remove."""
+        if self._when is None:
+            return
+        for event in events:
+            message = event.message
+            key, raw = message.key, message.value
+            if not raw or key.startswith(RESERVED):
+                continue
+            try:
+                due = self.codec.due_of(raw)
+            except (msgspec.DecodeError, ValueError):
+                continue  # a value this code cannot read files nothing; reading its document says why
+            if due is not None:
+                self._write_local(due_key(due, key), FILED, message.partition)
 
     def forget_decoded(self) -> None:
         """After a rebalance the store holds what recovery read: decode it afresh."""
