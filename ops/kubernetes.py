@@ -55,6 +55,7 @@ def production_settings() -> Settings:
         data_dir=Path(DATA_DIR),
         metrics_host="0.0.0.0",
         ssl_cafile=Path(CA_DIR) / "ca.crt",
+        table_store="rocksdb://",
     )
 
 
@@ -195,7 +196,16 @@ def users(settings: Settings) -> list[dict[str, Any]]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The TONGCHENG_ variables every process gets from the ConfigMap."""
-    names = ("profile", "bootstrap", "registry_url", "data_dir", "metrics_host", "ssl_cafile", "topic_prefix")
+    names = (
+        "profile",
+        "bootstrap",
+        "registry_url",
+        "data_dir",
+        "metrics_host",
+        "ssl_cafile",
+        "topic_prefix",
+        "table_store",
+    )
     return {ENV[name]: str(getattr(settings, name)) for name in names}
 
 
@@ -267,7 +277,9 @@ def workers(settings: Settings) -> list[dict[str, Any]]:
                             "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
                             "containers": [container],
                             "volumes": [
-                                {"name": "data", "emptyDir": {}},  # tables are rebuilt from their changelogs
+                                # the RocksDB stores: a restarted container reads only the changelog since
+                                # its last commit; a pod placed anew rebuilds, or a standby takes over
+                                {"name": "data", "emptyDir": {}},
                                 {"name": "keys", "secret": {"secretName": "tongcheng-keys"}},
                                 {"name": "cluster-ca", "secret": {"secretName": f"{CLUSTER}-cluster-ca-cert"}},
                             ],
