@@ -3,7 +3,7 @@
 The broker listens with SASL/SCRAM-SHA-512 (SASL_PLAINTEXT on loopback for the local profile,
 SASL_SSL in production). Each process authenticates as one principal: `TONGCHENG_KAFKA_USER` when
 set, else the one its command runs as (a worker its service, `publish --city` the city, ops
-commands `admin`; ops/cli.py decides). Its secret is `TONGCHENG_KAFKA_PASSWORD` when set,
+commands `admin`; ops/cli/ decides). Its secret is `TONGCHENG_KAFKA_PASSWORD` when set,
 else the embedded setup's secrets file (`<data dir>/secrets/scram.json`, mode 0600), which
 `tongcheng broker start` writes when it first formats the broker.
 

@@ -50,7 +50,7 @@ WORKER_SETTINGS = (
     "clock_file",
     "sweep_seconds",
     "database_url",
-    # how the worker finds its credentials: its principal is its service (ops/cli.py)
+    # how the worker finds its credentials: its principal is its service (ops/cli/)
     "security_protocol",
     "secrets_file",
     "ssl_cafile",
