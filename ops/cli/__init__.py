@@ -11,9 +11,13 @@ from kafka.errors import KafkaError
 
 from ops.cli import credentials, events, processes, provision
 from ops.cli.common import err
-from schemas.errors import ConfigError, TongchengError
+from schemas.errors import TongchengError
 from topics.circle import CircleFileError
 from topics.settings import Settings
+
+#: what a command reports on one line, with exit code 2: a refused input, a bad setting (ConfigError is a
+#: TongchengError), or a malformed circle or roster keys file, whether the settings or the command read it
+REPORTED = (TongchengError, CircleFileError)
 
 #: the commands, in the order `tongcheng --help` lists them
 COMMANDS = (
@@ -70,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if not settings.kafka_user:
             settings = settings.with_(kafka_user=principal_of(args, settings))
-    except ConfigError as exc:
+    except REPORTED as exc:
         err(f"tongcheng {args.command}: {exc}")
         return 2
     try:
         return int(args.func(settings, args))
-    except (TongchengError, ConfigError, CircleFileError) as exc:
+    except REPORTED as exc:
         err(f"tongcheng {args.command}: {exc}")
         return 2
     except KafkaError as exc:
