@@ -15,7 +15,7 @@ from kafka.admin import ACL, ACLOperation, ACLPermissionType, NewTopic, Resource
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from ops import certs
-from ops.broker import local
+from ops.broker import local, processes
 from ops.chaos.probes import worker_env
 from tests.conftest import example
 from topics import kafka_auth
@@ -155,7 +155,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     local.ensure_artifacts(p)
     local.start_kafka(settings, p, say=print)
     try:
-        local._wait("kafka", lambda: local.kafka_ready(settings), p, 90, print)
+        processes.wait("kafka", lambda: local.kafka_ready(settings), p, 90, print)
         local.ensure_users(settings)
         yield settings
     finally:

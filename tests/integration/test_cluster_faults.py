@@ -29,6 +29,7 @@ from kafka.errors import KafkaError
 
 from ops.bench.workload import credit_records
 from ops.broker import local
+from ops.broker.cluster import active_controller
 from ops.chaos.probes import (
     Offsets,
     dead_letter_view,
@@ -172,7 +173,7 @@ def test_a_broker_and_the_controller_killed_under_load(cluster: Settings) -> Non
         sender.start()
         time.sleep(3)
         leader = outage(settings, leader_of_most(settings, [topic]), "leader of most input partitions", feed)
-        controller = local.active_controller(settings)
+        controller = active_controller(settings)
         assert controller is not None, "no active controller"
         active = outage(settings, controller, "active controller", feed)
         time.sleep(3)  # publishing on after the return
