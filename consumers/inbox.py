@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected, TongchengError
 from topics.acls import city_group_prefix
 from topics.context import Context

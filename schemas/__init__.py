@@ -1,1 +1,1 @@
-"""Avro schemas of the Tongcheng contract (`avro/*.avsc`) and the one codec that reads them."""
+"""Avro schemas of the Tongcheng contract (`avro/*.avsc`), their catalogue, the one codec and the JSON conversion."""

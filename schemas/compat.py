@@ -14,7 +14,7 @@ from pathlib import Path
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from schemas.codec import SCHEMA_DIR, SchemaCatalogue
+from schemas.catalogue import SCHEMA_DIR, SchemaCatalogue
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """JSON Schema (OpenAPI 3.1) of each input event's JSON form, derived from its Avro schema.
 
-It describes exactly what `schemas/codec.py` `JsonConverter` accepts:
+It describes exactly what `schemas/convert.py` `JsonConverter` accepts:
 - records are closed objects (unknown fields are refused), fields with a default are optional;
 - timestamps (timestamp-millis) are ISO-8601 strings with a UTC offset, or epoch milliseconds;
 - dates are YYYY-MM-DD; decimals are strings (or numbers) with at most `scale` decimal places and
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import PRIMITIVES, SchemaCatalogue, fullname
+from schemas.catalogue import PRIMITIVES, SchemaCatalogue, fullname
 
 INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
 INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}

@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from schemas.codec import Codec, SchemaCatalogue
+from schemas.catalogue import SchemaCatalogue
+from schemas.codec import Codec
 from schemas.registry import RegistryClient
 from topics.catalog import Catalog
 from topics.circle import Circle, RosterKey, load_circle

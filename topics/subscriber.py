@@ -21,7 +21,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Reason, Rejected, TongchengError
 from topics import kafka_auth
 from topics.context import Context

@@ -9,7 +9,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.codec import MAX_DEPTH, JsonConverter, SchemaCatalogue
+from schemas.catalogue import SchemaCatalogue
+from schemas.convert import MAX_DEPTH, JsonConverter
 from schemas.errors import Reason, Rejected
 from topics.catalog import EVENT_TYPES
 from topics.circle import Circle

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected
 from services.credit import rules
 from services.readmodel.db import make_engine

@@ -46,7 +46,7 @@ def add_topics(sub: Subparsers) -> None:
 
 def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
     from schemas import compat
-    from schemas.codec import SchemaCatalogue
+    from schemas.catalogue import SchemaCatalogue
 
     if args.action == "register":
         for subject, schema_id in register_schemas(build_context(settings)):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected
 from services.api.auth import Auth, Caller
 from services.api.privacy import Audit, is_person, shown

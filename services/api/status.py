@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from services.api.supervision import Supervision
 from topics.circle import Circle
 from topics.language import EN, LANGUAGES, ZH, negotiate

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from services.api.auth import Auth
 from services.api.problems import Problem
 from services.api.reads import ReadModel

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from services.readmodel.sql import Projection
 
 #: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.

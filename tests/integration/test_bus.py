@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from schemas.codec import JsonConverter, to_json
+from schemas.convert import JsonConverter, to_json
 from schemas.errors import Reason, Rejected
 from tests.conftest import EXAMPLES, example
 from tests.integration.conftest import fresh_settings

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ops.bench.workload import credit_records
 from ops.chaos.probes import stop_worker
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected
 from services.credit import rules
 from services.readmodel.db import make_engine

@@ -41,7 +41,7 @@ from kafka.errors import KafkaError
 from ops.bench.inputs import Inputs
 from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected
 from services.emergency import rules as emergency_rules
 from services.readmodel.db import make_engine, migrate

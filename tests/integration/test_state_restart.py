@@ -29,7 +29,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from ops.bench.workers import wait_for_group
 from ops.bench.workload import credit_records
 from ops.chaos.probes import Offsets, oracle_of, stop_worker, wait_until
-from schemas.codec import to_json
+from schemas.convert import to_json
 from services.common.runtime.app import CHANGELOG_CONFIG
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, metric_at, provisioned, spawn_worker
 from topics.context import Context

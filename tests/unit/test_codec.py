@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from schemas.codec import Codec, JsonConverter, SchemaCatalogue, frame, to_json, unframe
+from schemas.catalogue import SchemaCatalogue
+from schemas.codec import Codec, frame, unframe
+from schemas.convert import JsonConverter, to_json
 from schemas.errors import Reason, Rejected
 from topics.catalog import EVENT_TYPES
 

@@ -12,7 +12,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from schemas.codec import JsonConverter, SchemaCatalogue
+from schemas.catalogue import SchemaCatalogue
+from schemas.convert import JsonConverter
 from schemas.errors import Rejected
 from schemas.jsonschema import JsonSchemas
 from services.api.auth import RateLimiter, check_purpose

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codec import to_json
+from schemas.convert import to_json
 from schemas.errors import Rejected
 from services.api import supervision as api
 from services.credit import rules as credit

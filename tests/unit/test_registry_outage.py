@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from schemas.codec import Codec, SchemaCatalogue, encode_payload, frame
+from schemas.catalogue import SchemaCatalogue
+from schemas.codec import Codec, encode_payload, frame
 from schemas.errors import Reason, Rejected, TongchengError, Unavailable
 from schemas.registry import RegistryClient, RegistryError, RegistryUnavailable, SchemaNotFound
 from tests.unit.stub_http import Answer, closed_port, serve

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from schemas import compat
-from schemas.codec import SCHEMA_DIR, SchemaCatalogue
+from schemas.catalogue import SCHEMA_DIR, SchemaCatalogue
 
 
 def git(repo: Path, *args: str) -> None:

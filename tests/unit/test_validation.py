@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import SchemaCatalogue
+from schemas.catalogue import SchemaCatalogue
 from schemas.errors import Reason, Rejected
 from tests.conftest import example
 from topics.circle import load_circle
