@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.catalogue import FEEDBACK_OUTCOMES
 from schemas.convert import to_json
 from schemas.errors import Rejected, TongchengError
 from topics.acls import city_group_prefix
@@ -30,7 +31,6 @@ from topics.publisher import Publisher
 from topics.subscriber import Delivery, Subscriber
 
 log = logging.getLogger("tongcheng.inbox")
-OUTCOMES = ("APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION")
 #: what the inbox says to a person (`tongcheng inbox --lang`, or the locale)
 TEXT: dict[str, dict[str, str]] = {
     ZH: {
@@ -159,8 +159,8 @@ class Inbox:
     ) -> None:
         if not ctx.circle.is_member(city):
             raise TongchengError(f"{city!r} is not a member city of {ctx.circle.code}: {', '.join(ctx.circle.codes)}")
-        if outcome is not None and outcome not in OUTCOMES:
-            raise TongchengError(f"feedback outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        if outcome is not None and outcome not in FEEDBACK_OUTCOMES:
+            raise TongchengError(f"feedback outcome must be one of {', '.join(FEEDBACK_OUTCOMES)}, not {outcome!r}")
         self.ctx = ctx
         self.city = city
         self.outcome = outcome

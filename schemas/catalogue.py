@@ -21,6 +21,18 @@ NAMESPACE = "tongcheng.v1"
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
+def enum_symbols(record: str, field: str) -> tuple[str, ...]:
+    """The symbols of the enum field `field` of the record schema `avro/<record>.avsc`: its one
+    declaration, for the code that checks such a value before anything is encoded."""
+    schema = json.loads((SCHEMA_DIR / f"{record}.avsc").read_text(encoding="utf-8"))
+    (kind,) = [f["type"] for f in schema["fields"] if f["name"] == field]
+    return tuple(kind["symbols"])
+
+
+#: what a city reports back on a measure (`sanction.feedback` `outcome`)
+FEEDBACK_OUTCOMES = enum_symbols("SanctionFeedback", "outcome")
+
+
 def fullname(name: str, namespace: str | None) -> str:
     return name if "." in name else f"{namespace or NAMESPACE}.{name}"
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ops.cli.common import Subparsers, err, say
+from schemas.catalogue import FEEDBACK_OUTCOMES
 from schemas.errors import Reason, Rejected
 from services.common.shutdown import StopFlag
 from topics.context import build_context
@@ -157,7 +158,7 @@ def add_inbox(sub: Subparsers) -> None:
     p.add_argument("--city", required=True, help="the member city's code, e.g. 320100")
     p.add_argument(
         "--feedback",
-        choices=["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"],
+        choices=FEEDBACK_OUTCOMES,
         help="report this outcome for every measure of every new listing",
     )
     p.add_argument("--once", action="store_true", help="stop when caught up instead of waiting for more")

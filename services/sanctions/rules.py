@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from schemas.catalogue import FEEDBACK_OUTCOMES
 from schemas.errors import ConfigError
 from services.credit.rules import CATEGORIES
 from services.sanctions import feedback
@@ -25,7 +26,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 RULES_FILE = DATA / "sanction_rules.json"
 LISTS = ("BLACK", "FOCUS", "RED")
 RULE_KINDS = {"grade_d": "BLACK", "general_negatives": "FOCUS", "grade_a_positives": "RED"}
-OUTCOMES = frozenset(["APPLIED", "HIT", "NOT_APPLICABLE", "OBJECTION"])
+OUTCOMES = frozenset(FEEDBACK_OUTCOMES)
 D_CATEGORIES = ("SERIOUS_DISHONESTY_LIST", "COURT_JUDGMENT_DEFAULTER")
 
 
