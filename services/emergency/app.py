@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 
+from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
@@ -96,7 +97,18 @@ class EmergencyService(StreamService):
             if late:
                 incident = rules.mark_alerted(incident, late, now)
                 for seq, city, deadline in late:
-                    await self.emit_alert(incident, seq, city, deadline, now)
+                    ref = f"{incident['incident_id']}#{seq}"
+                    await emit_alert(
+                        self.proc,
+                        ALERT_NS,
+                        "EMERGENCY_ACK_OVERDUE",
+                        f"{ref}/{city}",
+                        city=city,
+                        ref=ref,
+                        due_at=datetime.fromisoformat(deadline),
+                        source_city=incident["sender"],
+                        now=now,
+                    )
                 raised += len(late)
                 self.incidents[key] = incident
             elif incident:
@@ -104,20 +116,6 @@ class EmergencyService(StreamService):
         await self.proc.flush()
         if raised:
             log.info("ack sweep: %d EMERGENCY_ACK_OVERDUE alerts as of %s", raised, now.isoformat())
-
-    async def emit_alert(self, incident: dict[str, Any], seq: str, city: str, deadline: str, now: datetime) -> None:
-        ref = f"{incident['incident_id']}#{seq}"
-        alert_id = str(uuid.uuid5(ALERT_NS, f"EMERGENCY_ACK_OVERDUE/{ref}/{city}"))
-        body = {
-            "meta": self.proc.meta("supervision.alert", alert_id, incident["sender"], now, None),
-            "alert_id": alert_id,
-            "kind": "EMERGENCY_ACK_OVERDUE",
-            "city": city,
-            "ref": ref,
-            "due_at": datetime.fromisoformat(deadline),
-            "raised_at": now,
-        }
-        await self.proc.emit("supervision.alert", ref, body)
 
     async def refresh_gauges(self) -> None:
         g = rules.gauges_of(self.incidents.counts(), self.ctx.circle.codes)  # no incident is read

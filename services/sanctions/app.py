@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
 from services.sanctions import feedback, rules
 from topics.context import Context
@@ -130,8 +131,19 @@ class SanctionService(StreamService):
             if late:
                 entry = feedback.mark_alerted(entry, late, now)
                 self.entries[key] = entry
+                ref = f"{entry['subject_id']}#{entry['listed_revision']}"
                 for city in late:
-                    await self.emit_alert(entry, city, now)
+                    await emit_alert(
+                        self.proc,
+                        ALERT_NS,
+                        "SANCTION_FEEDBACK_OVERDUE",
+                        f"{ref}/{city}",
+                        city=city,
+                        ref=ref,
+                        due_at=datetime.fromisoformat(entry["due_at"]),
+                        source_city=entry["initiated_by"],
+                        now=now,
+                    )
                 await self.emit_tracking(entry, None, now)
                 raised += len(late)
             else:
@@ -144,20 +156,6 @@ class SanctionService(StreamService):
                 raised,
                 removed,
             )
-
-    async def emit_alert(self, entry: dict[str, Any], city: str, now: datetime) -> None:
-        ref = f"{entry['subject_id']}#{entry['listed_revision']}"
-        alert_id = str(uuid.uuid5(ALERT_NS, f"SANCTION_FEEDBACK_OVERDUE/{ref}/{city}"))
-        body = {
-            "meta": self.proc.meta("supervision.alert", alert_id, entry["initiated_by"], now, None),
-            "alert_id": alert_id,
-            "kind": "SANCTION_FEEDBACK_OVERDUE",
-            "city": city,
-            "ref": ref,
-            "due_at": datetime.fromisoformat(entry["due_at"]),
-            "raised_at": now,
-        }
-        await self.proc.emit("supervision.alert", ref, body)
 
     async def emit_tracking(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
         event_id = str(uuid.uuid5(TRACKING_NS, f"{entry['subject_id']}#{entry['tracking_version']}"))

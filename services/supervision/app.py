@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import faust
 
+from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
 from services.supervision import rules
 from topics.context import Context
@@ -85,7 +86,21 @@ class SupervisionService(StreamService):
                 project = rules.mark_alerted(project, late, now.isoformat())
                 self.projects[key] = project
                 for mid in late:
-                    await self.emit_alert(project, mid, now)
+                    ref = f"{project['project_id']}/{mid}"
+                    planned = date.fromisoformat(project["milestones"][mid]["planned_date"])
+                    await emit_alert(
+                        self.proc,
+                        ALERT_NS,
+                        "MILESTONE_OVERDUE",
+                        ref,
+                        city=project["lead_city"],
+                        ref=ref,
+                        # a milestone is due from the start of its planned day, local time (DESIGN.md:
+                        # planned_date on or before today, a local date)
+                        due_at=day_start(planned, self.ctx.circle.tz),
+                        source_city=project["lead_city"],
+                        now=now,
+                    )
                 raised += len(late)
             elif project:
                 self.projects.touch(key)
@@ -98,23 +113,6 @@ class SupervisionService(StreamService):
             for state in rules.STATES:
                 self.metrics.project_milestones.labels(city=city, state=state).set(mine[state] if mine else 0)
             self.metrics.project_ontime_ratio.labels(city=city).set(rules.ontime_ratio(mine) if mine else 1.0)
-
-    async def emit_alert(self, project: dict[str, Any], mid: str, now: datetime) -> None:
-        ref = f"{project['project_id']}/{mid}"
-        alert_id = str(uuid.uuid5(ALERT_NS, f"MILESTONE_OVERDUE/{ref}"))
-        planned = date.fromisoformat(project["milestones"][mid]["planned_date"])
-        body = {
-            "meta": self.proc.meta("supervision.alert", alert_id, project["lead_city"], now, None),
-            "alert_id": alert_id,
-            "kind": "MILESTONE_OVERDUE",
-            "city": project["lead_city"],
-            "ref": ref,
-            # a milestone is due from the start of its planned day, local time (DESIGN.md: planned_date
-            # on or before today, a local date)
-            "due_at": day_start(planned, self.ctx.circle.tz),
-            "raised_at": now,
-        }
-        await self.proc.emit("supervision.alert", ref, body)
 
 
 def run(settings: Settings) -> int:
