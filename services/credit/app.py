@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from services.common.actions import closes
 from services.common.runtime import Record, StreamService, run_worker
 from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
@@ -98,7 +99,7 @@ class CreditService(StreamService):
         seen = enforcement.seen(known, action)
         if seen is None:
             return "duplicate"
-        if action["status"] == "CLOSED" and not enforcement.was_closed(known):
+        if closes(known, action):  # its findings become records once
             records = records_from_action(action, self.ctx.clock.now(), self.ctx.circle.tz)
             for record in records:  # all checked before any is sent: a refused action emits nothing
                 self.ctx.validator.check("credit.record", record)

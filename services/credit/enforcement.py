@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from schemas.errors import Reason, Rejected
+from services.common.actions import was_closed
 from topics.localtime import local_date
 
 DOMAIN_TO_CREDIT = {"MARKET_SUPERVISION": "MARKET", "ANTI_COUNTERFEIT": "MARKET"}
@@ -43,11 +44,6 @@ def seen(known: dict[str, Any] | None, action: dict[str, Any]) -> dict[str, Any]
         )
     closed = was_closed(known) or action["status"] == "CLOSED"
     return {"lead_city": lead, "closed": closed, "event_ids": [*ids, meta["event_id"]][-MAX_EVENT_IDS:]}
-
-
-def was_closed(known: dict[str, Any] | None) -> bool:
-    """Whether an action had reached CLOSED (and so had its findings turned into records)."""
-    return known is not None and bool(known.get("closed", True))
 
 
 def records_from_action(action: dict[str, Any], now: datetime, tz: tzinfo) -> list[dict[str, Any]]:

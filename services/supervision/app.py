@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from services.common.actions import was_closed
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
 from services.supervision import rules
@@ -68,7 +69,7 @@ class SupervisionService(StreamService):
         if action["status"] != "CLOSED":
             return "applied"
         key = action["action_id"].encode()
-        if self.actions.get(key):
+        if was_closed(self.actions.get(key)):
             return "duplicate"
         self.actions[key] = {"domain": action["domain"], "event_id": action["meta"]["event_id"]}
         self.metrics.enforcement_actions.labels(domain=action["domain"]).inc()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from schemas.errors import Reason, Rejected
+from services.common.actions import closes, was_closed
 from services.credit import enforcement
 
 
@@ -24,9 +25,11 @@ def test_each_status_report_once_and_closed_once() -> None:
     assert planned == {"lead_city": "320100", "closed": False, "event_ids": ["e1"]}
     assert enforcement.seen(planned, action("PLANNED", "e1")) is None  # a redelivery
     closed = enforcement.seen(planned, action("CLOSED", "e2"))
-    assert closed is not None and closed["closed"] and enforcement.was_closed(closed)
-    assert not enforcement.was_closed(planned) and not enforcement.was_closed(None)
-    assert enforcement.was_closed({"event_id": "old"})  # kept when only CLOSED actions were recorded
+    assert closed is not None and closed["closed"] and was_closed(closed)
+    assert not was_closed(planned) and not was_closed(None)
+    assert was_closed({"event_id": "old"})  # kept when only CLOSED actions were recorded
+    assert closes(planned, action("CLOSED", "e2")) and not closes(closed, action("CLOSED", "e3"))
+    assert not closes(None, action("EXECUTED", "e1"))
     assert enforcement.seen({"event_id": "old"}, action("CLOSED", "old")) is None
 
 
