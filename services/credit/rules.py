@@ -5,7 +5,6 @@ State is plain JSON-able data so that it lives in a faust table and its changelo
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError, Reason, Rejected
-from topics.datafile import check_sources
+from topics.datafile import check_sources, read_json
 from topics.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
@@ -66,10 +65,7 @@ class CreditRules:
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> CreditRules:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read credit rules: {exc}") from exc
+        raw = read_json(path, "credit rules")
         try:
             publicity: dict[str, Any] = {}
             for category, value in raw["publicity"].items():

@@ -85,3 +85,13 @@ def test_a_measure_without_its_legal_basis_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"measures\[0\].legal_basis: a measure needs its legal basis"):
         SanctionRules.load(SANCTION_FILE, path)
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_every_rules_file_is_read_the_same_way(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"sources": {}\n  "oops"}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rules.json: line 2, column 3: "):
+        LOADERS[name][1](path)
+    with pytest.raises(ConfigError, match="cannot read the"):
+        LOADERS[name][1](tmp_path / "missing.json")
