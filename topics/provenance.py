@@ -136,10 +136,6 @@ class Verifier:
     def _index(keys: Iterable[RosterKey]) -> dict[bytes, tuple[str, Ed25519PublicKey]]:
         return {k.kid.encode("ascii"): (k.city, Ed25519PublicKey.from_public_bytes(k.public_key)) for k in keys}
 
-    @classmethod
-    def from_circle(cls, circle: Circle) -> Verifier:
-        return cls(circle.all_keys())
-
     @property
     def kids(self) -> list[str]:
         return sorted(k.decode() for k in self._keys)

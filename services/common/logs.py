@@ -78,11 +78,6 @@ class RateLimit(logging.Filter):
         for key in [k for k, (passed, _) in self._seen.items() if now - passed >= self.window]:
             del self._seen[key]
 
-    def held_back(self) -> dict[Key, int]:
-        """Lines held back per key since each last passed (for tests and a final report)."""
-        with self._lock:
-            return {key: held for key, (_, held) in self._seen.items() if held}
-
 
 _installed: RateLimit | None = None
 

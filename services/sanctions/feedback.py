@@ -25,8 +25,6 @@ from typing import Any
 
 from schemas.errors import Reason, Rejected
 
-STATUSES = ("PENDING", "ANSWERED", "LATE", "OVERDUE", "CLOSED")
-
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
