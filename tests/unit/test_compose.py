@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ops.cli import build_parser
-from services import WORKERS
+from services.registry import PROCESSORS, WORKERS
 from topics.settings import ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,14 +190,13 @@ def test_the_registry_keeps_its_schemas_in_postgres(compose: dict[str, Any]) -> 
 
 
 def test_ports_are_those_the_settings_expect(compose: dict[str, Any]) -> None:
-    import importlib
-
     prometheus = yaml.safe_load((ROOT / "ops" / "prometheus" / "compose.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
-    for worker in WORKERS:
+    for spec in PROCESSORS:
+        worker = spec.name
         service = compose["services"][f"worker-{worker}"]
         s = tongcheng_settings(service)
-        port = s.metrics_port + importlib.import_module(f"services.{worker}.app").METRICS_OFFSET
+        port = spec.metrics_port(s)
         assert f"127.0.0.1:{port}/" in " ".join(service["healthcheck"]["test"]), worker
         assert f"worker-{worker}:{port}" in targets, worker
         assert s.metrics_host == "0.0.0.0"
