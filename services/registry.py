@@ -82,7 +82,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
         "sanctions",
         "services.sanctions.app",
         3,
-        "credit profiles -> the BLACK, FOCUS and RED lists with their measures; each city's feedback -> its tracking",
+        "credit profiles -> BLACK, FOCUS and RED entries with their measures; each city's feedback -> its "
+        "tracking status; SANCTION_FEEDBACK_OVERDUE alerts",
         tables=("entries",),
         metrics=("tongcheng_sanction_entries", "tongcheng_sanction_feedback_ratio"),
         rules="services.sanctions.rules",
@@ -92,7 +93,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
         "emergency",
         "services.emergency.app",
         4,
-        "incident notices and acknowledgements -> dispatches (effective level, recipients, deadlines)",
+        "incident notices and acknowledgements -> dispatches (effective level, recipients with reasons and "
+        "deadlines); EMERGENCY_ACK_OVERDUE alerts",
         tables=("incidents",),
         metrics=(
             "tongcheng_emergency_open_incidents",
@@ -107,7 +109,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
         "supervision",
         "services.supervision.app",
         5,
-        "project plans, milestone reports and closed enforcement actions -> the project and enforcement gauges",
+        "project plans, milestone reports and closed enforcement actions -> the project and enforcement "
+        "gauges; MILESTONE_OVERDUE alerts",
         tables=("projects", "closed-actions"),
         metrics=("tongcheng_project_milestones", "tongcheng_project_ontime_ratio", "tongcheng_enforcement_actions"),
         rules="services.supervision.rules",
@@ -117,7 +120,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
         "readmodel",
         "services.readmodel.app",
         2,
-        "derived topics and accepted streams -> the SQL read model (services/readmodel/tables.py)",
+        "derived topics and accepted streams -> the SQL read model (`credit_profiles`, `sanction_entries`, "
+        "`sanction_tracking`, `emergency_reports`, `emergency_acks`, `project_plans`, `milestone_reports`)",
         bench=("readmodel",),
         database=True,
     ),

@@ -40,6 +40,7 @@ def commands(service: dict[str, Any]) -> list[list[str]]:
 def test_every_service_the_issue_names_is_there(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
     workers = {f"worker-{w}" for w in WORKERS}
+    assert {s for s in services if s.startswith("worker-")} == workers  # no worker the declarations lack
     others = {"kafka-1", "kafka-2", "kafka-3", "registry", "postgres", "init", "api", "lag-exporter", "prometheus"}
     assert workers | others | {"grafana"} <= services
     assert "healthcheck" in compose["services"]["postgres"]
