@@ -9,7 +9,7 @@ Generated from the project's own declarations, never written by hand:
 - `users.yaml`: a `KafkaUser` per principal (topics/acls.py `principals`) with the ACLs of
   `acls.bindings`;
 - `workers.yaml`: the settings every process reads (a ConfigMap), a Deployment per processor
-  (services.WORKERS) with its replicas, probes on its metrics endpoint and Prometheus
+  (services/registry.py) with its replicas, probes on its metrics endpoint and Prometheus
   annotations;
 - `prometheus.yaml`: the Prometheus scrape configuration that finds those pods.
 
@@ -18,13 +18,13 @@ Strimzi 0.48 (Kafka 4.1) is assumed; the Tongcheng image is the one ops/Dockerfi
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from services.registry import PROCESSORS, processor
 from topics import acls, kafka_auth
 from topics.catalog import Catalog
 from topics.settings import ENV, Settings
@@ -61,9 +61,8 @@ def production_settings() -> Settings:
 
 def metrics_port(settings: Settings, service: str) -> int:
     """The port a processor serves its metrics (and so its health) on: the settings' port plus the
-    offset its module declares."""
-    offset = importlib.import_module(f"services.{service}.app").METRICS_OFFSET
-    return int(settings.metrics_port + offset)
+    offset its declaration gives."""
+    return processor(service).metrics_port(settings)
 
 
 def _meta(name: str, **labels: str) -> dict[str, Any]:
@@ -210,8 +209,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def workers(settings: Settings) -> list[dict[str, Any]]:
-    from services import WORKERS
-
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -219,8 +216,9 @@ def workers(settings: Settings) -> list[dict[str, Any]]:
         "data": settings_env(settings),
     }
     out: list[dict[str, Any]] = [config]
-    for service in WORKERS:
-        port = metrics_port(settings, service)
+    for spec in PROCESSORS:
+        service = spec.name
+        port = spec.metrics_port(settings)
         name = f"worker-{service}"
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "processor"}
         env: list[dict[str, Any]] = [
@@ -228,7 +226,7 @@ def workers(settings: Settings) -> list[dict[str, Any]]:
             # the SCRAM secret Strimzi's user operator keeps in a Secret named after the KafkaUser
             {"name": ENV["kafka_password"], "valueFrom": {"secretKeyRef": {"name": service, "key": "password"}}},
         ]
-        if service == "readmodel":
+        if spec.database:
             env.append(
                 {
                     "name": ENV["database_url"],

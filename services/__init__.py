@@ -1,4 +1,2 @@
-"""Tongcheng's processors and HTTP API (the command line is `ops/cli/`)."""
-
-#: the processors, each in services/<name>/app.py (`tongcheng worker <name>`)
-WORKERS = ("credit", "sanctions", "emergency", "supervision", "readmodel")
+"""Tongcheng's processors and HTTP API (the command line is `ops/cli/`); the processors are declared
+in services/registry.py."""

@@ -3,8 +3,9 @@
 Principals (SCRAM users):
 - `admin`: the broker's only super user (provisioning, ACLs, credentials, ops commands); no ACLs.
 - `city-<code>`: one per member city of the circle (topics/data/<circle>.circle.json).
-- one per service: the processors `credit`, `sanctions`, `emergency`, `supervision`, the read model
-  `readmodel`, the HTTP ingestion `api` and the lag exporter `lag`.
+- one per service (`SERVICES`, derived from the catalogue and `ALSO_READS`): the processors `credit`,
+  `sanctions`, `emergency`, `supervision`, the read model `readmodel`, the HTTP ingestion `api` and
+  the lag exporter `lag`.
 
 Streams are named here by event type, never by topic: `credit.profile` is the type's topic
 (`<prefix>.credit.profile.v1`), `credit.record.accepted` an input type's accepted stream
@@ -37,14 +38,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from topics.catalog import EVENT_TYPES, INPUT_TYPES, OWNER, PRIVATE, WRITERS
-from topics.kafka_auth import ADMIN, SERVICES, city_principal
+from topics.kafka_auth import ADMIN, LAG, city_principal
 
-#: what each service reads; the owners read their raw input topics, every other reader an accepted stream
-READS: dict[str, tuple[str, ...]] = {
-    "credit": ("credit.record", "enforcement.action"),
-    "sanctions": ("sanction.feedback", "credit.profile"),
-    "emergency": ("emergency.notice", "emergency.ack"),
-    "supervision": ("project.plan", "project.milestone", "enforcement.action.accepted"),
+#: what a service reads beyond the raw input topics of the types it owns (catalog.OWNER): derived
+#: topics, and other owners' accepted streams
+ALSO_READS: dict[str, tuple[str, ...]] = {
+    "sanctions": ("credit.profile",),
+    "supervision": ("enforcement.action.accepted",),
     # the projections of services/readmodel/tables.py: derived topics and accepted streams
     "readmodel": (
         "credit.profile",
@@ -57,6 +57,19 @@ READS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+def _reads() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for event_type, owner in OWNER.items():  # an owner reads its raw input topics
+        out[owner] = (*out.get(owner, ()), event_type)
+    for service, streams in ALSO_READS.items():
+        out[service] = (*out.get(service, ()), *streams)
+    return out
+
+
+#: what each service reads: the owners their raw input topics, every other reader an accepted stream
+READS: dict[str, tuple[str, ...]] = _reads()
+
 #: writes beyond the accepted streams and DLQs of the owned types and the derived types of WRITERS
 EXTRA_WRITES: dict[str, tuple[str, ...]] = {
     # enforcement into credit: the findings of a CLOSED action become credit records (DESIGN.md 5)
@@ -67,6 +80,13 @@ EXTRA_WRITES: dict[str, tuple[str, ...]] = {
 #: what a city may subscribe to: the derived types, and the accepted credit records (the shared
 #: credit platform's inputs, public records whose origin a city may check itself)
 CITY_READS: tuple[str, ...] = (*(t for t in WRITERS if t not in PRIVATE), "credit.record.accepted")
+
+#: the service principals: every service that reads or writes a stream (the processors, the read
+#: model, the HTTP API), then the lag exporter; a processor is one as soon as the catalogue or
+#: ALSO_READS names it
+SERVICES: tuple[str, ...] = tuple(
+    dict.fromkeys([*READS, *(w for ws in WRITERS.values() for w in ws), *EXTRA_WRITES, LAG])
+)
 
 #: transactional ids each principal may hold: none, no client uses transactions
 TRANSACTIONAL_IDS: dict[str, tuple[str, ...]] = {}
@@ -165,7 +185,7 @@ def bindings(prefix: str, cities: Iterable[str]) -> set[Binding]:
                 out.add(Binding(f"User:{service}", "GROUP", own, "LITERAL", op))
                 out.add(Binding(f"User:{service}", "GROUP", f"{own}-", "PREFIXED", op))
     for resource in ("TOPIC", "GROUP"):
-        out.add(Binding("User:lag", resource, "*", "LITERAL", "DESCRIBE"))
+        out.add(Binding(f"User:{LAG}", resource, "*", "LITERAL", "DESCRIBE"))
     for code in cities:
         user = city_principal(code)
         for t in INPUT_TYPES:

@@ -32,8 +32,8 @@ logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 
 MECHANISM = "SCRAM-SHA-512"
 ADMIN = "admin"
-#: the service principals: the processors, the read model, the HTTP API and the lag exporter
-SERVICES = ("credit", "sanctions", "emergency", "supervision", "readmodel", "api", "lag")
+#: the lag exporter's principal; the service principals are derived from the catalogue (acls.SERVICES)
+LAG = "lag"
 
 _warned = False
 

@@ -25,12 +25,14 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 from ops.bench.inputs import Inputs, Timed
+from services.registry import PROCESSORS as DECLARED
 from topics.catalog import OWNER
 from topics.publisher import Prepared
 
-PROCESSORS = ("credit", "sanctions", "emergency", "projects", "supervision", "readmodel")
-#: worker name -> metrics port offset (README: the workers on :9401 to :9405)
-METRICS_OFFSETS = {"credit": 1, "readmodel": 2, "sanctions": 3, "emergency": 4, "supervision": 5}
+#: the plans `build` knows, as the processors' declarations name them (services/registry.py)
+PROCESSORS = tuple(plan for p in DECLARED for plan in p.bench)
+#: worker name -> metrics port offset, from the declarations
+METRICS_OFFSETS = {p.name: p.metrics_offset for p in DECLARED}
 #: the credit load beside the emergency benchmark (the issue's target: notice->dispatch p99 <= 100 ms at
 #: 100 notices/s while credit runs at 2,000/s)
 CREDIT_BESIDE_EMERGENCY = 2000.0

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from kafka.admin import KafkaAdminClient
 
-from ops.bench.plans import METRICS_OFFSETS
 from ops.bench.report import say
+from services.registry import processor
 from topics import kafka_auth
 from topics.settings import ENV, Settings
 
@@ -78,7 +78,7 @@ def start_worker(settings: Settings, name: str, work: Path, index: int = 0) -> W
             stdin=subprocess.DEVNULL,
         )
     say(f"  started `tongcheng worker {name}` (pid {proc.pid}), log {log}")
-    return Worker(name, proc, settings.metrics_port + METRICS_OFFSETS[name], log)
+    return Worker(name, proc, processor(name).metrics_port(settings), log)
 
 
 def consumed(workers: list[Worker], topics: set[str]) -> tuple[float, Counter[str]] | None:

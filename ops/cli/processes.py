@@ -9,8 +9,8 @@ import sys
 from ops.bus import provision_bus
 from ops.cli.common import Subparsers, err, say
 from ops.cli.provision import cmd_db
-from services import WORKERS
 from services.common.shutdown import StopFlag
+from services.registry import BY_NAME, PROCESSORS, WORKERS
 from topics.context import build_context
 from topics.settings import ENV, Settings
 
@@ -129,13 +129,10 @@ def available_workers() -> list[str]:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    import importlib
-
     if args.service not in available_workers():
         err(f"unknown service {args.service!r}; available: {', '.join(available_workers()) or 'none'}")
         return 2
-    module = importlib.import_module(f"services.{args.service}.app")
-    return int(module.run(settings) or 0)
+    return BY_NAME[args.service].run(settings)
 
 
 def add_worker(sub: Subparsers) -> None:
@@ -183,7 +180,7 @@ def add_bench(sub: Subparsers) -> None:
     )
     p.add_argument(
         "processor",
-        choices=["credit", "sanctions", "emergency", "projects", "supervision", "readmodel", "provenance"],
+        choices=[*(plan for p in PROCESSORS for plan in p.bench), "provenance"],
         help="a processor, or provenance: the cost of signing and verifying one event (no broker)",
     )
     p.add_argument("--quick", action="store_true", help="a short run (under 4 minutes, broker start included)")

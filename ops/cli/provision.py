@@ -96,23 +96,25 @@ def add_acl(sub: Subparsers) -> None:
 
 
 def cmd_k8s(settings: Settings, args: argparse.Namespace) -> int:
-    from ops import kubernetes
+    from ops import declared, kubernetes
 
     if args.action == "generate":
-        for path in kubernetes.write():
+        for path in [*kubernetes.write(), *declared.write()]:
             say(f"wrote {path}")
         return 0
-    stale = kubernetes.stale()
+    stale = [f"ops/k8s/{name}" for name in kubernetes.stale()] + declared.stale()
     for name in stale:
-        err(f"ops/k8s/{name} differs from the declarations: run `tongcheng k8s generate`")
+        err(f"{name} differs from the declarations: run `tongcheng k8s generate`")
     if not stale:
-        say("ops/k8s/ matches the declarations")
+        say("ops/k8s/ and the Prometheus scrape files match the declarations")
     return 1 if stale else 0
 
 
 def add_k8s(sub: Subparsers) -> None:
     p = sub.add_parser(
-        "k8s", help="the Strimzi manifests of ops/k8s/ from the catalogue, the ACLs and the settings: generate or check"
+        "k8s",
+        help="the Strimzi manifests of ops/k8s/ (and the workers' Prometheus scrape files) from the catalogue, "
+        "the processors' declarations, the ACLs and the settings: generate or check",
     )
     p.add_argument("action", choices=["generate", "check"])
     p.set_defaults(func=cmd_k8s)

@@ -18,13 +18,13 @@ from services.common.runtime import Record, StreamService, run_worker
 from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
 from services.credit.state import SUBJECTS
+from services.registry import processor
 from topics.context import Context
 from topics.localtime import local_date
 from topics.metrics import Metrics
 from topics.settings import Settings
 
 SERVICE = "credit"
-METRICS_OFFSET = 1
 PROFILE_NS = uuid.UUID("0c8f5d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5")
 log = logging.getLogger("tongcheng.credit")
 
@@ -115,4 +115,4 @@ class CreditService(StreamService):
 
 
 def run(settings: Settings) -> int:
-    return run_worker(settings, CreditService, METRICS_OFFSET)
+    return run_worker(settings, CreditService, processor(SERVICE).metrics_offset)

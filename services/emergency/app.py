@@ -24,12 +24,12 @@ from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
+from services.registry import processor
 from topics.context import Context
 from topics.metrics import Metrics
 from topics.settings import Settings
 
 SERVICE = "emergency"
-METRICS_OFFSET = 4
 DISPATCH_NS = uuid.UUID("2f6c9e1a-4b7d-4e2f-9a3c-8d1e5b7f0c24")
 ALERT_NS = uuid.UUID("7a1d3c5e-9f2b-4c6d-8e0a-b4c6d8e0f2a1")
 log = logging.getLogger("tongcheng.emergency")
@@ -127,4 +127,4 @@ class EmergencyService(StreamService):
 
 
 def run(settings: Settings) -> int:
-    return run_worker(settings, EmergencyService, METRICS_OFFSET)
+    return run_worker(settings, EmergencyService, processor(SERVICE).metrics_offset)

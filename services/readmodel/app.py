@@ -18,13 +18,13 @@ from services.common.waiting import wait_for_bus
 from services.readmodel.db import make_engine, migrate
 from services.readmodel.sql import SqlSink
 from services.readmodel.tables import PROJECTIONS
+from services.registry import processor
 from topics import kafka_auth
 from topics.context import build_context
 from topics.metrics import Metrics
 from topics.settings import Settings
 
 SERVICE = "readmodel"
-METRICS_OFFSET = 2
 PROGRESS_SECONDS = 30.0
 log = logging.getLogger("tongcheng.readmodel")
 
@@ -41,7 +41,7 @@ def run(settings: Settings) -> int:
     revision = migrate(engine)
     log.info("read model at migration %s on %s", revision, engine.url.render_as_string(hide_password=True))
     metrics = Metrics()
-    serve_metrics(metrics, settings.metrics_port + METRICS_OFFSET, settings.metrics_host)
+    serve_metrics(metrics, processor(SERVICE).metrics_port(settings), settings.metrics_host)
     group = settings.group_id(SERVICE)
     sink = SqlSink(ctx, engine, PROJECTIONS.values(), group_id=group, service=SERVICE, metrics=metrics)
     total = since = 0

@@ -23,6 +23,7 @@ import faust
 
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
+from services.registry import processor
 from services.sanctions import feedback, rules
 from topics.context import Context
 from topics.localtime import day_start, local_date
@@ -30,7 +31,6 @@ from topics.metrics import Metrics
 from topics.settings import Settings
 
 SERVICE = "sanctions"
-METRICS_OFFSET = 3
 ENTRY_NS = uuid.UUID("5d0f8a52-7c1e-4b8e-9a57-3f4a1c2b9e61")
 TRACKING_NS = uuid.UUID("9b3e61c4-0d2a-4f7b-8c15-6e2d7a9f4b03")
 ALERT_NS = uuid.UUID("e4a7c2d9-58b1-4f3e-a6d0-1c9b8f2e7a45")
@@ -187,4 +187,4 @@ class SanctionService(StreamService):
 
 
 def run(settings: Settings) -> int:
-    return run_worker(settings, SanctionService, METRICS_OFFSET)
+    return run_worker(settings, SanctionService, processor(SERVICE).metrics_offset)

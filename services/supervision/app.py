@@ -22,6 +22,7 @@ import faust
 from services.common.actions import was_closed
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, run_worker
+from services.registry import processor
 from services.supervision import rules
 from topics.context import Context
 from topics.localtime import day_start, local_date
@@ -29,7 +30,6 @@ from topics.metrics import Metrics
 from topics.settings import Settings
 
 SERVICE = "supervision"
-METRICS_OFFSET = 5
 ALERT_NS = uuid.UUID("c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e13")
 log = logging.getLogger("tongcheng.supervision")
 
@@ -117,4 +117,4 @@ class SupervisionService(StreamService):
 
 
 def run(settings: Settings) -> int:
-    return run_worker(settings, SupervisionService, METRICS_OFFSET)
+    return run_worker(settings, SupervisionService, processor(SERVICE).metrics_offset)

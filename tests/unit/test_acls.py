@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from topics.acls import Binding, bindings, managed, writes
+from topics.acls import SERVICES, Binding, bindings, managed, writes
 from topics.catalog import INPUT_TYPES, OWNER, WRITERS, Catalog
-from topics.kafka_auth import SERVICES
 
 PREFIX = "njmc"
 CITIES = ["320100", "341800"]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ops.cli import build_parser
-from services import WORKERS
+from services.registry import PROCESSORS, WORKERS
 from topics.settings import ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +40,7 @@ def commands(service: dict[str, Any]) -> list[list[str]]:
 def test_every_service_the_issue_names_is_there(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
     workers = {f"worker-{w}" for w in WORKERS}
+    assert {s for s in services if s.startswith("worker-")} == workers  # no worker the declarations lack
     others = {"kafka-1", "kafka-2", "kafka-3", "registry", "postgres", "init", "api", "lag-exporter", "prometheus"}
     assert workers | others | {"grafana"} <= services
     assert "healthcheck" in compose["services"]["postgres"]
@@ -190,14 +191,13 @@ def test_the_registry_keeps_its_schemas_in_postgres(compose: dict[str, Any]) -> 
 
 
 def test_ports_are_those_the_settings_expect(compose: dict[str, Any]) -> None:
-    import importlib
-
     prometheus = yaml.safe_load((ROOT / "ops" / "prometheus" / "compose.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
-    for worker in WORKERS:
+    for spec in PROCESSORS:
+        worker = spec.name
         service = compose["services"][f"worker-{worker}"]
         s = tongcheng_settings(service)
-        port = s.metrics_port + importlib.import_module(f"services.{worker}.app").METRICS_OFFSET
+        port = spec.metrics_port(s)
         assert f"127.0.0.1:{port}/" in " ".join(service["healthcheck"]["test"]), worker
         assert f"worker-{worker}:{port}" in targets, worker
         assert s.metrics_host == "0.0.0.0"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ops import kubernetes
-from services import WORKERS
+from services.registry import WORKERS
 from topics import acls
 from topics.catalog import Catalog
 from topics.settings import ENV
