@@ -128,7 +128,9 @@ class Processor:
 
     def progress(self, topic: str, partitions: int) -> Progress:
         if topic not in self._progress:
-            name = f"progress-{self.ctx.topics.event_type_of(topic).name}"  # type: ignore[union-attr]
+            kind = self.ctx.topics.event_type_of(topic)
+            assert kind is not None, topic  # an input topic of the catalogue
+            name = f"progress-{kind.name}"
             if self.ctx.topics.is_accepted(topic):  # its own offsets, never those of the raw topic
                 name += ".accepted"
             self._progress[topic] = Progress(self.table(name, partitions))

@@ -45,7 +45,7 @@ class _Placement:
         self.message = SimpleNamespace(partition=partition)
 
 
-class IndexedTable(faust.Table):  # type: ignore[misc]
+class IndexedTable(faust.Table[bytes, bytes]):
     """faust's table, letting the `StateTable` over it see the changelog records it applies (a
     recovery, a standby copy) just before they go into the store, to derive its due index."""
 
@@ -281,6 +281,7 @@ class StateTable:
         """Write one key of one partition's store (None deletes it), and nothing to the changelog."""
         data = self.table.data
         placement = _Placement(partition)  # held here: the context keeps only a weak reference
+        # faust's context var holds a weak reference to an EventT; the store reads only `.message.partition`
         token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
         try:
             if raw is None:
