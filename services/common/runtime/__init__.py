@@ -18,7 +18,7 @@ from services.common.runtime.delivery import Abandoned, Outputs, partition_of, t
 from services.common.runtime.encoding import Layout
 from services.common.runtime.service import Processor, Record
 from services.common.runtime.stream import StreamService
-from services.common.runtime.tables import Progress, StateTable
+from services.common.runtime.tables import Progress, StateTable, Verdict
 
 __all__ = [
     "Abandoned",
@@ -29,6 +29,7 @@ __all__ = [
     "StateTable",
     "Record",
     "StreamService",
+    "Verdict",
     "make_app",
     "partition_of",
     "quiet_clients",

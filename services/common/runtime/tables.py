@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Literal, TypedDict, cast
 
 import faust
 import msgspec
@@ -344,7 +344,23 @@ class StateTable:
             yield value
 
 
-OUTCOMES = ("applied", "duplicate", "rejected")
+#: what a handler makes of a decodable record (services/common/runtime/service.py, `Handle`)
+Verdict = Literal["applied", "duplicate"]
+#: what became of an input record: a verdict, or refused (dead-lettered or, on an accepted stream, counted)
+Outcome = Literal["applied", "duplicate", "rejected"]
+OUTCOMES: tuple[Outcome, ...] = ("applied", "duplicate", "rejected")
+
+
+class ProgressDoc(TypedDict):
+    """Where one input partition stands: the next offset to process and what the records before it
+    came to (consumed = applied + duplicate + rejected), with the rejections by reason."""
+
+    offset: int
+    consumed: int
+    applied: int
+    duplicate: int
+    rejected: int
+    reasons: dict[str, int]
 
 
 class Progress:
@@ -365,16 +381,16 @@ class Progress:
     def _key(partition: int) -> bytes:
         return b"p%d" % partition
 
-    def of(self, partition: int) -> dict[str, Any]:
-        doc = self.table.get(self._key(partition))
-        return doc or {"offset": 0, "consumed": 0, **{o: 0 for o in OUTCOMES}, "reasons": {}}
+    def of(self, partition: int) -> ProgressDoc:
+        doc: ProgressDoc | None = self.table.get(self._key(partition))
+        return doc or {"offset": 0, "consumed": 0, "applied": 0, "duplicate": 0, "rejected": 0, "reasons": {}}
 
     def next_offset(self, partition: int) -> int:
         return int(self.of(partition)["offset"])
 
     def advance(
-        self, partition: int, next_offset: int, outcomes: dict[str, int], reasons: dict[str, int]
-    ) -> dict[str, Any]:
+        self, partition: int, next_offset: int, outcomes: Mapping[Outcome, int], reasons: Mapping[str, int]
+    ) -> ProgressDoc:
         doc = self.of(partition)
         doc["offset"] = next_offset
         doc["consumed"] += sum(outcomes.values())
@@ -385,7 +401,7 @@ class Progress:
         self.table.put(self._key(partition), doc, partition=partition)
         return doc
 
-    def documents(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def documents(self) -> Iterator[tuple[int, ProgressDoc]]:
         for key, doc in self.table.items():
             if key.startswith(b"p"):
                 yield int(key[1:]), doc
