@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import faust
 from faust.types import TP
@@ -32,8 +32,25 @@ from topics.provenance import Signer
 
 log = logging.getLogger("tongcheng")
 
-#: one consumed record (aiokafka's ConsumerRecord: topic, partition, offset, key, value, headers)
-Record = Any
+
+
+class Record(Protocol):
+    """One consumed record, as aiokafka's ConsumerRecord carries it (aiokafka is unannotated)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
 Handle = Callable[[Record, dict[str, Any]], Awaitable[Verdict]]
 OnBatch = Callable[[list[Record]], Awaitable[None]]
 
