@@ -10,7 +10,7 @@ from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.runtime.tables import OUTCOMES, Outcome
+from services.common.runtime.outcomes import OUTCOMES, Outcome
 
 if TYPE_CHECKING:
     from services.common.runtime.service import Processor

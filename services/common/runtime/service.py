@@ -19,8 +19,9 @@ from schemas.meta import EventMeta
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout
+from services.common.runtime.outcomes import Outcome, ProgressDoc, Verdict
 from services.common.runtime.progress import ProgressCollector
-from services.common.runtime.tables import Outcome, Progress, ProgressDoc, StateTable, Verdict
+from services.common.runtime.tables import Progress, StateTable
 from services.common.runtime.transport import Consumer
 from topics import cloudevents
 from topics.catalog import EVENT_TYPES, OWNER

@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, cast
 
 import faust
 import msgspec
@@ -28,6 +28,7 @@ from services.common.runtime.indexes import (
     rocksdb_ready,
     upto_key,
 )
+from services.common.runtime.outcomes import Outcome, ProgressDoc
 
 
 class _Placement:
@@ -342,25 +343,6 @@ class StateTable:
     def values(self) -> Iterator[Any]:
         for _, value in self.items():
             yield value
-
-
-#: what a handler makes of a decodable record (services/common/runtime/service.py, `Handle`)
-Verdict = Literal["applied", "duplicate"]
-#: what became of an input record: a verdict, or refused (dead-lettered or, on an accepted stream, counted)
-Outcome = Literal["applied", "duplicate", "rejected"]
-OUTCOMES: tuple[Outcome, ...] = ("applied", "duplicate", "rejected")
-
-
-class ProgressDoc(TypedDict):
-    """Where one input partition stands: the next offset to process and what the records before it
-    came to (consumed = applied + duplicate + rejected), with the rejections by reason."""
-
-    offset: int
-    consumed: int
-    applied: int
-    duplicate: int
-    rejected: int
-    reasons: dict[str, int]
 
 
 class Progress:
