@@ -64,7 +64,8 @@ def historical_catalogues(directory: Path = SCHEMA_DIR) -> list[tuple[str, Schem
 
 
 def _check(reader: str, writer: str) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
-    result = ReaderWriterCompatibilityChecker().get_compatibility(avro.schema.parse(reader), avro.schema.parse(writer))
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # avro's is unannotated
+    result = checker.get_compatibility(avro.schema.parse(reader), avro.schema.parse(writer))
     ok = result.compatibility is SchemaCompatibilityType.compatible
     return ok, tuple(sorted(result.locations)), tuple(sorted(result.messages))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Context as DecimalContext
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeAlias
 
 from schemas.catalogue import PRIMITIVES, SchemaCatalogue, fullname
 from schemas.errors import Reason, Rejected
@@ -21,6 +21,11 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9001, 1, 1, tzinfo=UTC)  # exclusive
 #: how deep an event's JSON may nest; the deepest schema needs 5 levels
 MAX_DEPTH = 32
+
+#: a JSON value, as `json.dumps` writes it (arrays and objects within it are only read)
+Json: TypeAlias = "None | bool | int | float | str | Sequence[Json] | Mapping[str, Json]"
+#: a JSON object being built: a document (AsyncAPI, JSON Schema) or a response body
+JsonObject: TypeAlias = "dict[str, Json]"
 
 
 def _bad(path: str, detail: str) -> Rejected:

@@ -117,7 +117,7 @@ class RegistryClient:
             raise RegistryUnavailable(f"schema registry at {self.url}: {exc}", exc.status, exc.error_code) from exc
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
             raise RegistryUnavailable(f"schema registry at {self.url}: GET /schemas/ids/{schema_id} has no schema")
-        text = body["schema"]
+        text: str = body["schema"]
         with self._lock:
             self._texts[schema_id] = text
         return text

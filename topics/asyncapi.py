@@ -10,8 +10,7 @@ production profile). Dead letters are a message of their own, with the bounded s
 
 from __future__ import annotations
 
-from typing import Any
-
+from schemas.convert import JsonObject
 from schemas.errors import Reason
 from topics import cloudevents
 from topics.acls import CITY_READS, READS
@@ -30,11 +29,11 @@ def _camel(topic_suffix: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _text(description: str) -> dict[str, Any]:
+def _text(description: str) -> JsonObject:
     return {"type": "string", "description": description}
 
 
-def _ce_headers(dead_letter: bool = False) -> dict[str, Any]:
+def _ce_headers(dead_letter: bool = False) -> JsonObject:
     if dead_letter:
         return {
             "ce_specversion": {"type": "string", "const": cloudevents.SPECVERSION},
@@ -59,9 +58,9 @@ def _ce_headers(dead_letter: bool = False) -> dict[str, Any]:
     }
 
 
-def _message(ctx: Context, event_type: str) -> dict[str, Any]:
+def _message(ctx: Context, event_type: str) -> JsonObject:
     kind = EVENT_TYPES[event_type]
-    headers: dict[str, Any] = _ce_headers()
+    headers: JsonObject = _ce_headers()
     required = list(headers)
     if not kind.derived:
         headers[SIGNATURE_HEADER] = _text(
@@ -92,7 +91,7 @@ def _message(ctx: Context, event_type: str) -> dict[str, Any]:
     }
 
 
-def _dead_letter() -> dict[str, Any]:
+def _dead_letter() -> JsonObject:
     headers = {
         "error.reason": {"type": "string", "enum": [r.value for r in Reason], "description": "why it was refused"},
         "error.detail": _text("what was wrong, naming the field (at most 2,000 characters)"),
@@ -114,8 +113,8 @@ def _dead_letter() -> dict[str, Any]:
     }
 
 
-def _kafka_channel(ctx: Context, spec: TopicSpec) -> dict[str, Any]:
-    config: dict[str, Any] = {"cleanup.policy": [spec.config["cleanup.policy"]]}
+def _kafka_channel(ctx: Context, spec: TopicSpec) -> JsonObject:
+    config: JsonObject = {"cleanup.policy": [spec.config["cleanup.policy"]]}
     for name in ("retention.ms", "retention.bytes"):
         if name in spec.config:
             config[name] = int(spec.config[name])
@@ -151,10 +150,10 @@ def _about(ctx: Context, spec: TopicSpec) -> str:
     return f"Derived: written by {', '.join(WRITERS[kind.name])}; read by {_readers(kind.name)}."
 
 
-def _channels(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+def _channels(ctx: Context) -> tuple[JsonObject, JsonObject]:
     prefix = ctx.topics.prefix
-    channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
+    channels: JsonObject = {}
+    operations: JsonObject = {}
     for spec in ctx.topics.specs():
         suffix = spec.name[len(prefix) + 1 :]
         cid = _camel(suffix.removesuffix(".v1"))
@@ -186,7 +185,7 @@ def _channels(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     return channels, operations
 
 
-def document(ctx: Context) -> dict[str, Any]:
+def document(ctx: Context) -> JsonObject:
     """The AsyncAPI 3.0 document of `ctx`'s circle, prefix and profile."""
     s, circle = ctx.settings, ctx.circle
     channels, operations = _channels(ctx)

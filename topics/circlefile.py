@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from json.decoder import scanstring  # type: ignore[attr-defined]
+from json.decoder import scanstring  # type: ignore[attr-defined]  # typeshed leaves it out; json's own parser uses it
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,9 @@ class Located:
         return bisect.bisect_left(self._newlines, i) + 1
 
     def _skip(self, i: int) -> int:
-        return _WS.match(self._text, i).end()  # type: ignore[union-attr]
+        blank = _WS.match(self._text, i)
+        assert blank is not None  # a run of blanks, maybe empty: it matches anywhere
+        return blank.end()
 
     def _walk(self, i: int, path: Path_) -> int:
         """Record where the value at `i` begins, and return where it ends (the text is valid JSON)."""
@@ -97,7 +99,8 @@ class Located:
                     return i + 1
                 i += 1
         if text[i] == '"':
-            return scanstring(text, i + 1)[1]
+            end: int = scanstring(text, i + 1)[1]
+            return end
         return json.JSONDecoder().raw_decode(text, i)[1]
 
 

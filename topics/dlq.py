@@ -55,11 +55,16 @@ def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, 
 class Consumed(Protocol):
     """A consumed record, as faust's Message and the subscriber's Delivery both carry it."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 class DeadLetters:

@@ -20,10 +20,13 @@ import os
 import secrets
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Required, TypedDict
 
 from schemas.errors import ConfigError
 from topics.settings import ENV, Settings
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 # kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials are "exchanged in the
@@ -137,14 +140,26 @@ def cafile(settings: Settings) -> Path:
     return settings.ssl_cafile
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
+class ClientAuth(TypedDict, total=False):
+    """The keyword arguments that authenticate a Kafka client; TLS is `ssl_cafile` for kafka-python,
+    `ssl_context` for aiokafka."""
+
+    security_protocol: Required[str]
+    sasl_mechanism: str
+    sasl_plain_username: str
+    sasl_plain_password: str
+    ssl_cafile: str
+    ssl_context: ssl.SSLContext
+
+
+def client_config(settings: Settings) -> ClientAuth:
     """The keyword arguments that authenticate a kafka-python KafkaProducer, KafkaConsumer or
     KafkaAdminClient (merge them with the client's own)."""
     if settings.insecure:
         _warn_insecure()
         return {"security_protocol": "PLAINTEXT"}
     user, secret = credentials(settings)
-    config: dict[str, Any] = {
+    config: ClientAuth = {
         "security_protocol": settings.security_protocol,
         "sasl_mechanism": MECHANISM,
         "sasl_plain_username": user,
@@ -165,7 +180,7 @@ def tls(settings: Settings) -> ssl.SSLContext | None:
     return ssl_context(settings) if settings.security_protocol == "SASL_SSL" else None
 
 
-def aiokafka_config(settings: Settings) -> dict[str, Any]:
+def aiokafka_config(settings: Settings) -> ClientAuth:
     """As `client_config`, for aiokafka's AIOKafkaProducer and AIOKafkaConsumer."""
     config = client_config(settings)
     if config.pop("ssl_cafile", None) is not None:
@@ -173,7 +188,7 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def faust_credentials(settings: Settings) -> Any:
+def faust_credentials(settings: Settings) -> faust.SASLCredentials | None:
     """faust's `broker_credentials` for a processor's app (None in the insecure mode)."""
     import faust
 

@@ -34,7 +34,31 @@ DeliveryCallback = Callable[[str, Exception | None], None]
 log = logging.getLogger(__name__)
 
 
-def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
+class ProducerConfig(kafka_auth.ClientAuth, total=False):
+    """A kafka-python KafkaProducer's keyword arguments, as `producer_config` sets them."""
+
+    bootstrap_servers: str
+    client_id: str
+    acks: str
+    enable_idempotence: bool
+    linger_ms: int
+    batch_size: int
+    compression_type: str
+    max_request_size: int
+    retries: int
+    delivery_timeout_ms: int
+    reconnect_backoff_max_ms: int
+
+
+class PublisherConfig(ProducerConfig, total=False):
+    """`publisher_config`: a producer's, with the timeouts of a caller that waits."""
+
+    request_timeout_ms: int
+    max_block_ms: int
+    bootstrap_timeout_ms: int
+
+
+def producer_config(settings: Settings, client_id: str) -> ProducerConfig:
     """Safe-by-default producer settings (DESIGN.md section 7), batched for throughput, authenticated
     as the principal of `settings` (topics/kafka_auth.py)."""
     return {
@@ -55,7 +79,7 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
     }
 
 
-def publisher_config(settings: Settings, client_id: str) -> dict[str, Any]:
+def publisher_config(settings: Settings, client_id: str) -> PublisherConfig:
     """The producer of the SDK and the HTTP API: a caller waiting for an acknowledgement (30 s by
     default) hears the library's own verdict, since a record is given up after 15 s; a send blocks
     at most 5 s for metadata (or the first connection) while the broker is away."""

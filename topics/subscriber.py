@@ -17,16 +17,30 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.convert import to_json
+from schemas.convert import Json, to_json
 from schemas.errors import Reason, Rejected, TongchengError
 from topics import kafka_auth
 from topics.context import Context
 from topics.dlq import header_map
 from topics.provenance import Verifier
+
+
+class DeliveryJson(TypedDict, total=False):
+    """A delivery as `tongcheng tail` prints it: the decoded event, or the error and the raw value."""
+
+    topic: Required[str]
+    partition: Required[int]
+    offset: Required[int]
+    key: Required[str | None]
+    headers: dict[str, str]
+    origin: str
+    event: Json
+    error: dict[str, str | None] | None
+    value_hex: str | None
 
 
 @dataclass
@@ -42,8 +56,8 @@ class Delivery:
     #: the city whose signature was verified (subscribers with verify=True)
     origin: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_json(self) -> DeliveryJson:
+        out: DeliveryJson = {
             "topic": self.topic,
             "partition": self.partition,
             "offset": self.offset,

@@ -120,7 +120,7 @@ def wait_for_bus(
     became true first. Logs one line when it starts waiting for either, then at most one line per
     `every` seconds saying how long, and one line when it is through. Nothing when both answer at once.
     """
-    checks = [
+    checks: list[tuple[str, Callable[[], str | None]]] = [
         (f"the Kafka broker at {bootstrap}", lambda: broker_problem(bootstrap, timeout, tls)),
         (f"the schema registry at {registry_url}", lambda: registry_problem(registry_url, timeout)),
     ]

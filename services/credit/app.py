@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from services.common.actions import closes
-from services.common.runtime import Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.credit import enforcement, rules
 from services.credit.enforcement import records_from_action
 from services.credit.state import SUBJECTS
@@ -47,7 +47,7 @@ class CreditService(StreamService):
     async def apply_batch(self, events: list[Record]) -> None:
         dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
 
-        async def handle(event: Record, record: dict[str, Any]) -> str:
+        async def handle(event: Record, record: dict[str, Any]) -> Verdict:
             key = record["subject"]["subject_id"].encode()
             state = dirty[key][0] if key in dirty else self.subjects.get(key)
             new, applied = rules.apply(state, record, self.ctx.circle.tz)
@@ -91,7 +91,7 @@ class CreditService(StreamService):
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
 
-    async def convert_action(self, event: Record, action: dict[str, Any]) -> str:
+    async def convert_action(self, event: Record, action: dict[str, Any]) -> Verdict:
         """Judge one enforcement action (its lead city reports it; each event once); a CLOSED one
         becomes credit records on the input topic, once per action."""
         key = action["action_id"].encode()

@@ -21,7 +21,7 @@ from typing import Any
 import faust
 
 from services.common.alerts import emit_alert
-from services.common.runtime import Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
 from services.registry import processor
@@ -51,7 +51,7 @@ class EmergencyService(StreamService):
         self.incidents.count_by(rules.labels)
         self.incidents.due_by(lambda incident, now: rules.next_deadline(incident))
 
-    async def apply_notice(self, event: Record, notice: dict[str, Any]) -> str:
+    async def apply_notice(self, event: Record, notice: dict[str, Any]) -> Verdict:
         key = notice["incident_id"].encode()
         incident = self.incidents.get(key)
         if not rules.check_order(incident, notice):
@@ -73,7 +73,7 @@ class EmergencyService(StreamService):
         await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
         return "applied"
 
-    async def apply_ack(self, event: Record, ack: dict[str, Any]) -> str:
+    async def apply_ack(self, event: Record, ack: dict[str, Any]) -> Verdict:
         key = ack["incident_id"].encode()
         known = self.incidents.get(key)
         done = rules.apply_ack(known, ack)

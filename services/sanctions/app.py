@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from services.common.alerts import emit_alert
-from services.common.runtime import Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from services.sanctions import feedback, rules
 from topics.context import Context
@@ -58,7 +58,7 @@ class SanctionService(StreamService):
     async def apply_batch(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
 
-        async def handle(event: Record, profile: dict[str, Any]) -> str:
+        async def handle(event: Record, profile: dict[str, Any]) -> Verdict:
             key = profile["subject_id"].encode()
             prev = self.entries.get(key)
             if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
@@ -96,7 +96,7 @@ class SanctionService(StreamService):
         now = self.ctx.clock.now()
         changed: dict[bytes, str] = {}  # key -> the event_id of its last applied feedback
 
-        async def handle(event: Record, fb: dict[str, Any]) -> str:
+        async def handle(event: Record, fb: dict[str, Any]) -> Verdict:
             key = fb["subject_id"].encode()
             entry = feedback.record(self.entries.get(key), fb, self.rules.counted_outcomes)
             if entry is None:

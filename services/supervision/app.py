@@ -21,7 +21,7 @@ import faust
 
 from services.common.actions import was_closed
 from services.common.alerts import emit_alert
-from services.common.runtime import Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from services.supervision import rules
 from topics.context import Context
@@ -51,13 +51,13 @@ class SupervisionService(StreamService):
         self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
 
-    async def apply_plan(self, event: Record, plan: dict[str, Any]) -> str:
+    async def apply_plan(self, event: Record, plan: dict[str, Any]) -> Verdict:
         return self.update_project(plan["project_id"], rules.apply_plan, plan)
 
-    async def apply_report(self, event: Record, report: dict[str, Any]) -> str:
+    async def apply_report(self, event: Record, report: dict[str, Any]) -> Verdict:
         return self.update_project(report["project_id"], rules.apply_report, report)
 
-    def update_project(self, project_id: str, apply: Any, event: dict[str, Any]) -> str:
+    def update_project(self, project_id: str, apply: Any, event: dict[str, Any]) -> Verdict:
         key = project_id.encode()
         project = apply(self.projects.get(key), event)
         if project is None:
@@ -65,7 +65,7 @@ class SupervisionService(StreamService):
         self.projects[key] = project
         return "applied"
 
-    async def count_action(self, event: Record, action: dict[str, Any]) -> str:
+    async def count_action(self, event: Record, action: dict[str, Any]) -> Verdict:
         if action["status"] != "CLOSED":
             return "applied"
         key = action["action_id"].encode()

@@ -44,7 +44,7 @@ from typing import Any
 
 import faust
 
-from services.common.runtime import Record, StreamService, run_worker
+from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from topics.context import Context
 from topics.metrics import Metrics
@@ -70,7 +70,7 @@ class ToyService(StreamService):
         self.pings = self.proc.table("pings", self.partitions("toy.ping"))
         self.agent("toy.ping", self.each_event("toy.ping", self.count))
 
-    async def count(self, event: Record, ping: dict[str, Any]) -> str:
+    async def count(self, event: Record, ping: dict[str, Any]) -> Verdict:
         key = ping["ping_id"].encode()
         state, applied = apply(self.pings.get(key), ping)
         if not applied:

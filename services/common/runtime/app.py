@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 import faust
 from faust.transport.drivers import TRANSPORTS
@@ -43,7 +43,16 @@ CHANGELOG_CONFIG = {
 ROCKSDB_MAX_OPEN_FILES = 64
 
 
-def store_options(s: Settings) -> dict[str, Any]:
+class StoreOptions(TypedDict, total=False):
+    """faust's RocksDB options of one partition store (none for the memory store)."""
+
+    block_cache_size: int
+    write_buffer_size: int
+    max_write_buffer_number: int
+    max_open_files: int
+
+
+def store_options(s: Settings) -> StoreOptions:
     """The RocksDB options of each partition store of a table (faust opens one per partition, and
     one per standby partition): `TONGCHENG_ROCKSDB_STORE_MB` each, half for its block cache and
     half for its write buffers (two memtables). faust's own defaults allow 2 GiB of cache and 192
@@ -101,7 +110,14 @@ def make_app(ctx: Context, service: str, **overrides: Any) -> faust.App:
     return faust.App(s.group_id(service), **settings)
 
 
-def run_worker(settings: Any, build: Callable[[Context, Metrics], Any], metrics_offset: int) -> int:
+class Service(Protocol):
+    """What `run_worker` runs: a service with its faust app (a `StreamService`)."""
+
+    @property
+    def app(self) -> faust.App: ...
+
+
+def run_worker(settings: Settings, build: Callable[[Context, Metrics], Service], metrics_offset: int) -> int:
     """Run one faust processor: `build(ctx, metrics)` returns the service (with `.app`); metrics on
     TONGCHENG_METRICS_PORT + `metrics_offset`. A worker started before the broker or the registry
     waits for them, saying so every 30 s."""

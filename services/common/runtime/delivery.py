@@ -146,4 +146,5 @@ class Outputs:
                 batches[-1].append(key=key, value=value, timestamp=None, headers=headers)
         futures = [await producer.send_batch(batch, topic, partition=partition) for batch in batches]
         taken = await asyncio.gather(*futures)  # each batch's metadata: the offset of its first record
-        return int(taken[-1].offset) + batches[-1].record_count() - 1
+        count: int = batches[-1].record_count()  # aiokafka's BatchBuilder is unannotated
+        return int(taken[-1].offset) + count - 1

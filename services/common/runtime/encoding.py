@@ -51,6 +51,7 @@ class Codec:
         self.layout = layout
         self._encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
         doc_type = layout.stored_type if layout is not None else Any
+        # a type chosen at run time (the layout's), which msgspec takes and mypy cannot check statically
         self._decoder = msgspec.msgpack.Decoder(tuple[tuple[str, ...] | None, str | None, doc_type])  # type: ignore[valid-type]
         self._due_decoder = msgspec.msgpack.Decoder(tuple[msgspec.Raw, str | None, msgspec.Raw])
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.runtime.tables import OUTCOMES
+from services.common.runtime.outcomes import OUTCOMES, Outcome
 
 if TYPE_CHECKING:
     from services.common.runtime.service import Processor
@@ -26,7 +27,7 @@ class ProgressCollector(Collector):
     def __init__(self, proc: Processor) -> None:
         self.proc = proc
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         records = GaugeMetricFamily(
             "tongcheng_input_records",
             "Input records processed by outcome, as kept in the processor's state (exact across restarts).",
@@ -46,7 +47,7 @@ class ProgressCollector(Collector):
         except Exception:  # not started yet
             owned = set()
         for topic, docs in list(self.proc.progress_seen.items()):
-            totals = Counter[str]()
+            totals = Counter[Outcome]()
             for partition, doc in list(docs.items()):
                 if TP(topic, partition) not in owned:
                     continue

@@ -8,15 +8,18 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 import faust
 from faust.types import TP
 
 from schemas.errors import Reason, Rejected, Unavailable
+from schemas.meta import EventMeta
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout
+from services.common.runtime.outcomes import Outcome, ProgressDoc, Verdict
 from services.common.runtime.progress import ProgressCollector
 from services.common.runtime.tables import Progress, StateTable
 from services.common.runtime.transport import Consumer
@@ -30,9 +33,26 @@ from topics.provenance import Signer
 
 log = logging.getLogger("tongcheng")
 
-#: one consumed record (aiokafka's ConsumerRecord: topic, partition, offset, key, value, headers)
-Record = Any
-Handle = Callable[[Record, dict[str, Any]], Awaitable[str]]
+
+
+class Record(Protocol):
+    """One consumed record, as aiokafka's ConsumerRecord carries it (aiokafka is unannotated)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+Handle = Callable[[Record, dict[str, Any]], Awaitable[Verdict]]
 OnBatch = Callable[[list[Record]], Awaitable[None]]
 
 
@@ -85,11 +105,11 @@ class Processor:
         self.judged = {ctx.topics.topic(t): ctx.topics.accepted(t) for t, owner in OWNER.items() if owner == service}
         self.refused = 0  # records of accepted streams this service could not use (no dead letter)
         #: the batch in hand: per input partition, its outcomes and rejection reasons
-        self._outcomes: dict[TP, Counter[str]] = {}
+        self._outcomes: dict[TP, Counter[Verdict]] = {}
         self._reasons: dict[TP, Counter[str]] = {}
         self._next: dict[TP, int] = {}
         #: the last committed progress document per topic and partition, for the metrics thread
-        self.progress_seen: dict[str, dict[int, dict[str, Any]]] = {}
+        self.progress_seen: dict[str, dict[int, ProgressDoc]] = {}
         metrics.registry.register(ProgressCollector(self))
         app.on_rebalance_complete.connect(self._read_progress)
 
@@ -128,7 +148,9 @@ class Processor:
 
     def progress(self, topic: str, partitions: int) -> Progress:
         if topic not in self._progress:
-            name = f"progress-{self.ctx.topics.event_type_of(topic).name}"  # type: ignore[union-attr]
+            kind = self.ctx.topics.event_type_of(topic)
+            assert kind is not None, topic  # an input topic of the catalogue
+            name = f"progress-{kind.name}"
             if self.ctx.topics.is_accepted(topic):  # its own offsets, never those of the raw topic
                 name += ".accepted"
             self._progress[topic] = Progress(self.table(name, partitions))
@@ -141,7 +163,7 @@ class Processor:
         for topic, progress in self._progress.items():
             self.progress_seen[topic] = dict(progress.documents())
 
-    def meta(self, event_type: str, event_id: str, city: str, now: Any, cause: str | None) -> dict[str, Any]:
+    def meta(self, event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> EventMeta:
         """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
         return {
             "event_id": event_id,
@@ -292,9 +314,11 @@ class Processor:
         for tp, doc in advanced.items():
             self.progress_seen.setdefault(tp.topic, {})[tp.partition] = doc
 
-    def _counts(self, tp: TP) -> dict[str, int]:
+    def _counts(self, tp: TP) -> dict[Outcome, int]:
         """The batch's outcomes on one input partition, rejections included."""
-        return {**self._outcomes[tp], "rejected": sum(self._reasons[tp].values())}
+        counts: dict[Outcome, int] = {outcome: n for outcome, n in self._outcomes[tp].items()}
+        counts["rejected"] = sum(self._reasons[tp].values())
+        return counts
 
     def _count_batch(self) -> None:
         """The process counters, once a batch's effects are acknowledged (a retried batch counts once)."""

@@ -12,6 +12,7 @@ from schemas.errors import Unavailable
 from services.common.runtime.app import make_app
 from services.common.runtime.delivery import Abandoned
 from services.common.runtime.service import Handle, OnBatch, Processor
+from services.common.runtime.transport import install_batch_handlers
 from topics.catalog import OWNER
 from topics.context import Context
 from topics.metrics import Metrics
@@ -30,7 +31,7 @@ class StreamService:
         self.app = app or make_app(ctx, self.SERVICE)
         self.proc = Processor(ctx, self.app, self.SERVICE, metrics)
         #: the batch handlers the transport's consumer calls, by topic (see transport.batch_handlers)
-        self.app.tongcheng_batch_handlers = {}  # type: ignore[attr-defined]
+        self.handlers = install_batch_handlers(self.app)
 
     def partitions(self, event_type: str) -> int:
         return self.ctx.topics.spec(self.ctx.topics.topic(event_type)).partitions
@@ -47,8 +48,7 @@ class StreamService:
         self.proc.progress(topic, self.partitions(event_type))
         # the subscription stays faust's: every topic of the app's conductor is subscribed
         self.app.topics.add(self.app.topic(topic, key_type=bytes, value_type=bytes))
-        handlers = self.app.tongcheng_batch_handlers  # type: ignore[attr-defined]
-        handlers[topic] = functools.partial(self.proc.on_fetched, on_batch)
+        self.handlers[topic] = functools.partial(self.proc.on_fetched, on_batch)
 
     def timer(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
         """`work` every `seconds`, run `exclusive`ly with the batches."""

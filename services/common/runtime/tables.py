@@ -28,6 +28,7 @@ from services.common.runtime.indexes import (
     rocksdb_ready,
     upto_key,
 )
+from services.common.runtime.outcomes import Outcome, ProgressDoc
 
 
 class _Placement:
@@ -45,7 +46,7 @@ class _Placement:
         self.message = SimpleNamespace(partition=partition)
 
 
-class IndexedTable(faust.Table):  # type: ignore[misc]
+class IndexedTable(faust.Table[bytes, bytes]):
     """faust's table, letting the `StateTable` over it see the changelog records it applies (a
     recovery, a standby copy) just before they go into the store, to derive its due index."""
 
@@ -281,6 +282,7 @@ class StateTable:
         """Write one key of one partition's store (None deletes it), and nothing to the changelog."""
         data = self.table.data
         placement = _Placement(partition)  # held here: the context keeps only a weak reference
+        # faust's context var holds a weak reference to an EventT; the store reads only `.message.partition`
         token = _current_event.set(weakref.ref(placement))  # type: ignore[arg-type]
         try:
             if raw is None:
@@ -343,9 +345,6 @@ class StateTable:
             yield value
 
 
-OUTCOMES = ("applied", "duplicate", "rejected")
-
-
 class Progress:
     """Where each input partition's processing stands, kept in the state itself.
 
@@ -364,16 +363,16 @@ class Progress:
     def _key(partition: int) -> bytes:
         return b"p%d" % partition
 
-    def of(self, partition: int) -> dict[str, Any]:
-        doc = self.table.get(self._key(partition))
-        return doc or {"offset": 0, "consumed": 0, **{o: 0 for o in OUTCOMES}, "reasons": {}}
+    def of(self, partition: int) -> ProgressDoc:
+        doc: ProgressDoc | None = self.table.get(self._key(partition))
+        return doc or {"offset": 0, "consumed": 0, "applied": 0, "duplicate": 0, "rejected": 0, "reasons": {}}
 
     def next_offset(self, partition: int) -> int:
         return int(self.of(partition)["offset"])
 
     def advance(
-        self, partition: int, next_offset: int, outcomes: dict[str, int], reasons: dict[str, int]
-    ) -> dict[str, Any]:
+        self, partition: int, next_offset: int, outcomes: Mapping[Outcome, int], reasons: Mapping[str, int]
+    ) -> ProgressDoc:
         doc = self.of(partition)
         doc["offset"] = next_offset
         doc["consumed"] += sum(outcomes.values())
@@ -384,7 +383,7 @@ class Progress:
         self.table.put(self._key(partition), doc, partition=partition)
         return doc
 
-    def documents(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def documents(self) -> Iterator[tuple[int, ProgressDoc]]:
         for key, doc in self.table.items():
             if key.startswith(b"p"):
                 yield int(key[1:]), doc

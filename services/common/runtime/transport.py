@@ -255,9 +255,20 @@ class Consumer(driver.Consumer):
         return True
 
 
-def batch_handlers(app: Any) -> dict[str, BatchHandler]:
+#: the attribute of a faust app that holds its batch handlers by topic
+HANDLERS = "tongcheng_batch_handlers"
+
+
+def install_batch_handlers(app: object) -> dict[str, BatchHandler]:
+    """Give `app` an empty table of batch handlers by topic, which `StreamService.agent` fills."""
+    handlers: dict[str, BatchHandler] = {}
+    setattr(app, HANDLERS, handlers)
+    return handlers
+
+
+def batch_handlers(app: object) -> dict[str, BatchHandler]:
     """The app's batch handlers by topic, set by `StreamService.agent` (none: faust's path only)."""
-    return cast(dict[str, BatchHandler], getattr(app, "tongcheng_batch_handlers", {}))
+    return cast(dict[str, BatchHandler], getattr(app, HANDLERS, {}))
 
 
 class Transport(driver.Transport):
