@@ -17,23 +17,46 @@ is (a document counted under nothing and filed nowhere).
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
+
+D = TypeVar("D")
+S = TypeVar("S", bound=msgspec.Struct)
 
 MSGPACK = 0x01
 _LEGACY_JSON = ord("{")
 
 
-class Layout(Protocol):
+class Layout(Protocol[D]):
     """A table's typed document form: `to_stored` maps a document to a msgspec-encodable value,
     `from_stored` maps the decoded value back; `stored_type` is what msgspec decodes into."""
 
-    stored_type: Any
+    @property
+    def stored_type(self) -> Any: ...
 
-    def to_stored(self, doc: Any) -> Any: ...
+    def to_stored(self, doc: D) -> Any: ...
 
-    def from_stored(self, stored: Any) -> Any: ...
+    def from_stored(self, stored: Any) -> D: ...
+
+
+class Typed(Generic[S]):
+    """The layout of a table whose documents are one msgspec Struct type, stored as it is: a map of
+    its fields (a document of the plain form with the same field names reads as the Struct), or an
+    array where the Struct is `array_like`."""
+
+    def __init__(self, kind: type[S]) -> None:
+        self.kind = kind
+
+    @property
+    def stored_type(self) -> type[S]:
+        return self.kind
+
+    def to_stored(self, doc: S) -> S:
+        return doc
+
+    def from_stored(self, stored: S) -> S:
+        return stored
 
 
 class Entry(NamedTuple):
@@ -47,7 +70,7 @@ class Entry(NamedTuple):
 class Codec:
     """Encodes and decodes a table's entries, with its `Layout` if it has one."""
 
-    def __init__(self, layout: Layout | None = None) -> None:
+    def __init__(self, layout: Layout[Any] | None = None) -> None:
         self.layout = layout
         self._encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
         doc_type = layout.stored_type if layout is not None else Any

@@ -9,16 +9,18 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import faust
+import msgspec
 from faust.types import TP
 
 from schemas.errors import Reason, Rejected, Unavailable
+from schemas.events import BY_SCHEMA, Event, plain, typed
 from schemas.meta import EventMeta
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
-from services.common.runtime.encoding import Layout
+from services.common.runtime.encoding import Layout, Typed
 from services.common.runtime.outcomes import Outcome, ProgressDoc, Verdict
 from services.common.runtime.progress import ProgressCollector
 from services.common.runtime.tables import Progress, StateTable
@@ -52,7 +54,11 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-Handle = Callable[[Record, dict[str, Any]], Awaitable[Verdict]]
+D = TypeVar("D")
+S = TypeVar("S", bound=msgspec.Struct)
+E = TypeVar("E")  # bound=Event once every processor takes Structs
+#: what a processor does with one decoded input event (the Struct of its type): the outcome to count
+Handle = Callable[[Record, E], Awaitable[Verdict]]
 OnBatch = Callable[[list[Record]], Awaitable[None]]
 
 
@@ -92,7 +98,7 @@ class Processor:
         self.app = app
         self.service = service
         self.metrics = metrics
-        self._tables: list[StateTable] = []
+        self._tables: list[StateTable[Any]] = []
         self._progress: dict[str, Progress] = {}
         self._lock = asyncio.Lock()
         partitions = {spec.name: spec.partitions for spec in ctx.topics.specs()}
@@ -115,7 +121,14 @@ class Processor:
 
     # --- state ------------------------------------------------------------------------------
 
-    def table(self, name: str, partitions: int, layout: Layout | None = None) -> StateTable:
+    @overload
+    def table(self, name: str, partitions: int) -> StateTable[Any]: ...
+    @overload
+    def table(self, name: str, partitions: int, layout: type[S]) -> StateTable[S]: ...
+    @overload
+    def table(self, name: str, partitions: int, layout: Layout[D]) -> StateTable[D]: ...
+
+    def table(self, name: str, partitions: int, layout: type[Any] | Layout[Any] | None = None) -> StateTable[Any]:
         """A state table whose changelog is partitioned like its keyed input topic (murmur2 of the
         key), so timers may write it outside a stream event; its counts and due index cover the
         partitions this worker holds as actives."""
@@ -135,6 +148,8 @@ class Processor:
             changelog = raw.changelog_topic.get_topic_name()
             return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
 
+        if isinstance(layout, type):  # a Struct: its documents are stored as they are
+            layout = Typed(layout)
         table = StateTable(raw, layout, clock=self.ctx.clock.now, held=held)
         self._tables.append(table)
         return table
@@ -245,13 +260,18 @@ class Processor:
         ]
         self.outputs.add(self.judged[record.topic], record.key, record.value, record.partition, headers)
 
-    async def each(self, records: Sequence[Record], event_type: str, handle: Handle) -> None:
-        """Run `handle` on every decodable record of a batch; handle returns the outcome to count."""
+    async def each(
+        self, records: Sequence[Record], event_type: str, handle: Handle[E], *, as_struct: bool = False
+    ) -> None:
+        """Run `handle` on every decodable record of a batch, as the Struct of `event_type`
+        (schemas/events.py); handle returns the outcome to count."""
         started = time.perf_counter()
+        kind = BY_SCHEMA[EVENT_TYPES[event_type].schema]
         for record in records:
             try:
                 decoded = self.decode(record, event_type)
-                outcome = await handle(record, decoded)
+                event = cast(E, typed(decoded, kind)) if as_struct else cast(E, decoded)
+                outcome = await handle(record, event)
             except Rejected as exc:
                 self.reject(record, exc.reason, exc.detail)
                 continue
@@ -267,11 +287,12 @@ class Processor:
         if records:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
 
-    async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, key: str, event: Event | dict[str, Any]) -> None:
         """Queue one output event; `flush` sends a batch's outputs as one record batch per partition.
 
         An input event this service derives (credit records of a closed enforcement action) is signed
         with the service's own roster key, so that it passes the owner's provenance check."""
+        body = plain(event) if isinstance(event, Event) else event
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
         headers = cloudevents.event_headers(self.ctx.topics.prefix, event_type, body, self.service)

@@ -11,7 +11,7 @@ import faust
 from schemas.errors import Unavailable
 from services.common.runtime.app import make_app
 from services.common.runtime.delivery import Abandoned
-from services.common.runtime.service import Handle, OnBatch, Processor
+from services.common.runtime.service import E, Handle, OnBatch, Processor
 from services.common.runtime.transport import install_batch_handlers
 from topics.catalog import OWNER
 from topics.context import Context
@@ -65,6 +65,6 @@ class StreamService:
 
         self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
 
-    def each_event(self, event_type: str, handle: Handle) -> OnBatch:
-        """A batch handler that applies `handle` to each record."""
-        return functools.partial(self.proc.each, event_type=event_type, handle=handle)
+    def each_event(self, event_type: str, handle: Handle[E], *, as_struct: bool = False) -> OnBatch:
+        """A batch handler that applies `handle` to each record, decoded as `event_type`'s Struct."""
+        return functools.partial(self.proc.each, event_type=event_type, handle=handle, as_struct=as_struct)

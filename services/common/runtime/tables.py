@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 import msgspec
@@ -59,11 +59,12 @@ class IndexedTable(faust.Table[bytes, bytes]):
         super().apply_changelog_batch(events)
 
 
-Labeller = Callable[[Any, datetime], Iterable[str]]
-Scheduler = Callable[[Any, datetime], date | datetime | None]
+D = TypeVar("D")
+Labeller = Callable[[D, datetime], Iterable[str]]
+Scheduler = Callable[[D, datetime], date | datetime | None]
 
 
-class StateTable:
+class StateTable(Generic[D]):
     """A faust table of state documents under bytes keys, with their counts and due index.
 
     Writes are held until the batch's outputs are acknowledged (reads see them at once); `commit`
@@ -92,7 +93,7 @@ class StateTable:
     def __init__(
         self,
         table: Any,
-        layout: Layout | None = None,
+        layout: Layout[D] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         held: Callable[[], Iterable[int]] | None = None,
     ) -> None:
@@ -102,8 +103,8 @@ class StateTable:
         self._plain = Codec()  # the counts documents
         self.clock = clock
         self._held = held  # the partitions this worker holds; None: all of them
-        self._labels: Labeller | None = None
-        self._when: Scheduler | None = None
+        self._labels: Labeller[D] | None = None
+        self._when: Scheduler[D] | None = None
         self._pending: dict[bytes, tuple[Entry, int]] = {}
         self._pending_due: dict[bytes, tuple[bool, int]] = {}  # due entry -> (filed, partition)
         self._decoded: dict[bytes, Entry] = {}
@@ -118,10 +119,10 @@ class StateTable:
             filed.update(store.data)
             store.data = filed
 
-    def count_by(self, labels: Labeller) -> None:
+    def count_by(self, labels: Labeller[D]) -> None:
         self._labels = labels
 
-    def due_by(self, when: Scheduler) -> None:
+    def due_by(self, when: Scheduler[D]) -> None:
         self._when = when
 
     # --- documents --------------------------------------------------------------------------
@@ -141,9 +142,9 @@ class StateTable:
     def _codec(self, key: bytes) -> Codec:
         return self._plain if key.startswith(RESERVED) else self.codec
 
-    def get(self, key: bytes) -> Any:
+    def get(self, key: bytes) -> D | None:
         entry = self._entry(key)
-        return entry.doc if entry is not None else None
+        return cast(D, entry.doc) if entry is not None else None
 
     def _remember(self, key: bytes, entry: Entry) -> Entry:
         cache = self._decoded
@@ -153,10 +154,10 @@ class StateTable:
             del cache[next(iter(cache))]
         return entry
 
-    def __setitem__(self, key: bytes, value: Any) -> None:
+    def __setitem__(self, key: bytes, value: D) -> None:
         self.put(key, value)
 
-    def put(self, key: bytes, value: Any, partition: int | None = None) -> None:
+    def put(self, key: bytes, value: D, partition: int | None = None) -> None:
         if partition is None:
             partition = partition_of(key, self.partitions)
         if self._labels is None and self._when is None:  # nothing to take back: no read
@@ -330,7 +331,7 @@ class StateTable:
         self._decoded = {}  # a dropped batch may have changed a document it read
         self._counts = {}
 
-    def items(self) -> Iterator[tuple[bytes, Any]]:
+    def items(self) -> Iterator[tuple[bytes, D]]:
         """Every document of the table: for tools and tests, never for a timer."""
         pending = {key: entry.doc for key, (entry, _) in self._pending.items()}
         for key, raw in list(self.table.items()):
@@ -340,7 +341,7 @@ class StateTable:
             if not key.startswith(RESERVED):
                 yield key, doc
 
-    def values(self) -> Iterator[Any]:
+    def values(self) -> Iterator[D]:
         for _, value in self.items():
             yield value
 
@@ -356,7 +357,7 @@ class Progress:
     so consumed = applied + duplicate + rejected holds exactly, whatever the kill point.
     """
 
-    def __init__(self, table: StateTable) -> None:
+    def __init__(self, table: StateTable[ProgressDoc]) -> None:
         self.table = table
 
     @staticmethod
