@@ -18,9 +18,18 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+#: the Struct of each Avro record, by the record's name (`EventType.schema`); a Struct registers
+#: itself by subclassing `Event`, so a family's module may declare its own
+BY_SCHEMA: dict[str, type[Event]] = {}
+
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
-    """A record of the contract; immutable (use `msgspec.structs.replace` for a changed copy)."""
+    """A record of the contract; immutable (use `msgspec.structs.replace` for a changed copy).
+    A subclass is named as its Avro record."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BY_SCHEMA[cls.__name__] = cls
 
 
 SubjectKind = Literal[
@@ -387,26 +396,6 @@ class SupervisionAlert(Event, frozen=True, kw_only=True):
     due_at: datetime
     raised_at: datetime
 
-
-#: the Struct of each Avro record schema, by its name (`EventType.schema`)
-BY_SCHEMA: dict[str, type[Event]] = {
-    cls.__name__: cls
-    for cls in (
-        AuditRead,
-        CreditProfile,
-        CreditRecord,
-        EmergencyAck,
-        EmergencyDispatch,
-        EmergencyNotice,
-        EnforcementAction,
-        MilestoneReport,
-        ProjectPlan,
-        SanctionEntry,
-        SanctionFeedback,
-        SanctionTracking,
-        SupervisionAlert,
-    )
-}
 
 E = TypeVar("E", bound=Event)
 _PASSED = (datetime, date, Decimal)
