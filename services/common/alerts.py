@@ -8,6 +8,8 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from schemas.events import AlertKind, Meta, SupervisionAlert
+
 if TYPE_CHECKING:
     from services.common.runtime import Processor
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 async def emit_alert(
     proc: Processor,
     namespace: uuid.UUID,
-    kind: str,
+    kind: AlertKind,
     about: str,
     *,
     city: str,
@@ -27,13 +29,13 @@ async def emit_alert(
     """Queue the alert of `kind` on `ref` for `city`; its id is uuid5(`namespace`, "`kind`/`about`"),
     and its `meta` names `source_city`, the city the late thing came from."""
     alert_id = str(uuid.uuid5(namespace, f"{kind}/{about}"))
-    body = {
-        "meta": proc.meta("supervision.alert", alert_id, source_city, now, None),
-        "alert_id": alert_id,
-        "kind": kind,
-        "city": city,
-        "ref": ref,
-        "due_at": due_at,
-        "raised_at": now,
-    }
-    await proc.emit("supervision.alert", ref, body)
+    alert = SupervisionAlert(
+        meta=Meta(**proc.meta("supervision.alert", alert_id, source_city, now, None)),
+        alert_id=alert_id,
+        kind=kind,
+        city=city,
+        ref=ref,
+        due_at=due_at,
+        raised_at=now,
+    )
+    await proc.emit("supervision.alert", ref, alert)
