@@ -1,9 +1,11 @@
-"""The typed events (schemas/events.py) mirror the Avro schemas field for field, and carry an
-example event through decode -> Struct -> encode unchanged."""
+"""The typed events mirror the Avro schemas field for field, and carry an example event through
+decode -> Struct -> encode unchanged. The Structs are those of schemas/events.py and any a
+processor's module declares (a new family's, CONTRIBUTING.md), which its import registers."""
 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import typing
 from datetime import date, datetime
@@ -17,6 +19,7 @@ import pytest
 from schemas import events
 from schemas.catalogue import SCHEMA_DIR, SchemaCatalogue
 from schemas.codec import encode_payload
+from services.registry import PROCESSORS
 from tests.conftest import example
 from topics.catalog import EVENT_TYPES
 from topics.circle import load_circle
@@ -50,6 +53,8 @@ def _named() -> dict[str, dict[str, Any]]:
 
 
 NAMED = _named()
+for spec in PROCESSORS:  # a family may declare its event's Struct in its own module
+    importlib.import_module(spec.module)
 
 
 def _agrees(avro: Any, hint: Any) -> bool:
@@ -59,7 +64,11 @@ def _agrees(avro: Any, hint: Any) -> bool:
         if "null" not in avro or len(branches) != 1:
             return False
         args = typing.get_args(hint)
-        return typing.get_origin(hint) in (UnionType, typing.Union) and NoneType in args and _agrees(branches[0], _without_none(args))
+        return (
+            typing.get_origin(hint) in (UnionType, typing.Union)
+            and NoneType in args
+            and _agrees(branches[0], _without_none(args))
+        )
     if isinstance(avro, str):
         if avro in _PRIMITIVE:
             return hint is _PRIMITIVE[avro]
@@ -72,7 +81,7 @@ def _agrees(avro: Any, hint: Any) -> bool:
     if kind == "array":
         return typing.get_origin(hint) is list and _agrees(avro["items"], typing.get_args(hint)[0])
     if kind == "record":
-        return hint is getattr(events, avro["name"])
+        return hint is events.BY_SCHEMA[avro["name"]]
     return _agrees(kind, hint)
 
 
@@ -83,7 +92,7 @@ def _without_none(args: tuple[Any, ...]) -> Any:
 
 @pytest.mark.parametrize("name", sorted(n for n, s in NAMED.items() if s["type"] == "record"))
 def test_each_struct_has_its_record_s_fields_types_and_defaults(name: str) -> None:
-    schema, struct = NAMED[name], getattr(events, name)
+    schema, struct = NAMED[name], events.BY_SCHEMA[name]
     hints = typing.get_type_hints(struct)
     fields = {f.name: f for f in msgspec.structs.fields(struct)}
     assert list(fields) == [f["name"] for f in schema["fields"]]

@@ -40,10 +40,10 @@ PROCESSOR = '''"""The toy processor: toy.ping -> a running total per ping_id."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
+import msgspec
 
+from schemas.events import Event, Meta
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from topics.context import Context
@@ -53,13 +53,30 @@ from topics.settings import Settings
 SERVICE = "toy"
 
 
-def apply(state: dict[str, Any] | None, ping: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+class ToyPing(Event, frozen=True, kw_only=True):
+    """toy.ping as its Struct (schemas/avro/ToyPing.avsc): the runtime hands the rules this."""
+
+    meta: Meta
+    ping_id: str
+    city: str
+    count: int
+
+
+class PingTotal(msgspec.Struct, frozen=True, kw_only=True):
+    """What the `pings` table keeps per ping_id."""
+
+    ping_id: str
+    total: int = 0
+    events: list[str] = msgspec.field(default_factory=list)
+
+
+def apply(state: PingTotal | None, ping: ToyPing) -> tuple[PingTotal, bool]:
     """The rule: a ping adds its count to its ping_id's total, once per event."""
-    state = state or {"ping_id": ping["ping_id"], "total": 0, "events": []}
-    if ping["meta"]["event_id"] in state["events"]:
+    state = state or PingTotal(ping_id=ping.ping_id)
+    if ping.meta.event_id in state.events:
         return state, False
-    events = [*state["events"], ping["meta"]["event_id"]]
-    return {**state, "total": state["total"] + ping["count"], "events": events}, True
+    events = [*state.events, ping.meta.event_id]
+    return msgspec.structs.replace(state, total=state.total + ping.count, events=events), True
 
 
 class ToyService(StreamService):
@@ -67,11 +84,11 @@ class ToyService(StreamService):
 
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
-        self.pings = self.proc.table("pings", self.partitions("toy.ping"))
-        self.agent("toy.ping", self.each_event("toy.ping", self.count))
+        self.pings = self.proc.table("pings", self.partitions("toy.ping"), PingTotal)
+        self.agent("toy.ping", self.each_event("toy.ping", self.count, as_struct=True))
 
-    async def count(self, event: Record, ping: dict[str, Any]) -> Verdict:
-        key = ping["ping_id"].encode()
+    async def count(self, event: Record, ping: ToyPing) -> Verdict:
+        key = ping.ping_id.encode()
         state, applied = apply(self.pings.get(key), ping)
         if not applied:
             return "duplicate"
@@ -154,12 +171,16 @@ decoded = codec.decode(wire, kind.schema)
 assert decoded == event and kind.key_of(decoded) == "PING-1"
 validator.check("toy.ping", decoded)
 rules = importlib.import_module(spec.rules)
-state, applied = rules.apply(None, decoded)
-assert applied and state["total"] == 2
-again, applied = rules.apply(state, decoded)
+from schemas.events import BY_SCHEMA, typed
+ping = typed(decoded, BY_SCHEMA[kind.schema])
+assert type(ping) is rules.ToyPing
+state, applied = rules.apply(None, ping)
+assert applied and state.total == 2
+again, applied = rules.apply(state, ping)
 assert not applied and again == state
-state, applied = rules.apply(state, {**decoded, "meta": {**decoded["meta"], "event_id": "e2"}, "count": 3})
-assert applied and state["total"] == 5
+other = typed({**decoded, "meta": {**decoded["meta"], "event_id": "e2"}, "count": 3}, rules.ToyPing)
+state, applied = rules.apply(state, other)
+assert applied and state.total == 5
 assert callable(importlib.import_module(spec.module).run)
 
 names = {s.name for s in topics.specs()}
@@ -223,7 +244,17 @@ def changed_files(before: Path, after: Path) -> set[str]:
 
 
 #: the unit tests that check the project against its declarations
-DECLARATION_CHECKS = ("registry", "acls", "codec", "schema_compat", "validation", "compose", "k8s", "prometheus_rules")
+DECLARATION_CHECKS = (
+    "registry",
+    "acls",
+    "codec",
+    "events",
+    "schema_compat",
+    "validation",
+    "compose",
+    "k8s",
+    "prometheus_rules",
+)
 
 
 def run(copy: Path, *argv: str) -> subprocess.CompletedProcess[str]:
