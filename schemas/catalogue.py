@@ -11,12 +11,17 @@ import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import fastavro
 import fastavro.schema
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
+#: a record in fastavro's form, as the codec reads and writes it: field name -> value, nested records
+#: as dicts, dates, instants and decimals as Python objects. Its shape is its schema's, known at run
+#: time only; it lives at the codec's edge (decoding, the JSON conversion, the contract checks), and
+#: a processor never handles one: the runtime gives it the record's Struct (schemas/events.py).
+AvroRecord: TypeAlias = dict[str, Any]
 NAMESPACE = "tongcheng.v1"
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import fastavro
 
-from schemas.catalogue import SchemaCatalogue
+from schemas.catalogue import AvroRecord, SchemaCatalogue
 from schemas.errors import Reason, Rejected
 
 MAGIC = 0
@@ -96,7 +96,7 @@ class Codec:
             self._writers[schema_id] = writer
         return writer
 
-    def decode(self, data: bytes | None, schema_name: str | None = None) -> dict[str, Any]:
+    def decode(self, data: bytes | None, schema_name: str | None = None) -> AvroRecord:
         """Decode one value; with `schema_name`, resolve the writer's schema to that reader schema."""
         schema_id, payload = unframe(data)
         writer = self._writer(schema_id)

@@ -11,7 +11,7 @@ from decimal import Context as DecimalContext
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
-from schemas.catalogue import PRIMITIVES, SchemaCatalogue, fullname
+from schemas.catalogue import PRIMITIVES, AvroRecord, SchemaCatalogue, fullname
 from schemas.errors import Reason, Rejected
 
 #: the instants and dates an event may carry: wide enough for any real record, and far enough from
@@ -123,7 +123,7 @@ class JsonConverter:
     def __init__(self, catalogue: SchemaCatalogue) -> None:
         self.catalogue = catalogue
 
-    def convert(self, schema_name: str, value: Any) -> dict[str, Any]:
+    def convert(self, schema_name: str, value: Any) -> AvroRecord:
         schema = self.catalogue.schema(schema_name)
         # named types are looked up in the catalogue's definitions, not where the expanded schema
         # defines them: that is their first use, which an input may skip (an empty list of targets)
@@ -170,7 +170,7 @@ class JsonConverter:
             return _primitive(kind, value, path)
         return self._value(kind, value, path, names)
 
-    def _record(self, schema: Mapping[str, Any], value: Any, path: str, names: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, schema: Mapping[str, Any], value: Any, path: str, names: dict[str, Any]) -> AvroRecord:
         if not isinstance(value, dict):
             raise _bad(path, f"expected an object ({schema['name']})")
         known = {f["name"] for f in schema["fields"]}
@@ -178,7 +178,7 @@ class JsonConverter:
         if extra:
             where = f"{path}.{extra[0][:40]}" if path else extra[0][:40]
             raise _bad(where, f"unknown field (known: {', '.join(sorted(known))})")
-        out: dict[str, Any] = {}
+        out: AvroRecord = {}
         for f in schema["fields"]:
             where = f"{path}.{f['name']}" if path else f["name"]
             if f["name"] in value:

@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from schemas.catalogue import AvroRecord
+
 #: the Struct of each Avro record, by the record's name (`EventType.schema`); a Struct registers
 #: itself by subclassing `Event`, so a family's module may declare its own
 BY_SCHEMA: dict[str, type[Event]] = {}
@@ -407,7 +409,7 @@ def typed(record: Any, kind: type[E]) -> E:
     return msgspec.convert(record, kind)
 
 
-def plain(event: Event) -> dict[str, Any]:
+def plain(event: Event) -> AvroRecord:
     """The Struct as the mapping the codec encodes: instants, dates and decimals kept as they are."""
-    body: dict[str, Any] = msgspec.to_builtins(event, builtin_types=_PASSED)
+    body: AvroRecord = msgspec.to_builtins(event, builtin_types=_PASSED)
     return body

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.transaction_manager import TransactionState
 
+from schemas.catalogue import AvroRecord
 from schemas.errors import PublishError, Reason, Rejected
 from topics import cloudevents, kafka_auth
 from topics.catalog import EVENT_TYPES
@@ -210,7 +211,7 @@ class Prepared:
     topic: str
     key: bytes
     value: bytes
-    event: dict[str, Any]
+    event: AvroRecord
     #: the CloudEvents attributes (topics/cloudevents.py), then the city's signature and key id
     #: (topics/provenance.py), which are left out when published unsigned
     headers: tuple[tuple[str, bytes], ...] = ()

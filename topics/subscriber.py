@@ -21,6 +21,7 @@ from typing import Any, Required, TypedDict
 
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas.catalogue import AvroRecord
 from schemas.convert import Json, to_json
 from schemas.errors import Reason, Rejected, TongchengError
 from topics import kafka_auth
@@ -51,7 +52,7 @@ class Delivery:
     key: bytes | None
     value: bytes | None
     headers: dict[str, str]
-    event: dict[str, Any] | None
+    event: AvroRecord | None
     error: Rejected | None
     #: the city whose signature was verified (subscribers with verify=True)
     origin: str | None = None

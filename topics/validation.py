@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.catalogue import SchemaCatalogue
+from schemas.catalogue import AvroRecord, SchemaCatalogue
 from schemas.convert import MAX_DEPTH, JsonConverter
 from schemas.errors import Reason, Rejected
 from topics.catalog import EVENT_TYPES
@@ -70,11 +70,11 @@ class Validator:
         self.clock = clock
         self._converter = JsonConverter(catalogue)
 
-    def parse_json(self, event_type: str, data: bytes | str) -> dict[str, Any]:
+    def parse_json(self, event_type: str, data: bytes | str) -> AvroRecord:
         """Size check, JSON parse, schema conversion and contract checks of one JSON event."""
         return self.from_json(event_type, loads_event(data))
 
-    def from_json(self, event_type: str, obj: Any) -> dict[str, Any]:
+    def from_json(self, event_type: str, obj: Any) -> AvroRecord:
         kind = EVENT_TYPES.get(event_type)
         if kind is None:
             raise Rejected(Reason.UNKNOWN_SCHEMA, f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
@@ -84,7 +84,7 @@ class Validator:
         self.check(event_type, event)
         return event
 
-    def check(self, event_type: str, event: dict[str, Any]) -> None:
+    def check(self, event_type: str, event: AvroRecord) -> None:
         """Contract checks of a schema-valid event (also run on decoded events by processors)."""
         meta = event["meta"]
         if meta["event_type"] != event_type:
@@ -97,7 +97,7 @@ class Validator:
             raise Rejected(Reason.SCHEMA_INVALID, "meta.event_id is not a UUID", "meta.event_id")
         self._node(event, (), self.clock.now() + MAX_FUTURE)
 
-    def _node(self, record: dict[str, Any], path: tuple[str | int, ...], latest: datetime) -> None:
+    def _node(self, record: AvroRecord, path: tuple[str | int, ...], latest: datetime) -> None:
         """Check one record's fields, then its nested records; paths are rendered only for errors."""
         for key, value in record.items():
             if isinstance(value, str):
@@ -130,7 +130,7 @@ class Validator:
             raise Rejected(Reason.UNKNOWN_CITY, f"{where}: {code!r} is not a member city of {self.circle.code}", where)
 
     @staticmethod
-    def _subject(subject: dict[str, Any], path: str) -> None:
+    def _subject(subject: AvroRecord, path: str) -> None:
         sid = subject.get("subject_id", "")
         where = f"{path}.subject_id" if path else "subject_id"
         if subject["subject_kind"] == "NATURAL_PERSON":

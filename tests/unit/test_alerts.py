@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from schemas.catalogue import SchemaCatalogue
 from schemas.codec import encode_payload
+from schemas.events import SupervisionAlert, plain
 from services.common.alerts import emit_alert
 from services.common.runtime import Processor
 from topics.catalog import EVENT_TYPES
@@ -23,10 +24,10 @@ class Recorder:
     meta = Processor.meta
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.sent: list[tuple[str, str, SupervisionAlert]] = []
 
-    async def emit(self, event_type: str, key: str, body: dict[str, Any]) -> None:
-        self.sent.append((event_type, key, body))
+    async def emit(self, event_type: str, key: str, alert: SupervisionAlert) -> None:
+        self.sent.append((event_type, key, alert))
 
 
 def raise_one(proc: Recorder) -> None:
@@ -49,13 +50,13 @@ def test_an_alert_has_the_id_of_its_kind_and_subject_and_a_valid_body() -> None:
     proc = Recorder()
     raise_one(proc)
     raise_one(proc)
-    (event_type, key, body), again = proc.sent
+    (event_type, key, alert), again = proc.sent
     assert again == proc.sent[0]  # the same alert when the sweep runs again
     assert (event_type, key) == ("supervision.alert", "inc-1#2")
-    assert body["alert_id"] == str(uuid.uuid5(NS, "EMERGENCY_ACK_OVERDUE/inc-1#2/320200"))
-    assert body["meta"]["event_id"] == body["alert_id"]
-    assert body["meta"]["source_city"] == "320100"
-    assert body["meta"]["source_system"] == "tongcheng-emergency"
-    assert (body["kind"], body["city"], body["raised_at"]) == ("EMERGENCY_ACK_OVERDUE", "320200", NOW)
+    assert alert.alert_id == str(uuid.uuid5(NS, "EMERGENCY_ACK_OVERDUE/inc-1#2/320200"))
+    assert alert.meta.event_id == alert.alert_id
+    assert alert.meta.source_city == "320100"
+    assert alert.meta.source_system == "tongcheng-emergency"
+    assert (alert.kind, alert.city, alert.raised_at) == ("EMERGENCY_ACK_OVERDUE", "320200", NOW)
     schema = SchemaCatalogue().parsed(EVENT_TYPES["supervision.alert"].schema)
-    assert encode_payload(schema, body)  # the schema takes it
+    assert encode_payload(schema, plain(alert))  # the schema takes it

@@ -15,6 +15,7 @@ import faust
 import msgspec
 from faust.types import TP
 
+from schemas.catalogue import AvroRecord
 from schemas.errors import Reason, Rejected, Unavailable
 from schemas.events import BY_SCHEMA, Event, plain, typed
 from schemas.meta import EventMeta
@@ -34,7 +35,6 @@ from topics.metrics import Metrics
 from topics.provenance import Signer
 
 log = logging.getLogger("tongcheng")
-
 
 
 class Record(Protocol):
@@ -210,7 +210,7 @@ class Processor:
             return
         self.dead.reject(record, reason, detail, count=False)  # counted once the batch is through
 
-    def decode(self, record: Record, event_type: str) -> dict[str, Any]:
+    def decode(self, record: Record, event_type: str) -> AvroRecord:
         """Decode and contract-check one input record; raises Rejected (bad data) or Unavailable.
 
         On a topic this service judges, the whole verdict is given here but for the domain rules:
@@ -228,7 +228,7 @@ class Processor:
             self.verify(record, decoded)
         return decoded
 
-    def verify(self, record: Record, decoded: dict[str, Any]) -> None:
+    def verify(self, record: Record, decoded: AvroRecord) -> None:
         """A judged record counts only under the city that signed it (topics/provenance.py): raises
         Rejected (unsigned, bad_signature, source_mismatch). Verified here once per event, by its
         owner; readers of the accepted stream rely on that.
@@ -243,7 +243,7 @@ class Processor:
                 record.topic, record.value, record.headers, meta["source_city"], meta["source_system"]
             )
 
-    def accept(self, record: Record, decoded: dict[str, Any]) -> None:
+    def accept(self, record: Record, decoded: AvroRecord) -> None:
         """Forward an applied record of a judged topic to its accepted stream, byte for byte, on the
         same partition, with its headers (so its signature can still be checked) and where it came from.
 
