@@ -8,11 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from faust.types import TP
 
 from services.common.runtime import app as runtime_app
 from services.common.runtime.delivery import partition_of
+from services.common.runtime.encoding import Typed
 from services.common.runtime.tables import Progress, StateTable
 from topics.settings import Settings
 
@@ -185,3 +187,26 @@ def test_a_touch_counts_and_files_again_what_the_clock_changed(tmp_path: Path) -
     assert t.counts() == {"late": 1} and t.ready(now[0]) == []
     t.touch(b"x")
     assert commit(t) == [], "a touch that changes nothing writes nothing"
+
+
+class Listing(msgspec.Struct, frozen=True, kw_only=True):
+    subject_id: str
+    since: date
+    cities: list[str] = msgspec.field(default_factory=list)
+
+
+def test_a_table_of_structs_reads_back_its_struct_and_the_plain_documents_before_it(tmp_path: Path) -> None:
+    t = table(tmp_path)
+    typed = StateTable(t.table, Typed(Listing), clock=t.clock)
+    typed[b"s1"] = Listing(subject_id="s1", since=date(2026, 3, 1), cities=["320100"])
+    commit(typed)
+    # documents written before the table was typed: plain msgpack maps, and the older JSON
+    plain = StateTable(t.table, clock=t.clock)
+    plain[b"s2"] = {"subject_id": "s2", "since": "2026-02-01"}
+    commit(plain)
+    plain._write_local(b"s3", b'{"subject_id": "s3", "since": "2026-01-01", "cities": ["320200"]}', 0)
+    fresh = StateTable(t.table, Typed(Listing), clock=t.clock)
+    assert fresh.get(b"s1") == Listing(subject_id="s1", since=date(2026, 3, 1), cities=["320100"])
+    assert fresh.get(b"s2") == Listing(subject_id="s2", since=date(2026, 2, 1))
+    assert fresh.get(b"s3") == Listing(subject_id="s3", since=date(2026, 1, 1), cities=["320200"])
+    assert dict(fresh.items()).keys() == {b"s1", b"s2", b"s3"}

@@ -39,6 +39,10 @@ class Layout(Protocol[D]):
 
     def from_stored(self, stored: Any) -> D: ...
 
+    def from_plain(self, doc: Any) -> D:
+        """A document of the JSON format that came before (plain maps, dates as ISO strings)."""
+        ...
+
 
 class Typed(Generic[S]):
     """The layout of a table whose documents are one msgspec Struct type, stored as it is: a map of
@@ -57,6 +61,9 @@ class Typed(Generic[S]):
 
     def from_stored(self, stored: S) -> S:
         return stored
+
+    def from_plain(self, doc: Any) -> S:
+        return msgspec.convert(doc, self.kind)
 
 
 class Entry(NamedTuple):
@@ -88,7 +95,8 @@ class Codec:
             labels, due, doc = self._decoder.decode(memoryview(raw)[1:])
             return Entry(self.layout.from_stored(doc) if self.layout is not None else doc, labels, due)
         if kind == _LEGACY_JSON:
-            return Entry(json.loads(raw), None, None)
+            doc = json.loads(raw)
+            return Entry(self.layout.from_plain(doc) if self.layout is not None else doc, None, None)
         raise ValueError(f"a stored value of unknown format {kind:#04x}")
 
     def due_of(self, raw: bytes) -> str | None:
