@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
+from msgspec.structs import replace
 
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
+from schemas.events import CreditProfile, Meta, SanctionEntry, SanctionFeedback, SanctionTracking, plain, typed
 from services.credit import rules as credit_rules
 from services.emergency import rules as emergency_rules
 from services.sanctions import feedback as sanction_feedback
 from services.sanctions import rules as sanction_rules
+from services.sanctions.state import ListEntry
 from topics.catalog import EVENT_TYPES
 from topics.context import Context
 from topics.localtime import local_date
@@ -66,7 +69,7 @@ class Inputs:
         self.n = 0
         # in-process state of the rules (what the processors will hold once they consumed it)
         self.credit_states: dict[str, dict[str, Any]] = {}
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, ListEntry] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, dict[str, Any]] = {}
         self.sanction_rules = sanction_rules.RULES
@@ -130,42 +133,47 @@ class Inputs:
 
     def sanction_outputs(self, profile: Prepared) -> list[Prepared]:
         """The list entry and tracking the sanctions processor emits for a profile (often none)."""
-        p = profile.event
-        key = p["subject_id"]
+        p = typed(profile.event, CreditProfile)
+        key = p.subject_id
         prev = self.entries.get(key)
-        if prev is not None and prev.get("profile_revision", 0) >= p["revision"]:
+        if prev is not None and prev.profile_revision >= p.revision:
             return []
         decision = self.sanction_rules.decide(p, self.today)
         now = self.ctx.clock.now()
         entry = sanction_rules.next_entry(prev, decision, p, now, self.cities, self.ctx.circle.tz)
         if entry is None:
             if prev is not None:
-                self.entries[key] = {**prev, "profile_revision": p["revision"]}
+                self.entries[key] = replace(prev, profile_revision=p.revision)
             return []
         entry = sanction_feedback.track(prev, entry, now, self.window_days, self.sanction_rules.feedback_lists)
-        entry["profile_revision"] = p["revision"]
         self.entries[key] = entry
-        cause = p["meta"]["event_id"]
+        cause = p.meta.event_id
         return [self.entry_event(entry, cause), self.tracking_event(entry, cause)]
 
-    def entry_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        body = sanction_rules.list_body(entry, self.ctx.circle.tz)
-        return self.sanction_event("sanction.list", "entry", entry["revision"], entry, cause, body)
+    def entry_event(self, entry: ListEntry, cause: str | None) -> Prepared:
+        meta = self.sanction_meta("sanction.list", "entry", entry.revision, entry, cause)
+        return self.sanction_event("sanction.list", entry, sanction_rules.list_body(entry, self.ctx.circle.tz, meta))
 
-    def tracking_event(self, entry: dict[str, Any], cause: str | None) -> Prepared:
-        body = sanction_feedback.tracking_body(entry, self.cities, self.ctx.clock.now())
-        return self.sanction_event("sanction.tracking", "tracking", entry["tracking_version"], entry, cause, body)
+    def tracking_event(self, entry: ListEntry, cause: str | None) -> Prepared:
+        meta = self.sanction_meta("sanction.tracking", "tracking", entry.tracking_version, entry, cause)
+        body = sanction_feedback.tracking_body(entry, self.cities, self.ctx.clock.now(), meta)
+        return self.sanction_event("sanction.tracking", entry, body)
 
-    def sanction_event(
-        self, event_type: str, kind: str, version: int, entry: dict[str, Any], cause: str | None, body: dict[str, Any]
-    ) -> Prepared:
-        """`body` with the meta the sanctions processor gives it; its id from `kind` and `version`."""
-        event_id = self.derived_id(kind, entry["subject_id"], version)
-        meta = self.meta(event_type, event_id, entry["initiated_by"], "sanctions", cause)
-        return self.derived(event_type, entry["subject_id"], {"meta": meta, **body})
+    def sanction_meta(self, event_type: str, kind: str, version: int, entry: ListEntry, cause: str | None) -> Meta:
+        """The meta the sanctions processor gives an event; its id from `kind` and `version`."""
+        event_id = self.derived_id(kind, entry.subject_id, version)
+        return Meta(**self.meta(event_type, event_id, entry.initiated_by, "sanctions", cause))
+
+    def sanction_event(self, event_type: str, entry: ListEntry, body: SanctionEntry | SanctionTracking) -> Prepared:
+        return self.derived(event_type, entry.subject_id, plain(body))
 
     def black_listed(self) -> list[dict[str, Any]]:
-        return [e for e in self.entries.values() if e["list"] == "BLACK" and e["status"] == "LISTED"]
+        """The current BLACK listings, with what ops/bench/workload.py reads of a listing."""
+        return [
+            {"subject_id": e.subject_id, "revision": e.revision, "measures": [{"code": m.code} for m in e.measures]}
+            for e in self.entries.values()
+            if e.list == "BLACK" and e.status == "LISTED"
+        ]
 
     def feedback(self, count: int) -> list[Prepared]:
         """SanctionFeedback from the member cities on the current BLACK listings (as ops/simulate.py)."""
@@ -180,12 +188,13 @@ class Inputs:
 
     def tracking_for(self, fb: Prepared) -> Prepared | None:
         """The tracking event the sanctions processor emits for one feedback (None when unchanged)."""
-        key = fb.event["subject_id"]
-        entry = sanction_feedback.record(self.entries.get(key), fb.event, self.sanction_rules.counted_outcomes)
+        event = typed(fb.event, SanctionFeedback)
+        key = event.subject_id
+        entry = sanction_feedback.record(self.entries.get(key), event, self.sanction_rules.counted_outcomes)
         if entry is None:
             return None
         self.entries[key] = entry
-        return self.tracking_event(entry, fb.event["meta"]["event_id"])
+        return self.tracking_event(entry, event.meta.event_id)
 
     # --- emergency -------------------------------------------------------------------------------
 

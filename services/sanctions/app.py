@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
 
 import faust
+from msgspec.structs import replace
 
+from schemas.events import CreditProfile, Meta, SanctionFeedback
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from services.sanctions import feedback, rules
+from services.sanctions.state import ListEntry
 from topics.context import Context
 from topics.localtime import day_start, local_date
 from topics.metrics import Metrics
@@ -43,7 +45,7 @@ class SanctionService(StreamService):
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
-        self.entries = self.proc.table("entries", self.partitions("credit.profile"))
+        self.entries = self.proc.table("entries", self.partitions("credit.profile"), ListEntry)
         self.window_days = ctx.settings.feedback_window_days or self.rules.feedback_window_days
         self.cities = list(ctx.circle.codes)
         self.agent("credit.profile", self.apply_batch)
@@ -58,56 +60,56 @@ class SanctionService(StreamService):
     async def apply_batch(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
 
-        async def handle(event: Record, profile: dict[str, Any]) -> Verdict:
-            key = profile["subject_id"].encode()
+        async def handle(event: Record, profile: CreditProfile) -> Verdict:
+            key = profile.subject_id.encode()
             prev = self.entries.get(key)
-            if prev is not None and prev.get("profile_revision", 0) >= profile["revision"]:
+            if prev is not None and prev.profile_revision >= profile.revision:
                 return "duplicate"
             decision = self.rules.decide(profile, local_date(now, self.ctx.circle.tz))
             entry = rules.next_entry(prev, decision, profile, now, self.cities, self.ctx.circle.tz)
             if entry is None:
                 if prev is not None:
-                    self.entries[key] = {**prev, "profile_revision": profile["revision"]}
+                    self.entries[key] = replace(prev, profile_revision=profile.revision)
                 return "applied"
             entry = feedback.track(prev, entry, now, self.window_days, self.rules.feedback_lists)
-            entry["profile_revision"] = profile["revision"]
             self.entries[key] = entry
-            await self.emit(entry, profile["meta"]["event_id"], now)
-            await self.emit_tracking(entry, profile["meta"]["event_id"], now)
+            await self.emit(entry, profile.meta.event_id, now)
+            await self.emit_tracking(entry, profile.meta.event_id, now)
             return "applied"
 
-        await self.proc.each(events, "credit.profile", handle)
+        await self.proc.each(events, "credit.profile", handle, as_struct=True)
 
-    def watch_until(self, entry: dict[str, Any]) -> datetime | None:
+    def watch_until(self, entry: ListEntry) -> datetime | None:
         """When the sweep must look at a listing: the end of its feedback window, while some city
         may still be alerted for it, and the local midnight its reasons leave the rule's window (a
         FOCUS listing with no new profile); None otherwise."""
-        if entry["status"] != "LISTED":
+        if entry.status != "LISTED":
             return None
         moments = []
-        due = entry.get("due_at")
-        if due and feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
-            moments.append(datetime.fromisoformat(due))
-        if entry.get("leaves_on"):
-            moments.append(day_start(date.fromisoformat(entry["leaves_on"]), self.ctx.circle.tz))
+        due = entry.due_at
+        if due is not None and feedback.overdue(entry, datetime.max.replace(tzinfo=UTC), self.cities):
+            moments.append(due)
+        if entry.leaves_on is not None:
+            moments.append(day_start(entry.leaves_on, self.ctx.circle.tz))
         return min(moments) if moments else None
 
     async def apply_feedback(self, events: list[Record]) -> None:
         now = self.ctx.clock.now()
-        changed: dict[bytes, str] = {}  # key -> the event_id of its last applied feedback
+        changed: dict[bytes, ListEntry] = {}  # key -> the entry after its last applied feedback
+        causes: dict[bytes, str] = {}  # key -> the event_id of its last applied feedback
 
-        async def handle(event: Record, fb: dict[str, Any]) -> Verdict:
-            key = fb["subject_id"].encode()
+        async def handle(event: Record, fb: SanctionFeedback) -> Verdict:
+            key = fb.subject_id.encode()
             entry = feedback.record(self.entries.get(key), fb, self.rules.counted_outcomes)
             if entry is None:
                 return "duplicate"
-            self.entries[key] = entry
-            changed[key] = fb["meta"]["event_id"]
+            self.entries[key] = changed[key] = entry
+            causes[key] = fb.meta.event_id
             return "applied"
 
-        await self.proc.each(events, "sanction.feedback", handle)
-        for key, cause in changed.items():  # one tracking event per subject per batch
-            await self.emit_tracking(self.entries.get(key), cause, now)
+        await self.proc.each(events, "sanction.feedback", handle, as_struct=True)
+        for key, entry in changed.items():  # one tracking event per subject per batch
+            await self.emit_tracking(entry, causes[key], now)
 
     async def sweep(self) -> None:
         """Raise SANCTION_FEEDBACK_OVERDUE for each city whose window closed on the clock, once; and
@@ -117,7 +119,7 @@ class SanctionService(StreamService):
         raised = removed = 0
         for key in self.entries.ready(now):
             entry = self.entries.get(key)
-            if not entry:
+            if entry is None:
                 continue
             ended = self.rules.left_window(entry, today)
             if ended is not None:
@@ -128,10 +130,11 @@ class SanctionService(StreamService):
                 removed += 1
                 continue
             late = feedback.overdue(entry, now, self.cities)
-            if late:
+            due = entry.due_at  # not None when a city is late
+            if late and due is not None:
                 entry = feedback.mark_alerted(entry, late, now)
                 self.entries[key] = entry
-                ref = f"{entry['subject_id']}#{entry['listed_revision']}"
+                ref = f"{entry.subject_id}#{entry.listed_revision}"
                 for city in late:
                     await emit_alert(
                         self.proc,
@@ -140,8 +143,8 @@ class SanctionService(StreamService):
                         f"{ref}/{city}",
                         city=city,
                         ref=ref,
-                        due_at=datetime.fromisoformat(entry["due_at"]),
-                        source_city=entry["initiated_by"],
+                        due_at=due,
+                        source_city=entry.initiated_by,
                         now=now,
                     )
                 await self.emit_tracking(entry, None, now)
@@ -157,26 +160,17 @@ class SanctionService(StreamService):
                 removed,
             )
 
-    async def emit_tracking(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
-        event_id = str(uuid.uuid5(TRACKING_NS, f"{entry['subject_id']}#{entry['tracking_version']}"))
-        body = {
-            "meta": self.proc.meta("sanction.tracking", event_id, entry["initiated_by"], now, cause),
-            **feedback.tracking_body(entry, self.cities, now),
-        }
-        await self.proc.emit("sanction.tracking", entry["subject_id"], body)
+    async def emit_tracking(self, entry: ListEntry, cause: str | None, now: datetime) -> None:
+        event_id = str(uuid.uuid5(TRACKING_NS, f"{entry.subject_id}#{entry.tracking_version}"))
+        meta = Meta(**self.proc.meta("sanction.tracking", event_id, entry.initiated_by, now, cause))
+        await self.proc.emit(
+            "sanction.tracking", entry.subject_id, feedback.tracking_body(entry, self.cities, now, meta)
+        )
 
-    async def emit(self, entry: dict[str, Any], cause: str | None, now: datetime) -> None:
-        body = {
-            "meta": self.proc.meta(
-                "sanction.list",
-                str(uuid.uuid5(ENTRY_NS, f"{entry['subject_id']}#{entry['revision']}")),
-                entry["initiated_by"],
-                now,
-                cause,
-            ),
-            **rules.list_body(entry, self.ctx.circle.tz),
-        }
-        await self.proc.emit("sanction.list", entry["subject_id"], body)
+    async def emit(self, entry: ListEntry, cause: str | None, now: datetime) -> None:
+        event_id = str(uuid.uuid5(ENTRY_NS, f"{entry.subject_id}#{entry.revision}"))
+        meta = Meta(**self.proc.meta("sanction.list", event_id, entry.initiated_by, now, cause))
+        await self.proc.emit("sanction.list", entry.subject_id, rules.list_body(entry, self.ctx.circle.tz, meta))
 
     async def refresh_gauges(self) -> None:
         listed, ratios = rules.gauges_of(self.entries.counts(), self.cities)  # no entry is read

@@ -22,7 +22,7 @@ from services.credit import rules as credit
 from services.readmodel.tables import metadata, project_plans
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
-from tests.unit.props import general
+from tests.unit.props import META, credit_profile, general, list_entry
 from topics.circle import DATA_DIR, CircleFileError, load_circle
 from topics.clock import ManualClock
 from topics.localtime import CIRCLE_TZ as TZ
@@ -159,33 +159,35 @@ def test_a_milestone_falls_due_at_local_midnight_of_its_planned_day() -> None:
 def test_the_focus_window_counts_local_days() -> None:
     decided = DAY - timedelta(days=365)
     records = [general("a", "320100", decided), general("b", "321100", decided)]
-    profile = {"grade": "C", "subject_kind": "ENTERPRISE", "active_records": records}
+    profile = credit_profile({"grade": "C", "subject_kind": "ENTERPRISE", "active_records": records})
     last = sanctions.RULES.decide(profile, local_date(last_second(DAY), TZ))
     gone = sanctions.RULES.decide(profile, local_date(first_second_after(DAY), TZ))
     assert last is not None and last.list == "FOCUS" and gone is None
 
 
 def test_a_listing_expires_at_local_midnight_after_its_last_day_of_publicity() -> None:
-    entry = {
-        "subject_id": "S",
-        "name": "n",
-        "list": "BLACK",
-        "status": "LISTED",
-        "measures": [],
-        "reasons": ["a"],
-        "initiated_by": "320100",
-        "effective_from": "2026-01-01T00:00:00+00:00",
-        "expires_at": DAY.isoformat(),
-        "revision": 1,
-        "removal_reason": None,
-        "reason_ends": {"a": DAY.isoformat()},
-    }
-    assert sanctions.list_body(entry, TZ)["expires_at"] == first_second_after(DAY)
-    after = {"subject_id": "S", "name": "n", "grade": "B", "active_records": [], "closed_records": []}
+    entry = list_entry(
+        {
+            "subject_id": "S",
+            "name": "n",
+            "list": "BLACK",
+            "status": "LISTED",
+            "measures": [],
+            "reasons": ["a"],
+            "initiated_by": "320100",
+            "effective_from": "2026-01-01T00:00:00+00:00",
+            "expires_at": DAY.isoformat(),
+            "revision": 1,
+            "removal_reason": None,
+            "reason_ends": {"a": DAY.isoformat()},
+        }
+    )
+    assert sanctions.list_body(entry, TZ, META).expires_at == first_second_after(DAY)
+    after = credit_profile({"subject_id": "S", "name": "n", "grade": "B", "active_records": [], "closed_records": []})
     on_last_day = sanctions.next_entry(entry, None, after, last_second(DAY), ["320100"], TZ)
     on_next_day = sanctions.next_entry(entry, None, after, first_second_after(DAY), ["320100"], TZ)
-    assert on_last_day is not None and on_last_day["removal_reason"] == "no longer active: a"
-    assert on_next_day is not None and on_next_day["removal_reason"] == "publicity expired: a"
+    assert on_last_day is not None and on_last_day.removal_reason == "no longer active: a"
+    assert on_next_day is not None and on_next_day.removal_reason == "publicity expired: a"
 
 
 def test_the_project_api_reads_today_in_the_circles_zone(tmp_path: Path) -> None:

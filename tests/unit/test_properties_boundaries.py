@@ -17,7 +17,15 @@ from services.emergency import rules as emergency
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
-from tests.unit.props import PROPS, beijing_instants, black_listing, edge_dates, general
+from tests.unit.props import (
+    PROPS,
+    beijing_instants,
+    black_listing,
+    credit_profile,
+    edge_dates,
+    general,
+    sanction_feedback,
+)
 from topics.localtime import CIRCLE_TZ as TZ
 from topics.localtime import day_after_end, local_date
 
@@ -129,7 +137,7 @@ def test_three_minor_negatives_make_c_and_two_do_not(minors: int, positives: int
 def test_the_focus_window_holds_the_day_365_days_back_and_not_the_day_before(today: date, age: int) -> None:
     old = general("a", "320100", today - timedelta(days=age))
     profile = {"grade": "C", "subject_kind": "ENTERPRISE", "active_records": [old, general("b", "321100", today)]}
-    decision = sanctions.RULES.decide(profile, today)
+    decision = sanctions.RULES.decide(credit_profile(profile), today)
     assert (decision is not None and decision.list == "FOCUS") == (age <= 365)
 
 
@@ -142,7 +150,7 @@ def test_reasons_decided_on_the_same_day_are_ordered_the_same_whatever_their_ord
         "subject_kind": "ENTERPRISE",
         "active_records": [general(rid, cities[rid], day) for rid in order],
     }
-    decision = sanctions.RULES.decide(profile, day)
+    decision = sanctions.RULES.decide(credit_profile(profile), day)
     assert decision is not None and decision.reasons == ("c", "b", "a") and decision.initiated_by == "340500"
 
 
@@ -215,7 +223,7 @@ def test_feedback_exactly_five_days_after_the_listing_is_in_time(offset: int, sk
         "outcome": "APPLIED",
         "reported_at": due + skew,
     }
-    answered = feedback.record(entry, fb, sanctions.RULES.counted_outcomes)
+    answered = feedback.record(entry, sanction_feedback(fb), sanctions.RULES.counted_outcomes)
     assert answered is not None
     expected = "LATE" if skew > timedelta(0) else "ANSWERED"
     assert feedback.status(answered, "340500", due + timedelta(days=1)) == expected
@@ -238,10 +246,9 @@ def test_two_acks_or_two_feedbacks_at_the_same_instant_count_once(offset: int) -
         "outcome": "APPLIED",
         "reported_at": at,
     }
-    once = feedback.record(entry, fb, sanctions.RULES.counted_outcomes)
-    assert (
-        once is not None and feedback.record(once, {**fb, "outcome": "HIT"}, sanctions.RULES.counted_outcomes) is None
-    )
+    once = feedback.record(entry, sanction_feedback(fb), sanctions.RULES.counted_outcomes)
+    hit = sanction_feedback({**fb, "outcome": "HIT"})
+    assert once is not None and feedback.record(once, hit, sanctions.RULES.counted_outcomes) is None
 
 
 # --- milestones: 0, 30 and 31 days overdue -------------------------------------------------------

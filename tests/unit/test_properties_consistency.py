@@ -13,17 +13,20 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from schemas.convert import to_json
 from schemas.errors import Rejected
+from schemas.events import SanctionFeedback, plain
 from services.api import supervision as api
 from services.credit import rules as credit
 from services.emergency import rules as emergency
 from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
+from services.sanctions.state import ListEntry
 from services.supervision import rules as supervision
-from tests.unit.props import PROPS, black_listing, edge_dates
+from tests.unit.props import META, PROPS, black_listing, credit_profile, edge_dates, sanction_feedback
 from topics.circle import load_circle
 from topics.localtime import CIRCLE_TZ as TZ
 
@@ -206,20 +209,21 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
     row = credit_profile_row({**profile, "meta": {"event_id": "x"}}, 0, 0)
     assert credit_profile_json(SimpleNamespace(**row))["grade"] == state["grade"]
     # the list entry follows the grade: BLACK exactly for D, RED only for A
-    decision = sanctions.RULES.decide(profile, today)
+    listed_profile = credit_profile(profile)
+    decision = sanctions.RULES.decide(listed_profile, today)
     assert (decision is not None and decision.list == "BLACK") == (state["grade"] == "D")
     if decision is not None and decision.list == "RED":
         assert state["grade"] == "A"
-    entry = sanctions.next_entry(None, decision, {**profile, "closed_records": []}, now, CITIES, TZ)
+    entry = sanctions.next_entry(None, decision, replace(listed_profile, closed_records=[]), now, CITIES, TZ)
     assert (entry is None) == (decision is None)
     if entry is not None and decision is not None:
         listed, _ = sanctions.gauges([entry], CITIES, now)
         assert listed == {name: int(name == decision.list) for name in sanctions.LISTS}
-        body = sanctions.list_body(entry, TZ)
-        view = sanction_entry_json(SimpleNamespace(**sanction_entry_row({**body, "meta": {"event_id": "x"}}, 0, 0)))
+        body = sanctions.list_body(entry, TZ, replace(META, event_id="x"))
+        view = sanction_entry_json(SimpleNamespace(**sanction_entry_row(plain(body), 0, 0)))
         assert view["list"] == decision.list and view["reasons"] == list(decision.reasons)
         if decision.expires_on is not None:  # the listing ends when its last reason leaves the profile
-            assert body["expires_at"] > now
+            assert body.expires_at is not None and body.expires_at > now
             assert credit.evaluate(state, decision.expires_on + DAY)[0]["active"] != state["active"]
 
 
@@ -227,7 +231,7 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
 
 
 @st.composite
-def feedback_history(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]], datetime]:
+def feedback_history(draw: st.DrawFn) -> tuple[ListEntry, list[SanctionFeedback], datetime]:
     listed_at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 86400)))
     measures = ["HONOR_BAN", "GOV_PROCUREMENT_BAN"]
     entry = black_listing(listed_at, measures, CITIES, CITIES[0])
@@ -239,21 +243,23 @@ def feedback_history(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, An
     for i in range(draw(st.integers(0, 8))):
         city = draw(st.sampled_from(CITIES[:4]))
         fbs.append(
-            {
-                "meta": {"source_city": city, "event_id": f"f{i}"},
-                "subject_id": "S",
-                "list_revision": 1,
-                "city": city,
-                "measure_code": draw(st.sampled_from(measures)),
-                "outcome": draw(st.sampled_from(sorted(sanctions.OUTCOMES))),
-                "reported_at": listed_at + draw(offsets),
-            }
+            sanction_feedback(
+                {
+                    "meta": {"source_city": city, "event_id": f"f{i}"},
+                    "subject_id": "S",
+                    "list_revision": 1,
+                    "city": city,
+                    "measure_code": draw(st.sampled_from(measures)),
+                    "outcome": draw(st.sampled_from(sorted(sanctions.OUTCOMES))),
+                    "reported_at": listed_at + draw(offsets),
+                }
+            )
         )
     now = due + draw(st.sampled_from([-DAY, timedelta(0), timedelta(milliseconds=1), DAY]))
-    return entry, [fb for fb in fbs if fb["reported_at"] <= now], now  # no answer from the future
+    return entry, [fb for fb in fbs if fb.reported_at <= now], now  # no answer from the future
 
 
-def apply_feedback(entry: dict[str, Any], fbs: list[dict[str, Any]]) -> dict[str, Any]:
+def apply_feedback(entry: ListEntry, fbs: list[SanctionFeedback]) -> ListEntry:
     for fb in fbs:
         entry = feedback.record(entry, fb, sanctions.RULES.counted_outcomes) or entry
     return entry
@@ -262,7 +268,7 @@ def apply_feedback(entry: dict[str, Any], fbs: list[dict[str, Any]]) -> dict[str
 @PROPS
 @given(feedback_history())
 def test_a_listings_statuses_alerts_ratios_and_view_agree(
-    history: tuple[dict[str, Any], list[dict[str, Any]], datetime],
+    history: tuple[ListEntry, list[SanctionFeedback], datetime],
 ) -> None:
     entry, fbs, now = history
     entry = apply_feedback(entry, fbs)
@@ -270,7 +276,7 @@ def test_a_listings_statuses_alerts_ratios_and_view_agree(
     # the alerts: every city that missed the window (silent or late), once the window has closed
     assert set(feedback.overdue(entry, now, CITIES)) == {c for c, s in statuses.items() if s in ("LATE", "OVERDUE")}
     # the tracking event (the read model's and the API's view) and the scoreboard's count
-    view = {c["city"]: c["status"] for c in feedback.tracking_body(entry, CITIES, now)["cities"]}
+    view = {c.city: c.status for c in feedback.tracking_body(entry, CITIES, now, META).cities}
     assert view == statuses
     _, ratios = sanctions.gauges([entry], CITIES, now)
     counted = feedback.count(view.items(), CITIES)
@@ -412,11 +418,12 @@ def test_a_list_entry_stays_right_until_the_profile_next_changes(
     day = today + timedelta(days=later)
     if change is not None and day >= change:
         return
-    before, after = sanctions.RULES.decide(profile, today), sanctions.RULES.decide(profile, day)
-    entry = sanctions.next_entry(None, before, {**profile, "closed_records": []}, now, CITIES, TZ)
+    listed_profile = replace(credit_profile(profile), closed_records=[])
+    before, after = sanctions.RULES.decide(listed_profile, today), sanctions.RULES.decide(listed_profile, day)
+    entry = sanctions.next_entry(None, before, listed_profile, now, CITIES, TZ)
     swept = sanctions.RULES.left_window(entry, day) if entry else None
     if before is not None and before.leaves_on is not None and day >= before.leaves_on:
-        assert swept is not None and swept["status"] == "REMOVED"
+        assert swept is not None and swept.status == "REMOVED"
         assert after is None or after.list != "FOCUS"
         return
     assert swept is None
@@ -445,18 +452,20 @@ def test_a_focus_listing_ends_when_its_reasons_leave_the_365_day_window() -> Non
         )
     state = apply_credit(events, today)
     profile = credit.profile(state, datetime(2026, 11, 22, tzinfo=UTC))
-    listed = sanctions.RULES.decide(profile, today)
+    listed_profile = credit_profile(profile)
+    listed = sanctions.RULES.decide(listed_profile, today)
     assert listed is not None and listed.list == "FOCUS"
-    assert sanctions.RULES.decide(profile, today + timedelta(days=65)) is not None
-    assert sanctions.RULES.decide(profile, today + timedelta(days=66)) is None  # the rule no longer holds...
+    assert sanctions.RULES.decide(listed_profile, today + timedelta(days=65)) is not None
+    assert sanctions.RULES.decide(listed_profile, today + timedelta(days=66)) is None  # the rule no longer holds...
     assert credit.next_change(state) is None  # ...and no new profile will come to say so
     # so the entry says when, and the sanctions sweep removes it then, from the entry alone
     assert listed.leaves_on == today + timedelta(days=66)
     entry = sanctions.next_entry(
-        None, listed, {**profile, "closed_records": []}, datetime(2026, 11, 22, tzinfo=UTC), CITIES, TZ
+        None, listed, replace(listed_profile, closed_records=[]), datetime(2026, 11, 22, tzinfo=UTC), CITIES, TZ
     )
     assert entry is not None
     assert sanctions.RULES.left_window(entry, today + timedelta(days=65)) is None
     removed = sanctions.RULES.left_window(entry, today + timedelta(days=66))
-    assert removed is not None and (removed["status"], removed["revision"]) == ("REMOVED", 2)
-    assert "r0" in removed["removal_reason"] and "r1" not in removed["removal_reason"]
+    assert removed is not None and (removed.status, removed.revision) == ("REMOVED", 2)
+    assert removed.removal_reason is not None
+    assert "r0" in removed.removal_reason and "r1" not in removed.removal_reason

@@ -13,10 +13,13 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
+from schemas.events import SanctionFeedback
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
-from tests.unit.props import PROPS
+from services.sanctions.state import ListEntry
+from tests.unit.props import META, PROPS
 from tests.unit.test_properties_consistency import (
     apply_credit,
     apply_feedback,
@@ -68,14 +71,17 @@ def test_a_projects_state_does_not_depend_on_the_order_of_reports_on_different_m
 @PROPS
 @given(feedback_history(), st.data())
 def test_a_listings_feedback_does_not_depend_on_arrival_order(
-    history: tuple[dict[str, Any], list[dict[str, Any]], Any], data: st.DataObject
+    history: tuple[ListEntry, list[SanctionFeedback], Any], data: st.DataObject
 ) -> None:
     entry, fbs, now = history
     shuffled = data.draw(st.permutations(fbs))
     a, b = apply_feedback(entry, fbs), apply_feedback(entry, shuffled)
     # tracking_version counts the changes applied, which an older outcome arriving last does not make
-    assert {**a, "tracking_version": 0} == {**b, "tracking_version": 0}
-    assert feedback.tracking_body(a, ["320100"], now)["cities"] == feedback.tracking_body(b, ["320100"], now)["cities"]
+    assert replace(a, tracking_version=0) == replace(b, tracking_version=0)
+    assert (
+        feedback.tracking_body(a, ["320100"], now, META).cities
+        == feedback.tracking_body(b, ["320100"], now, META).cities
+    )
     assert sanctions.gauges([a], ["320100"], now) == sanctions.gauges([b], ["320100"], now)
 
 
@@ -92,17 +98,17 @@ def test_an_incidents_acknowledgements_do_not_depend_on_arrival_order(
 @PROPS
 @given(feedback_history(), st.booleans())
 def test_two_outcomes_for_one_measure_at_the_same_instant_resolve_alike_in_either_order(
-    history: tuple[dict[str, Any], list[dict[str, Any]], Any], twin_first: bool
+    history: tuple[ListEntry, list[SanctionFeedback], Any], twin_first: bool
 ) -> None:
     """At the same reported_at, the outcome with the greater event_id stands, whichever arrived first."""
     entry, fbs, _ = history
     if not fbs:
         return
     first = fbs[0]
-    twin = {
-        **first,
-        "meta": {**first["meta"], "event_id": "z" + first["meta"]["event_id"]},
-        "outcome": "OBJECTION" if first["outcome"] != "OBJECTION" else "HIT",
-    }
+    twin = replace(
+        first,
+        meta=replace(first.meta, event_id="z" + first.meta.event_id),
+        outcome="OBJECTION" if first.outcome != "OBJECTION" else "HIT",
+    )
     kept = apply_feedback(entry, [twin, first] if twin_first else [first, twin])
-    assert kept["feedback"][first["city"]]["outcomes"][first["measure_code"]]["outcome"] == twin["outcome"]
+    assert kept.feedback[first.city].outcomes[first.measure_code].outcome == twin.outcome

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from schemas.errors import ConfigError
+from schemas.events import CreditProfile
 from services.sanctions import rules
 from services.sanctions.rules import RULES_FILE, SanctionRules
+from tests.unit.props import credit_profile
 from topics.localtime import CIRCLE_TZ
 from topics.measures import MEASURES_FILE
 
@@ -40,8 +42,10 @@ def rec(rid: str, city: str = "320100", polarity: str = "NEGATIVE", severity: st
     }
 
 
-def profile(grade: str, *records: dict, kind: str = "ENTERPRISE") -> dict:  # type: ignore[type-arg]
-    return {"subject_id": "S", "subject_kind": kind, "grade": grade, "active_records": list(records)}
+def profile(grade: str, *records: dict, kind: str = "ENTERPRISE", **more: Any) -> CreditProfile:  # type: ignore[type-arg]
+    return credit_profile(
+        {"subject_id": "S", "subject_kind": kind, "grade": grade, "active_records": list(records), **more}
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,7 @@ def profile(grade: str, *records: dict, kind: str = "ENTERPRISE") -> dict:  # ty
         (profile("D", rec("a", "320100"), rec("b", "340500"), rec("c", severity="SERIOUS")), "BLACK"),
     ],
 )
-def test_lists_by_precedence(prof: dict, expected: str | None) -> None:  # type: ignore[type-arg]
+def test_lists_by_precedence(prof: CreditProfile, expected: str | None) -> None:
     got = rules.RULES.decide(prof, TODAY)
     assert (got.list if got else None) == expected
 
@@ -179,15 +183,14 @@ def test_removal_says_why_the_listing_ended(closed: list[dict], today: str, reas
     from datetime import UTC, datetime
 
     listed_at = datetime(2026, 11, 22, tzinfo=UTC)
-    start = profile("D", rec("a", severity="SERIOUS", until="2029-06-01"))
-    start["name"] = "n"
+    start = profile("D", rec("a", severity="SERIOUS", until="2029-06-01"), name="n")
     first = rules.next_entry(None, rules.RULES.decide(start, TODAY), start, listed_at, ["320100"], CIRCLE_TZ)
-    assert first is not None and first["status"] == "LISTED"
-    after = {**profile("B"), "name": "n", "closed_records": closed}
+    assert first is not None and first.status == "LISTED"
+    after = profile("B", name="n", closed_records=closed)
     gone = rules.next_entry(
         first, None, after, datetime.fromisoformat(today).replace(tzinfo=UTC), ["320100"], CIRCLE_TZ
     )
-    assert gone is not None and (gone["status"], gone["revision"], gone["removal_reason"]) == ("REMOVED", 2, reason)
+    assert gone is not None and (gone.status, gone.revision, gone.removal_reason) == ("REMOVED", 2, reason)
 
 
 def test_the_rules_and_the_inbox_read_one_measure_catalogue() -> None:
