@@ -20,6 +20,7 @@ from services.api.auth import Auth
 from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.emergency import rules as emergency
+from services.emergency.state import Incident, Report, Slot
 from services.readmodel.tables import (
     emergency_acks,
     emergency_reports,
@@ -36,71 +37,72 @@ from topics.clock import Clock
 from topics.localtime import local_date
 
 
-def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str, Any]]:
-    """Incidents in the processors' shape (services/emergency/rules.py) from read-model rows."""
-    acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at).isoformat() for a in ack_rows}
-    out: dict[str, dict[str, Any]] = {}
+def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, Incident]:
+    """Incidents as the processor keeps them (services/emergency/state.py) from read-model rows."""
+    acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at) for a in ack_rows}
+    rows: dict[str, list[Any]] = defaultdict(list)
     for r in sorted(report_rows, key=lambda r: (r.incident_id, r.report_seq)):
-        inc = out.setdefault(
-            r.incident_id,
-            {
-                "incident_id": r.incident_id,
-                "sender": r.sender,
-                "subtype": r.subtype,
-                "location_city": r.location_city,
-                "reports": {},
-                "closed": False,
-                "last_seq": 0,
+        rows[r.incident_id].append(r)
+    out: dict[str, Incident] = {}
+    for iid, mine in rows.items():
+        first, last = mine[0], mine[-1]
+        out[iid] = Incident(
+            incident_id=iid,
+            sender=first.sender,
+            subtype=first.subtype,
+            location_city=first.location_city,
+            reports={
+                str(r.report_seq): Report(
+                    kind=r.report_kind,
+                    level=r.raised_from or r.effective_level,
+                    effective_level=r.effective_level,
+                    sent_at=utc(r.dispatched_at),
+                    recipients={
+                        rec["city"]: Slot(
+                            reason=rec["reason"],
+                            deadline=datetime.fromisoformat(rec["ack_deadline"].replace("Z", "+00:00")),
+                            acked_at=acked.get((iid, r.report_seq, rec["city"])),
+                        )
+                        for rec in r.recipients
+                    },
+                )
+                for r in mine
             },
+            closed=any(r.report_kind == "FINAL" for r in mine),
+            last_seq=last.report_seq,
+            level=last.effective_level,
         )
-        inc["reports"][str(r.report_seq)] = {
-            "kind": r.report_kind,
-            "effective_level": r.effective_level,
-            "raised_from": r.raised_from,
-            "sent_at": utc(r.dispatched_at).isoformat(),
-            "recipients": {
-                rec["city"]: {
-                    "reason": rec["reason"],
-                    "deadline": datetime.fromisoformat(rec["ack_deadline"].replace("Z", "+00:00")).isoformat(),
-                    "acked_at": acked.get((r.incident_id, r.report_seq, rec["city"])),
-                }
-                for rec in r.recipients
-            },
-        }
-        inc["last_seq"] = r.report_seq
-        inc["level"] = r.effective_level
-        inc["closed"] = inc["closed"] or r.report_kind == "FINAL"
     return out
 
 
-def ack_status(slot: dict[str, Any], now: datetime) -> str:
+def ack_status(slot: Slot, now: datetime) -> str:
     return emergency.ack_status(slot, now)
 
 
-def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
+def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
     cities: dict[str, list[str]] = defaultdict(list)
     reports = []
-    for seq, report in sorted(inc["reports"].items(), key=lambda kv: int(kv[0])):
+    for seq, report in sorted(inc.reports.items(), key=lambda kv: int(kv[0])):
         recipients = []
-        for city, slot in report["recipients"].items():
+        for city, slot in report.recipients.items():
             status = ack_status(slot, now)
             cities[city].append(status)
             recipients.append(
                 {
                     "city": city,
-                    "reason": slot["reason"],
-                    "ack_deadline": to_json(datetime.fromisoformat(slot["deadline"])),
-                    "acknowledged_at": to_json(datetime.fromisoformat(slot["acked_at"])) if slot["acked_at"] else None,
+                    "reason": slot.reason,
+                    "ack_deadline": to_json(slot.deadline),
+                    "acknowledged_at": to_json(slot.acked_at) if slot.acked_at else None,
                     "status": status,
                 }
             )
         reports.append(
             {
                 "report_seq": int(seq),
-                "report_kind": report["kind"],
-                "effective_level": report["effective_level"],
-                "raised_from": report["raised_from"],
-                "dispatched_at": to_json(datetime.fromisoformat(report["sent_at"])),
+                "report_kind": report.kind,
+                "effective_level": report.effective_level,
+                "raised_from": report.raised_from,
+                "dispatched_at": to_json(report.sent_at),
                 "recipients": recipients,
             }
         )
@@ -109,12 +111,12 @@ def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
         return next(s for s in ("OVERDUE", "PENDING", "ACKNOWLEDGED") if s in statuses)
 
     return {
-        "incident_id": inc["incident_id"],
-        "open": not inc["closed"],
-        "effective_level": inc["level"],
-        "sender": inc["sender"],
-        "subtype": inc["subtype"],
-        "location_city": inc["location_city"],
+        "incident_id": inc.incident_id,
+        "open": not inc.closed,
+        "effective_level": inc.level,
+        "sender": inc.sender,
+        "subtype": inc.subtype,
+        "location_city": inc.location_city,
         "acknowledgement": {city: worst(statuses) for city, statuses in sorted(cities.items())},
         "reports": reports,
     }
@@ -148,7 +150,7 @@ class Supervision:
         self.circle = circle
         self.clock = clock
 
-    def incidents(self, open_only: bool) -> dict[str, dict[str, Any]]:
+    def incidents(self, open_only: bool) -> dict[str, Incident]:
         reports = sa.select(emergency_reports)
         acks = sa.select(emergency_acks)
         if open_only:

@@ -43,7 +43,9 @@ from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.convert import to_json
 from schemas.errors import Rejected
+from schemas.events import EmergencyAck, EmergencyNotice, plain, typed
 from services.emergency import rules as emergency_rules
+from services.emergency.state import Incident
 from services.readmodel.db import make_engine, migrate
 from services.readmodel.tables import PROJECTIONS, metadata
 from services.supervision import rules as supervision_rules
@@ -139,19 +141,22 @@ def emergency_run(run: Run, producer: KafkaProducer) -> tuple[dict[bytes, dict[s
     for notice in run.before:
         run.after += inputs.acks(notice)
     run.after += [inputs.notice() for _ in range(60)]
-    incidents: dict[str, dict[str, Any]] = {}
+    incidents: dict[str, Incident] = {}
     dispatches: dict[bytes, dict[str, Any]] = {}
     rules, circle = emergency_rules.RULES, run.ctx.circle
     for p in run.decoded(run.before + run.after):  # an incident's acks follow its notice
-        e = p.event
-        known = incidents.get(e["incident_id"])
         if p.event_type == "emergency.notice":
+            e = typed(p.event, EmergencyNotice)
+            known = incidents.get(e.incident_id)
             if emergency_rules.check_order(known, e):
-                incidents[e["incident_id"]] = emergency_rules.apply_notice(known, e, rules, circle)
-                report = incidents[e["incident_id"]]["reports"][str(e["report_seq"])]
-                dispatches[p.key] = to_json(emergency_rules.dispatch_body(e, report))
-        elif (done := emergency_rules.apply_ack(known, e)) is not None:
-            incidents[e["incident_id"]] = done[0]
+                incident = incidents[e.incident_id] = emergency_rules.apply_notice(known, e, rules, circle)
+                report = incident.reports[str(e.report_seq)]
+                dispatch = plain(emergency_rules.dispatch(e, report, e.meta))  # its meta is left out
+                dispatches[p.key] = to_json({k: v for k, v in dispatch.items() if k != "meta"})
+        else:
+            a = typed(p.event, EmergencyAck)
+            if (done := emergency_rules.apply_ack(incidents.get(a.incident_id), a)) is not None:
+                incidents[a.incident_id] = done[0]
     return dispatches, emergency_rules.gauges(incidents.values(), NOW, circle.codes)
 
 

@@ -7,16 +7,20 @@ import calendar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.errors import Rejected
+from schemas.events import EmergencyAck
 from services.credit import rules as credit
 from services.credit.rules import add_months
 from services.emergency import rules as emergency
+from services.emergency.state import Incident
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from tests.unit import emsup_events
 from tests.unit.props import PROPS, beijing_instants, black_listing, edge_dates, general
 from topics.localtime import CIRCLE_TZ as TZ
 from topics.localtime import day_after_end, local_date
@@ -149,12 +153,14 @@ def test_reasons_decided_on_the_same_day_are_ordered_the_same_whatever_their_ord
 # --- deadlines: acks and feedback -------------------------------------------------------------
 
 
-def incident(level: str, sent: datetime) -> dict[str, Any]:
+def incident(level: str, sent: datetime) -> Incident:
     minutes = emergency.RULES.ack_minutes[level]
     slot = {"reason": "DECLARED", "deadline": (sent + timedelta(minutes=minutes)).isoformat(), "acked_at": None}
-    return {
+    state = {
         "incident_id": "I",
         "sender": "320100",
+        "subtype": "FLOOD",
+        "location_city": "320100",
         "closed": False,
         "last_seq": 1,
         "level": level,
@@ -169,16 +175,19 @@ def incident(level: str, sent: datetime) -> dict[str, Any]:
             },
         },
     }
+    return msgspec.convert(state, Incident)  # as a stored document of ISO strings reads
 
 
-def ack(at: datetime) -> dict[str, Any]:
-    return {
-        "meta": {"source_city": "340500"},
-        "incident_id": "I",
-        "report_seq": 1,
-        "city": "340500",
-        "acknowledged_at": at,
-    }
+def ack(at: datetime) -> EmergencyAck:
+    return emsup_events.ack(
+        {
+            "meta": {"source_city": "340500"},
+            "incident_id": "I",
+            "report_seq": 1,
+            "city": "340500",
+            "acknowledged_at": at,
+        }
+    )
 
 
 @PROPS
@@ -187,7 +196,7 @@ def test_an_ack_exactly_at_its_deadline_is_in_time(level: str, offset: int, skew
     sent = datetime(2026, 11, 22, tzinfo=UTC) + timedelta(seconds=offset)
     deadline = sent + timedelta(minutes=emergency.RULES.ack_minutes[level])
     silent = incident(level, sent)
-    slot = silent["reports"]["1"]["recipients"]["340500"]
+    slot = silent.reports["1"].recipients["340500"]
     # silent: PENDING through the deadline's instant, OVERDUE and alerted just after
     assert emergency.ack_status(slot, deadline) == "PENDING" and emergency.overdue(silent, deadline) == []
     assert emergency.ack_status(slot, deadline + MS) == "OVERDUE"
