@@ -11,11 +11,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from schemas.convert import to_json
+from schemas.events import Milestone
 from services.api.auth import Auth
 from services.api.problems import Problem
 from services.api.reads import ReadModel
@@ -32,6 +34,7 @@ from services.readmodel.tables import (
 )
 from services.sanctions import feedback
 from services.supervision import rules as supervision
+from services.supervision.state import Project
 from topics.circle import Circle
 from topics.clock import Clock
 from topics.localtime import local_date
@@ -122,24 +125,22 @@ def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
     }
 
 
-def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
-    """A project in the processor's shape (services/supervision/rules.py) from read-model rows."""
-    reported = {
-        r.milestone_id: {
-            "status": r.status,
-            "actual_date": r.actual_date.isoformat() if r.actual_date else None,
-            "progress_pct": r.progress_pct,
-            "issue": r.issue,
-        }
-        for r in report_rows
-    }
-    return {
-        **{f: getattr(plan, f) for f in supervision.PLAN_FIELDS},
-        "total_investment": plan.total_investment,
-        "milestones": {
-            m["milestone_id"]: supervision.milestone(m, reported.get(m["milestone_id"], {})) for m in plan.milestones
-        },
-    }
+def project_state(plan: Any, report_rows: list[Any]) -> Project:
+    """A project as the processor keeps it (services/supervision/state.py) from read-model rows:
+    the plan's row, and the newest report's row per milestone."""
+    reported = {r.milestone_id: r for r in report_rows}
+    planned = msgspec.convert(plan.milestones, list[Milestone])  # the plan's milestones, as JSON
+    return Project(
+        project_id=plan.project_id,
+        name=plan.name,
+        category=plan.category,
+        lead_city=plan.lead_city,
+        participating_cities=plan.participating_cities,
+        responsible_unit=plan.responsible_unit,
+        responsible_person=plan.responsible_person,
+        plan_year=plan.plan_year,
+        milestones={m.milestone_id: supervision.milestone(m, reported.get(m.milestone_id)) for m in planned},
+    )
 
 
 class Supervision:
@@ -170,7 +171,8 @@ class Supervision:
         if plan is None:
             return None
         reports = self.model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
-        return supervision.project_view(project_state(plan, reports), local_date(self.clock.now(), self.circle.tz))
+        today = local_date(self.clock.now(), self.circle.tz)
+        return supervision.project_view(project_state(plan, reports), today, total_investment=plan.total_investment)
 
     def list_counts(self) -> dict[str, int]:
         t = sanction_entries

@@ -43,12 +43,13 @@ from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import EmergencyAck, EmergencyNotice, plain, typed
+from schemas.events import EmergencyAck, EmergencyNotice, MilestoneReport, ProjectPlan, plain, typed
 from services.emergency import rules as emergency_rules
 from services.emergency.state import Incident
 from services.readmodel.db import make_engine, migrate
 from services.readmodel.tables import PROJECTIONS, metadata
 from services.supervision import rules as supervision_rules
+from services.supervision.state import Project
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import EVENT_TYPES, OWNER
 from topics.context import Context
@@ -168,16 +169,24 @@ def supervision_run(run: Run, producer: KafkaProducer) -> dict[str, dict[str, in
     run.before += [inputs.plan() for _ in range(40)] + actions[:80]
     run.after += [inputs.milestone() for _ in range(120)]
     run.after += [inputs.plan() for _ in range(20)] + actions[80:]
-    projects: dict[str, dict[str, Any]] = {}
+    projects: dict[str, Project] = {}
     for p in run.decoded(run.before + run.after):
-        apply = {"project.plan": supervision_rules.apply_plan, "project.milestone": supervision_rules.apply_report}
-        if p.event_type in apply:
-            try:
-                project = apply[p.event_type](projects.get(p.event["project_id"]), p.event)
-            except Rejected:
+        try:
+            if p.event_type == "project.plan":
+                plan = typed(p.event, ProjectPlan)
+                pid, project = plan.project_id, supervision_rules.apply_plan(projects.get(plan.project_id), plan)
+            elif p.event_type == "project.milestone":
+                report = typed(p.event, MilestoneReport)
+                pid, project = (
+                    report.project_id,
+                    supervision_rules.apply_report(projects.get(report.project_id), report),
+                )
+            else:
                 continue
-            if project is not None:
-                projects[p.event["project_id"]] = project
+        except Rejected:
+            continue
+        if project is not None:
+            projects[pid] = project
     return supervision_rules.city_counts(list(projects.values()), local_date(NOW, run.ctx.circle.tz))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec import structs
 
 from schemas.errors import Rejected
 from schemas.events import EmergencyAck
@@ -20,6 +21,7 @@ from services.emergency.state import Incident
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from services.supervision.state import Project
 from tests.unit import emsup_events
 from tests.unit.props import PROPS, beijing_instants, black_listing, edge_dates, general
 from topics.localtime import CIRCLE_TZ as TZ
@@ -256,10 +258,16 @@ def test_two_acks_or_two_feedbacks_at_the_same_instant_count_once(offset: int) -
 # --- milestones: 0, 30 and 31 days overdue -------------------------------------------------------
 
 
-def project(planned: date, status: str = "IN_PROGRESS") -> dict[str, Any]:
-    return {
+def project(planned: date, status: str = "IN_PROGRESS") -> Project:
+    state = {
         "project_id": "P",
+        "name": "n",
+        "category": "TRANSPORT",
         "lead_city": "320100",
+        "participating_cities": [],
+        "responsible_unit": "u",
+        "responsible_person": "p",
+        "plan_year": planned.year,
         "milestones": {
             "M1": {
                 "title": "t",
@@ -271,6 +279,7 @@ def project(planned: date, status: str = "IN_PROGRESS") -> dict[str, Any]:
             }
         },
     }
+    return msgspec.convert(state, Project)  # as a stored document of ISO strings reads
 
 
 @PROPS
@@ -289,6 +298,7 @@ def test_the_light_is_yellow_from_the_planned_day_through_30_days_overdue_and_re
 @given(edge_dates(), st.integers(-3, 3), st.integers(-3, 3))
 def test_done_on_the_planned_day_is_on_time_and_a_day_later_is_late(planned: date, done: int, late: int) -> None:
     p = project(planned, "DONE")
-    p["milestones"]["M1"]["actual_date"] = (planned + timedelta(days=done)).isoformat()
+    done_on = structs.replace(p.milestones["M1"], actual_date=planned + timedelta(days=done))
+    p = structs.replace(p, milestones={"M1": done_on})
     seen = supervision.assess(p, planned + timedelta(days=late))
     assert seen.states["M1"] == ("DONE_ON_TIME" if done <= 0 else "DONE_LATE") and seen.light == "GREEN"

@@ -25,6 +25,7 @@ from services.readmodel.tables import credit_profile_json, credit_profile_row, s
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from services.supervision.state import Project
 from tests.unit import emsup_events
 from tests.unit.props import PROPS, black_listing, edge_dates
 from topics.circle import load_circle
@@ -77,15 +78,15 @@ def project_history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], date]:
     return events, today
 
 
-def apply_project(events: list[dict[str, Any]]) -> dict[str, Any]:
-    project = supervision.apply_plan(None, events[0])
+def apply_project(events: list[dict[str, Any]]) -> Project:
+    project = supervision.apply_plan(None, emsup_events.plan(events[0]))
     assert project is not None
     for report in events[1:]:
-        project = supervision.apply_report(project, report) or project
+        project = supervision.apply_report(project, emsup_events.report(report)) or project
     return project
 
 
-def api_project(events: list[dict[str, Any]]) -> dict[str, Any]:
+def api_project(events: list[dict[str, Any]]) -> Project:
     """The project as the API rebuilds it from read-model rows: the plan, the newest report per milestone."""
     plan = events[0]
     row = SimpleNamespace(
@@ -111,15 +112,14 @@ def test_a_projects_states_gauges_alerts_view_and_light_agree(history: tuple[lis
     # the alerts: exactly the overdue milestones
     assert set(supervision.newly_overdue(project, today)) == overdue
     # the gauges: one count per milestone, in its state
-    counts = supervision.city_counts([project], today)[project["lead_city"]]
+    counts = supervision.city_counts([project], today)[project.lead_city]
     for state in supervision.STATES:
         assert counts[state] == sum(s == state for s in seen.states.values())
     assert counts["due"] == counts["OVERDUE"] + sum(
-        s.startswith("DONE") and date.fromisoformat(project["milestones"][mid]["planned_date"]) <= today
-        for mid, s in seen.states.items()
+        s.startswith("DONE") and project.milestones[mid].planned_date <= today for mid, s in seen.states.items()
     )
     # the light: GREEN exactly when nothing is overdue or blocked
-    blocked = any(m["status"] == "BLOCKED" for m in project["milestones"].values())
+    blocked = any(m.status == "BLOCKED" for m in project.milestones.values())
     worst = max((seen.days_overdue[mid] for mid in overdue), default=0)
     assert (seen.light == "GREEN") == (not overdue and not blocked)
     assert (seen.light == "RED") == (blocked or worst > supervision.RULES.red_after_days)
