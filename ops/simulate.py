@@ -22,6 +22,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
@@ -29,6 +30,7 @@ from kafka import KafkaProducer
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
+from schemas.events import EmergencyNotice, Meta, typed
 from services.emergency.rules import RULES as EMERGENCY_RULES
 from topics.context import Context
 from topics.localtime import local_date
@@ -113,7 +115,16 @@ class Simulation:
         if not self.send(city, "emergency.notice", body):
             return
         self.incidents.append(iid)
-        notice = {**body, "meta": {"source_city": city}}
+        now = datetime.now(UTC)
+        meta = Meta(
+            event_id=iid,  # only the city is read: the rules route by it
+            event_type="emergency.notice",
+            source_city=city,
+            source_system="tongcheng-simulate",
+            occurred_at=now,
+            published_at=now,
+        )
+        notice = typed({**body, "meta": meta}, EmergencyNotice)
         effective = EMERGENCY_RULES.effective_level(notice, self.ctx.circle)
         for recipient in EMERGENCY_RULES.recipients(notice, effective, self.ctx.circle):
             ack = {"incident_id": iid, "report_seq": 1, "city": recipient, "actions_taken": ["已接收"]}

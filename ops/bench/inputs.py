@@ -26,7 +26,16 @@ from msgspec.structs import replace
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
-from schemas.events import CreditProfile, Meta, SanctionEntry, SanctionFeedback, SanctionTracking, plain, typed
+from schemas.events import (
+    CreditProfile,
+    EmergencyNotice,
+    Meta,
+    SanctionEntry,
+    SanctionFeedback,
+    SanctionTracking,
+    plain,
+    typed,
+)
 from services.credit import rules as credit_rules
 from services.emergency import rules as emergency_rules
 from services.sanctions import feedback as sanction_feedback
@@ -204,13 +213,13 @@ class Inputs:
 
     def acks(self, notice: Prepared, share: float = 0.85) -> list[Prepared]:
         """Acknowledgements from the recipients the rules route the notice to (85% of them answer)."""
-        n = notice.event
+        n = typed(notice.event, EmergencyNotice)
         level = emergency_rules.RULES.effective_level(n, self.ctx.circle)
         out = []
         for city in emergency_rules.RULES.recipients(n, level, self.ctx.circle):
             if self.rng.random() < share:
                 body = {
-                    "incident_id": n["incident_id"],
+                    "incident_id": n.incident_id,
                     "report_seq": 1,
                     "city": city,
                     "actions_taken": ["已接收"],
@@ -221,19 +230,17 @@ class Inputs:
 
     def dispatch(self, notice: Prepared) -> Prepared:
         """The EmergencyDispatch the emergency processor emits for a notice."""
-        n = notice.event
+        n = typed(notice.event, EmergencyNotice)
         incident = emergency_rules.apply_notice(None, n, emergency_rules.RULES, self.ctx.circle)
-        body = {
-            "meta": self.meta(
-                "emergency.dispatch",
-                self.derived_id("dispatch", n["incident_id"], 1),
-                n["meta"]["source_city"],
-                "emergency",
-                n["meta"]["event_id"],
-            ),
-            **emergency_rules.dispatch_body(n, incident["reports"]["1"]),
-        }
-        return self.derived("emergency.dispatch", n["incident_id"], body)
+        meta = self.meta(
+            "emergency.dispatch",
+            self.derived_id("dispatch", n.incident_id, 1),
+            n.meta.source_city,
+            "emergency",
+            n.meta.event_id,
+        )
+        body = plain(emergency_rules.dispatch(n, incident.reports["1"], Meta(**meta)))
+        return self.derived("emergency.dispatch", n.incident_id, body)
 
     # --- projects and enforcement ----------------------------------------------------------------
 

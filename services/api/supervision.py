@@ -11,15 +11,18 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from schemas.convert import to_json
+from schemas.events import Milestone
 from services.api.auth import Auth
 from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.emergency import rules as emergency
+from services.emergency.state import Incident, Report, Slot
 from services.readmodel.tables import (
     emergency_acks,
     emergency_reports,
@@ -31,76 +34,78 @@ from services.readmodel.tables import (
 )
 from services.sanctions import feedback
 from services.supervision import rules as supervision
+from services.supervision.state import Project
 from topics.circle import Circle
 from topics.clock import Clock
 from topics.localtime import local_date
 
 
-def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, dict[str, Any]]:
-    """Incidents in the processors' shape (services/emergency/rules.py) from read-model rows."""
-    acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at).isoformat() for a in ack_rows}
-    out: dict[str, dict[str, Any]] = {}
+def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, Incident]:
+    """Incidents as the processor keeps them (services/emergency/state.py) from read-model rows."""
+    acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at) for a in ack_rows}
+    rows: dict[str, list[Any]] = defaultdict(list)
     for r in sorted(report_rows, key=lambda r: (r.incident_id, r.report_seq)):
-        inc = out.setdefault(
-            r.incident_id,
-            {
-                "incident_id": r.incident_id,
-                "sender": r.sender,
-                "subtype": r.subtype,
-                "location_city": r.location_city,
-                "reports": {},
-                "closed": False,
-                "last_seq": 0,
+        rows[r.incident_id].append(r)
+    out: dict[str, Incident] = {}
+    for iid, mine in rows.items():
+        first, last = mine[0], mine[-1]
+        out[iid] = Incident(
+            incident_id=iid,
+            sender=first.sender,
+            subtype=first.subtype,
+            location_city=first.location_city,
+            reports={
+                str(r.report_seq): Report(
+                    kind=r.report_kind,
+                    level=r.raised_from or r.effective_level,
+                    effective_level=r.effective_level,
+                    sent_at=utc(r.dispatched_at),
+                    recipients={
+                        rec["city"]: Slot(
+                            reason=rec["reason"],
+                            deadline=datetime.fromisoformat(rec["ack_deadline"].replace("Z", "+00:00")),
+                            acked_at=acked.get((iid, r.report_seq, rec["city"])),
+                        )
+                        for rec in r.recipients
+                    },
+                )
+                for r in mine
             },
+            closed=any(r.report_kind == "FINAL" for r in mine),
+            last_seq=last.report_seq,
+            level=last.effective_level,
         )
-        inc["reports"][str(r.report_seq)] = {
-            "kind": r.report_kind,
-            "effective_level": r.effective_level,
-            "raised_from": r.raised_from,
-            "sent_at": utc(r.dispatched_at).isoformat(),
-            "recipients": {
-                rec["city"]: {
-                    "reason": rec["reason"],
-                    "deadline": datetime.fromisoformat(rec["ack_deadline"].replace("Z", "+00:00")).isoformat(),
-                    "acked_at": acked.get((r.incident_id, r.report_seq, rec["city"])),
-                }
-                for rec in r.recipients
-            },
-        }
-        inc["last_seq"] = r.report_seq
-        inc["level"] = r.effective_level
-        inc["closed"] = inc["closed"] or r.report_kind == "FINAL"
     return out
 
 
-def ack_status(slot: dict[str, Any], now: datetime) -> str:
+def ack_status(slot: Slot, now: datetime) -> str:
     return emergency.ack_status(slot, now)
 
 
-def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
+def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
     cities: dict[str, list[str]] = defaultdict(list)
     reports = []
-    for seq, report in sorted(inc["reports"].items(), key=lambda kv: int(kv[0])):
+    for seq, report in sorted(inc.reports.items(), key=lambda kv: int(kv[0])):
         recipients = []
-        for city, slot in report["recipients"].items():
+        for city, slot in report.recipients.items():
             status = ack_status(slot, now)
             cities[city].append(status)
             recipients.append(
                 {
                     "city": city,
-                    "reason": slot["reason"],
-                    "ack_deadline": to_json(datetime.fromisoformat(slot["deadline"])),
-                    "acknowledged_at": to_json(datetime.fromisoformat(slot["acked_at"])) if slot["acked_at"] else None,
+                    "reason": slot.reason,
+                    "ack_deadline": to_json(slot.deadline),
+                    "acknowledged_at": to_json(slot.acked_at) if slot.acked_at else None,
                     "status": status,
                 }
             )
         reports.append(
             {
                 "report_seq": int(seq),
-                "report_kind": report["kind"],
-                "effective_level": report["effective_level"],
-                "raised_from": report["raised_from"],
-                "dispatched_at": to_json(datetime.fromisoformat(report["sent_at"])),
+                "report_kind": report.kind,
+                "effective_level": report.effective_level,
+                "raised_from": report.raised_from,
+                "dispatched_at": to_json(report.sent_at),
                 "recipients": recipients,
             }
         )
@@ -109,35 +114,33 @@ def incident_json(inc: dict[str, Any], now: datetime) -> dict[str, Any]:
         return next(s for s in ("OVERDUE", "PENDING", "ACKNOWLEDGED") if s in statuses)
 
     return {
-        "incident_id": inc["incident_id"],
-        "open": not inc["closed"],
-        "effective_level": inc["level"],
-        "sender": inc["sender"],
-        "subtype": inc["subtype"],
-        "location_city": inc["location_city"],
+        "incident_id": inc.incident_id,
+        "open": not inc.closed,
+        "effective_level": inc.level,
+        "sender": inc.sender,
+        "subtype": inc.subtype,
+        "location_city": inc.location_city,
         "acknowledgement": {city: worst(statuses) for city, statuses in sorted(cities.items())},
         "reports": reports,
     }
 
 
-def project_state(plan: Any, report_rows: list[Any]) -> dict[str, Any]:
-    """A project in the processor's shape (services/supervision/rules.py) from read-model rows."""
-    reported = {
-        r.milestone_id: {
-            "status": r.status,
-            "actual_date": r.actual_date.isoformat() if r.actual_date else None,
-            "progress_pct": r.progress_pct,
-            "issue": r.issue,
-        }
-        for r in report_rows
-    }
-    return {
-        **{f: getattr(plan, f) for f in supervision.PLAN_FIELDS},
-        "total_investment": plan.total_investment,
-        "milestones": {
-            m["milestone_id"]: supervision.milestone(m, reported.get(m["milestone_id"], {})) for m in plan.milestones
-        },
-    }
+def project_state(plan: Any, report_rows: list[Any]) -> Project:
+    """A project as the processor keeps it (services/supervision/state.py) from read-model rows:
+    the plan's row, and the newest report's row per milestone."""
+    reported = {r.milestone_id: r for r in report_rows}
+    planned = msgspec.convert(plan.milestones, list[Milestone])  # the plan's milestones, as JSON
+    return Project(
+        project_id=plan.project_id,
+        name=plan.name,
+        category=plan.category,
+        lead_city=plan.lead_city,
+        participating_cities=plan.participating_cities,
+        responsible_unit=plan.responsible_unit,
+        responsible_person=plan.responsible_person,
+        plan_year=plan.plan_year,
+        milestones={m.milestone_id: supervision.milestone(m, reported.get(m.milestone_id)) for m in planned},
+    )
 
 
 class Supervision:
@@ -148,7 +151,7 @@ class Supervision:
         self.circle = circle
         self.clock = clock
 
-    def incidents(self, open_only: bool) -> dict[str, dict[str, Any]]:
+    def incidents(self, open_only: bool) -> dict[str, Incident]:
         reports = sa.select(emergency_reports)
         acks = sa.select(emergency_acks)
         if open_only:
@@ -168,7 +171,8 @@ class Supervision:
         if plan is None:
             return None
         reports = self.model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
-        return supervision.project_view(project_state(plan, reports), local_date(self.clock.now(), self.circle.tz))
+        today = local_date(self.clock.now(), self.circle.tz)
+        return supervision.project_view(project_state(plan, reports), today, total_investment=plan.total_investment)
 
     def list_counts(self) -> dict[str, int]:
         t = sanction_entries

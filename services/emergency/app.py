@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
-from typing import Any
 
 import faust
 
+from schemas.events import EmergencyAck, EmergencyNotice, Meta
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.emergency import rules
 from services.emergency.rules import LEVELS
+from services.emergency.state import Incident
 from services.registry import processor
 from topics.context import Context
 from topics.metrics import Metrics
@@ -41,9 +41,9 @@ class EmergencyService(StreamService):
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
-        self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"))
-        self.agent("emergency.notice", self.each_event("emergency.notice", self.apply_notice))
-        self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack))
+        self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"), Incident)
+        self.agent("emergency.notice", self.each_event("emergency.notice", self.apply_notice, as_struct=True))
+        self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack, as_struct=True))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: incidents counted by level and unacknowledged reports, and filed by their earliest
@@ -51,40 +51,38 @@ class EmergencyService(StreamService):
         self.incidents.count_by(rules.labels)
         self.incidents.due_by(lambda incident, now: rules.next_deadline(incident))
 
-    async def apply_notice(self, event: Record, notice: dict[str, Any]) -> Verdict:
-        key = notice["incident_id"].encode()
+    async def apply_notice(self, event: Record, notice: EmergencyNotice) -> Verdict:
+        key = notice.incident_id.encode()
         incident = self.incidents.get(key)
         if not rules.check_order(incident, notice):
             return "duplicate"
         incident = rules.apply_notice(incident, notice, self.rules, self.ctx.circle)
         self.incidents[key] = incident
-        seq = notice["report_seq"]
-        report = incident["reports"][str(seq)]
-        body = {
-            "meta": self.proc.meta(
-                "emergency.dispatch",
-                str(uuid.uuid5(DISPATCH_NS, f"{notice['incident_id']}#{seq}")),
-                notice["meta"]["source_city"],
-                self.ctx.clock.now(),
-                notice["meta"]["event_id"],
-            ),
-            **rules.dispatch_body(notice, report),
-        }
-        await self.proc.emit("emergency.dispatch", notice["incident_id"], body)
+        seq = notice.report_seq
+        report = incident.reports[str(seq)]
+        meta = self.proc.meta(
+            "emergency.dispatch",
+            str(uuid.uuid5(DISPATCH_NS, f"{notice.incident_id}#{seq}")),
+            notice.meta.source_city,
+            self.ctx.clock.now(),
+            notice.meta.event_id,
+        )
+        await self.proc.emit("emergency.dispatch", notice.incident_id, rules.dispatch(notice, report, Meta(**meta)))
         return "applied"
 
-    async def apply_ack(self, event: Record, ack: dict[str, Any]) -> Verdict:
-        key = ack["incident_id"].encode()
+    async def apply_ack(self, event: Record, ack: EmergencyAck) -> Verdict:
+        key = ack.incident_id.encode()
         known = self.incidents.get(key)
         done = rules.apply_ack(known, ack)
         if done is None:
             return "duplicate"
         incident, report = done
         self.incidents[key] = incident
-        if known["reports"][str(ack["report_seq"])]["recipients"][ack["city"]]["acked_at"] is None:
+        before = known.reports[str(ack.report_seq)].recipients[ack.city] if known is not None else None
+        if before is not None and before.acked_at is None:
             # observed once per recipient and report: an earlier ack arriving later corrects the state only
-            waited = (ack["acknowledged_at"] - datetime.fromisoformat(report["sent_at"])).total_seconds()
-            self.metrics.emergency_ack_seconds.labels(level=report["effective_level"]).observe(max(waited, 0.0))
+            waited = (ack.acknowledged_at - report.sent_at).total_seconds()
+            self.metrics.emergency_ack_seconds.labels(level=report.effective_level).observe(max(waited, 0.0))
         return "applied"
 
     async def sweep(self) -> None:
@@ -93,11 +91,13 @@ class EmergencyService(StreamService):
         raised = 0
         for key in self.incidents.ready(now):
             incident = self.incidents.get(key)
-            late = rules.overdue(incident, now) if incident else []
+            if incident is None:
+                continue
+            late = rules.overdue(incident, now)
             if late:
                 incident = rules.mark_alerted(incident, late, now)
                 for seq, city, deadline in late:
-                    ref = f"{incident['incident_id']}#{seq}"
+                    ref = f"{incident.incident_id}#{seq}"
                     await emit_alert(
                         self.proc,
                         ALERT_NS,
@@ -105,13 +105,13 @@ class EmergencyService(StreamService):
                         f"{ref}/{city}",
                         city=city,
                         ref=ref,
-                        due_at=datetime.fromisoformat(deadline),
-                        source_city=incident["sender"],
+                        due_at=deadline,
+                        source_city=incident.sender,
                         now=now,
                     )
                 raised += len(late)
                 self.incidents[key] = incident
-            elif incident:
+            else:
                 self.incidents.touch(key)
         await self.proc.flush()
         if raised:

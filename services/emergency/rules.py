@@ -4,8 +4,9 @@
 declared city raises a notice to, the levels that fan out to bordering cities, and the subtypes
 that flow downstream. The border and river graphs come from the circle's data file.
 
-An incident's state (a JSON-able dict) holds its reports; each report holds its recipients with
-their reason, deadline, acknowledgement and alert.
+The rules take the input events as their Structs (schemas/events.py) and an incident's state as an
+`Incident` (services/emergency/state.py): its reports, each with its recipients, their reason,
+deadline, acknowledgement and alert. They return new Structs and never change one.
 """
 
 from __future__ import annotations
@@ -15,27 +16,42 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
+
+from msgspec import structs
 
 from schemas.errors import ConfigError, Reason, Rejected
+from schemas.events import (
+    EmergencyAck,
+    EmergencyDispatch,
+    EmergencyLevel,
+    EmergencyNotice,
+    Meta,
+    Recipient,
+    RecipientReason,
+)
+from services.emergency.state import AckStatus, Incident, Report, Slot
 from topics.circle import Circle
 from topics.datafile import check_sources, read_json
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "emergency_rules.json"
-LEVELS = ("I", "II", "III", "IV")  # most severe first
-REASON_RANK = {"DECLARED": 0, "DOWNSTREAM": 1, "ADJACENT": 2}  # the strongest reason first
+LEVELS: tuple[EmergencyLevel, ...] = ("I", "II", "III", "IV")  # most severe first
+#: the strongest reason first
+REASON_RANK: dict[RecipientReason, int] = {"DECLARED": 0, "DOWNSTREAM": 1, "ADJACENT": 2}
+#: a moment after every deadline
+_END = datetime.max.replace(tzinfo=UTC)
 
 
-def more_severe(a: str, b: str) -> str:
+def more_severe(a: EmergencyLevel, b: EmergencyLevel) -> EmergencyLevel:
     return a if LEVELS.index(a) <= LEVELS.index(b) else b
 
 
 @dataclass(frozen=True)
 class EmergencyRules:
-    ack_minutes: dict[str, int]
-    raise_other_province: str
-    raise_other_member: str
-    fanout_levels: frozenset[str]
+    ack_minutes: dict[EmergencyLevel, int]
+    raise_other_province: EmergencyLevel
+    raise_other_member: EmergencyLevel
+    fanout_levels: frozenset[EmergencyLevel]
     downstream_subtypes: frozenset[str]
     #: each entry's source, by its path in the file (`ack_minutes.I`, ...)
     sources: dict[str, str]
@@ -44,10 +60,11 @@ class EmergencyRules:
     def load(cls, path: Path = RULES_FILE) -> EmergencyRules:
         raw = read_json(path, "emergency rules")
 
-        def level(value: Any, where: str) -> str:
-            if value not in LEVELS:
-                raise ConfigError(f"{path}: {where}: {value!r} is not a level ({', '.join(LEVELS)})")
-            return str(value)
+        def level(value: object, where: str) -> EmergencyLevel:
+            for known in LEVELS:
+                if value == known:
+                    return known
+            raise ConfigError(f"{path}: {where}: {value!r} is not a level ({', '.join(LEVELS)})")
 
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: must be a JSON object")
@@ -65,7 +82,7 @@ class EmergencyRules:
         if not isinstance(subtypes, list) or not all(isinstance(s, str) for s in subtypes):
             raise ConfigError(f"{path}: downstream_subtypes: must be a list of subtypes")
         loaded = cls(
-            {k: int(v) for k, v in minutes.items()},
+            {level(k, f"ack_minutes.{k}"): int(v) for k, v in minutes.items()},
             level(raise_to.get("other_province"), "raise_to.other_province"),
             level(raise_to.get("other_member"), "raise_to.other_member"),
             frozenset(level(v, f"border_fanout_levels[{i}]") for i, v in enumerate(fanout)),
@@ -77,203 +94,213 @@ class EmergencyRules:
             loaded, sources=check_sources(raw, [*entries, "border_fanout_levels", "downstream_subtypes"], path)
         )
 
-    def effective_level(self, notice: dict[str, Any], circle: Circle) -> str:
+    def effective_level(self, notice: EmergencyNotice, circle: Circle) -> EmergencyLevel:
         """The notice's level, raised by the declared affected cities (other province, other member)."""
-        level = notice["level"]
-        home = notice["location"]["city"]
+        level = notice.level
+        home = notice.location.city
         province = circle.province_of(home)
-        for city in notice["affected_cities"]:
+        for city in notice.affected_cities:
             if city == home:
                 continue
             floor = self.raise_other_province if circle.province_of(city) != province else self.raise_other_member
             level = more_severe(level, floor)
         return level
 
-    def recipients(self, notice: dict[str, Any], level: str, circle: Circle) -> dict[str, str]:
+    def recipients(self, notice: EmergencyNotice, level: EmergencyLevel, circle: Circle) -> dict[str, RecipientReason]:
         """city -> reason (DECLARED, DOWNSTREAM or ADJACENT, the strongest); never the sender."""
-        home = notice["location"]["city"]
-        found: dict[str, str] = {}
+        home = notice.location.city
+        found: dict[str, RecipientReason] = {}
 
-        def add(city: str, reason: str) -> None:
+        def add(city: str, reason: RecipientReason) -> None:
             if city not in found or REASON_RANK[reason] < REASON_RANK[found[city]]:
                 found[city] = reason
 
-        for city in notice["affected_cities"]:
+        for city in notice.affected_cities:
             add(city, "DECLARED")
         if level in self.fanout_levels:
             for city in circle.neighbours(home):
                 add(city, "ADJACENT")
-        if notice["subtype"] in self.downstream_subtypes:
+        if notice.subtype in self.downstream_subtypes:
             for city in circle.downstream(home):
                 add(city, "DOWNSTREAM")
-        found.pop(notice["meta"]["source_city"], None)
+        found.pop(notice.meta.source_city, None)
         return {city: found[city] for city in circle.codes if city in found}
 
-    def deadline(self, level: str, sent_at: datetime) -> datetime:
+    def deadline(self, level: EmergencyLevel, sent_at: datetime) -> datetime:
         return sent_at + timedelta(minutes=self.ack_minutes[level])
 
 
 RULES = EmergencyRules.load()
 
 
-def check_order(incident: dict[str, Any] | None, notice: dict[str, Any]) -> bool:
+def check_order(incident: Incident | None, notice: EmergencyNotice) -> bool:
     """Whether a report may be applied; False for a redelivery. Raises Rejected when out of order."""
-    seq, kind = notice["report_seq"], notice["report_kind"]
-    iid = notice["incident_id"]
+    seq, kind = notice.report_seq, notice.report_kind
+    iid = notice.incident_id
     if incident is None:
         if kind != "INITIAL":
             raise Rejected(Reason.REPORT_OUT_OF_ORDER, f"{iid}: the first report must be INITIAL, not {kind}")
         return True
-    known = incident["reports"].get(str(seq))
-    if known is not None and known["event_id"] == notice["meta"]["event_id"]:
+    known = incident.reports.get(str(seq))
+    if known is not None and known.event_id == notice.meta.event_id:
         return False
-    sender = notice["meta"]["source_city"]
-    if sender != incident["sender"]:
+    sender = notice.meta.source_city
+    if sender != incident.sender:
         raise Rejected(
             Reason.NOT_OWNER,
-            f"{iid} was reported by city {incident['sender']}; city {sender} cannot send its {kind}",
+            f"{iid} was reported by city {incident.sender}; city {sender} cannot send its {kind}",
             "meta.source_city",
         )
-    if incident["closed"]:
+    if incident.closed:
         raise Rejected(
-            Reason.INCIDENT_CLOSED, f"{iid} was closed by its FINAL report {incident['last_seq']}; {kind} {seq} refused"
+            Reason.INCIDENT_CLOSED, f"{iid} was closed by its FINAL report {incident.last_seq}; {kind} {seq} refused"
         )
-    if seq <= incident["last_seq"]:
+    if seq <= incident.last_seq:
         raise Rejected(
-            Reason.REPORT_OUT_OF_ORDER, f"{iid}: report_seq {seq} does not follow {incident['last_seq']}", "report_seq"
+            Reason.REPORT_OUT_OF_ORDER, f"{iid}: report_seq {seq} does not follow {incident.last_seq}", "report_seq"
         )
     if kind == "INITIAL":
-        raise Rejected(Reason.REPORT_OUT_OF_ORDER, f"{iid}: INITIAL after report {incident['last_seq']}", "report_kind")
+        raise Rejected(Reason.REPORT_OUT_OF_ORDER, f"{iid}: INITIAL after report {incident.last_seq}", "report_kind")
     return True
 
 
-def apply_notice(
-    incident: dict[str, Any] | None, notice: dict[str, Any], rules: EmergencyRules, circle: Circle
-) -> dict[str, Any]:
+def apply_notice(incident: Incident | None, notice: EmergencyNotice, rules: EmergencyRules, circle: Circle) -> Incident:
     """The incident with one report added (after `check_order`)."""
-    sent_at = notice["meta"]["published_at"]
+    meta = notice.meta
+    sent_at = meta.published_at
     level = rules.effective_level(notice, circle)
-    deadline = rules.deadline(level, sent_at).isoformat()
-    report = {
-        "event_id": notice["meta"]["event_id"],
-        "kind": notice["report_kind"],
-        "level": notice["level"],
-        "effective_level": level,
-        "sent_at": sent_at.isoformat(),
-        "recipients": {
-            city: {"reason": reason, "deadline": deadline, "acked_at": None, "alerted_at": None}
+    deadline = rules.deadline(level, sent_at)
+    report = Report(
+        event_id=meta.event_id,
+        kind=notice.report_kind,
+        level=notice.level,
+        effective_level=level,
+        sent_at=sent_at,
+        recipients={
+            city: Slot(reason=reason, deadline=deadline)
             for city, reason in rules.recipients(notice, level, circle).items()
         },
-    }
-    base = incident or {
-        "incident_id": notice["incident_id"],
-        "sender": notice["meta"]["source_city"],
-        "category": notice["category"],
-        "subtype": notice["subtype"],
-        "location_city": notice["location"]["city"],
-        "reports": {},
-        "closed": False,
-        "last_seq": 0,
-    }
-    return {
-        **base,
-        "reports": {**base["reports"], str(notice["report_seq"]): report},
-        "last_seq": notice["report_seq"],
-        "level": level,
-        "closed": notice["report_kind"] == "FINAL",
-    }
+    )
+    seq = notice.report_seq
+    closed = notice.report_kind == "FINAL"
+    if incident is None:
+        return Incident(
+            incident_id=notice.incident_id,
+            sender=meta.source_city,
+            category=notice.category,
+            subtype=notice.subtype,
+            location_city=notice.location.city,
+            reports={str(seq): report},
+            closed=closed,
+            last_seq=seq,
+            level=level,
+        )
+    return structs.replace(
+        incident, reports={**incident.reports, str(seq): report}, closed=closed, last_seq=seq, level=level
+    )
 
 
-def dispatch_body(notice: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The EmergencyDispatch event of one report (as `apply_notice` recorded it), but for its `meta`."""
-    return {
-        "incident_id": notice["incident_id"],
-        "report_seq": notice["report_seq"],
-        "effective_level": report["effective_level"],
-        "raised_from": report["level"] if report["level"] != report["effective_level"] else None,
-        "recipients": [
-            {"city": city, "reason": slot["reason"], "ack_deadline": datetime.fromisoformat(slot["deadline"])}
-            for city, slot in report["recipients"].items()
-        ],
-        "report_kind": notice["report_kind"],
-        "subtype": notice["subtype"],
-        "location_city": notice["location"]["city"],
-    }
+def dispatch_recipients(report: Report) -> list[Recipient]:
+    """The recipients of a report as its EmergencyDispatch names them, in the report's order."""
+    return [
+        Recipient(city=city, reason=slot.reason, ack_deadline=slot.deadline) for city, slot in report.recipients.items()
+    ]
 
 
-def apply_ack(incident: dict[str, Any] | None, ack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def dispatch(notice: EmergencyNotice, report: Report, meta: Meta) -> EmergencyDispatch:
+    """The EmergencyDispatch event of one report (as `apply_notice` recorded it), with its `meta`."""
+    return EmergencyDispatch(
+        meta=meta,
+        incident_id=notice.incident_id,
+        report_seq=notice.report_seq,
+        effective_level=report.effective_level,
+        raised_from=report.raised_from,
+        recipients=dispatch_recipients(report),
+        report_kind=notice.report_kind,
+        subtype=notice.subtype,
+        location_city=notice.location.city,
+    )
+
+
+def apply_ack(incident: Incident | None, ack: EmergencyAck) -> tuple[Incident, Report] | None:
     """(incident, the report acknowledged) with the ack recorded; None for a repeat. Raises Rejected.
 
     A recipient's acknowledgement is its earliest `acknowledged_at`: a later or equal one is a
     repeat, an earlier one (arriving after) replaces it, so the final state does not depend on the
     order acks arrive in.
     """
-    iid, seq, city = ack["incident_id"], ack["report_seq"], ack["city"]
-    if ack["meta"]["source_city"] != city:
-        raise Rejected(
-            Reason.NOT_OWNER, f"an ack for city {city} was sent by city {ack['meta']['source_city']}", "city"
-        )
+    iid, seq, city = ack.incident_id, ack.report_seq, ack.city
+    if ack.meta.source_city != city:
+        raise Rejected(Reason.NOT_OWNER, f"an ack for city {city} was sent by city {ack.meta.source_city}", "city")
     if incident is None:
         raise Rejected(Reason.UNKNOWN_INCIDENT, f"no incident {iid}", "incident_id")
-    report = incident["reports"].get(str(seq))
+    report = incident.reports.get(str(seq))
     if report is None:
         raise Rejected(Reason.UNKNOWN_REPORT, f"{iid} has no report {seq}", "report_seq")
-    slot = report["recipients"].get(city)
+    slot = report.recipients.get(city)
     if slot is None:
         raise Rejected(
             Reason.NOT_OWNER,
-            f"{city} is not a recipient of {iid} report {seq} "
-            f"(recipients: {', '.join(report['recipients']) or 'none'})",
+            f"{city} is not a recipient of {iid} report {seq} (recipients: {', '.join(report.recipients) or 'none'})",
             "city",
         )
-    if slot["acked_at"] is not None and datetime.fromisoformat(slot["acked_at"]) <= ack["acknowledged_at"]:
+    if slot.acked_at is not None and slot.acked_at <= ack.acknowledged_at:
         return None
-    slot = {**slot, "acked_at": ack["acknowledged_at"].isoformat()}
-    report = {**report, "recipients": {**report["recipients"], city: slot}}
-    return {**incident, "reports": {**incident["reports"], str(seq): report}}, report
+    slot = structs.replace(slot, acked_at=ack.acknowledged_at)
+    report = structs.replace(report, recipients={**report.recipients, city: slot})
+    return structs.replace(incident, reports={**incident.reports, str(seq): report}), report
 
 
-def missed(slot: dict[str, Any], now: datetime) -> bool:
+def missed(slot: Slot, now: datetime) -> bool:
     """Whether a recipient missed its deadline as of `now`: the deadline has passed (strictly: an
     ack at the very deadline is in time) with no ack, or with an ack after it."""
-    deadline = datetime.fromisoformat(slot["deadline"])
-    if slot["acked_at"] is not None:
-        return datetime.fromisoformat(slot["acked_at"]) > deadline
-    return deadline < now
+    if slot.acked_at is not None:
+        return slot.acked_at > slot.deadline
+    return slot.deadline < now
 
 
-def ack_status(slot: dict[str, Any], now: datetime) -> str:
+def ack_status(slot: Slot, now: datetime) -> AckStatus:
     """ACKNOWLEDGED, OVERDUE (no ack and the deadline has passed) or PENDING, as the API shows it."""
-    if slot["acked_at"] is not None:
+    if slot.acked_at is not None:
         return "ACKNOWLEDGED"
     return "OVERDUE" if missed(slot, now) else "PENDING"
 
 
-def overdue(incident: dict[str, Any], now: datetime) -> list[tuple[str, str, str]]:
-    """(report_seq, city, deadline) of every recipient that missed its deadline (no ack by it, or an
-    ack after it) and has not been alerted yet: each missed deadline raises one alert."""
+class Late(NamedTuple):
+    """A recipient that missed its deadline for one report."""
+
+    seq: str  # the report's report_seq, as the incident's `reports` key it
+    city: str
+    deadline: datetime
+
+
+def overdue(incident: Incident, now: datetime) -> list[Late]:
+    """Every recipient that missed its deadline (no ack by it, or an ack after it) and has not been
+    alerted yet: each missed deadline raises one alert."""
     out = []
-    for seq, report in incident["reports"].items():
-        for city, slot in report["recipients"].items():
-            if slot["alerted_at"] is None and missed(slot, now) and datetime.fromisoformat(slot["deadline"]) < now:
-                out.append((seq, city, slot["deadline"]))
+    for seq, report in incident.reports.items():
+        for city, slot in report.recipients.items():
+            if slot.alerted_at is None and missed(slot, now) and slot.deadline < now:
+                out.append(Late(seq, city, slot.deadline))
     return out
 
 
-def mark_alerted(incident: dict[str, Any], which: list[tuple[str, str, str]], now: datetime) -> dict[str, Any]:
-    reports = {seq: {**r, "recipients": dict(r["recipients"])} for seq, r in incident["reports"].items()}
+def mark_alerted(incident: Incident, which: Iterable[Late], now: datetime) -> Incident:
+    reports = dict(incident.reports)
     for seq, city, _ in which:
-        reports[seq]["recipients"][city] = {**reports[seq]["recipients"][city], "alerted_at": now.isoformat()}
-    return {**incident, "reports": reports}
+        report = reports[seq]
+        slot = structs.replace(report.recipients[city], alerted_at=now)
+        reports[seq] = structs.replace(report, recipients={**report.recipients, city: slot})
+    return structs.replace(incident, reports=reports)
 
 
-def next_deadline(incident: dict[str, Any]) -> datetime | None:
+def next_deadline(incident: Incident) -> datetime | None:
     """The earliest deadline still to watch (not yet alerted, and not acknowledged in time), or None."""
     pending = [
-        datetime.fromisoformat(slot["deadline"])
-        for report in incident["reports"].values()
-        for slot in report["recipients"].values()
-        if slot["alerted_at"] is None and (slot["acked_at"] is None or missed(slot, datetime.max.replace(tzinfo=UTC)))
+        slot.deadline
+        for report in incident.reports.values()
+        for slot in report.recipients.values()
+        if slot.alerted_at is None and (slot.acked_at is None or missed(slot, _END))
     ]
     return min(pending) if pending else None
 
@@ -287,11 +314,11 @@ class Gauges:
     ack_overdue: dict[str, int]  # by city
 
 
-def labels(incident: dict[str, Any], now: datetime) -> list[str]:
+def labels(incident: Incident, now: datetime) -> list[str]:
     """What one incident counts toward in the gauges: its level while open, and per city each
     report it has yet to acknowledge (`waiting:`) and each of those past its deadline (`late:`);
     the incidents table keeps these counts with the state, changed by each write."""
-    out = [] if incident["closed"] else [f"open:{incident['level']}"]
+    out = [] if incident.closed else [f"open:{incident.level}"]
     for city, n in unacknowledged(incident).items():
         out += [f"waiting:{city}"] * n
     for city, n in unacknowledged(incident, past=now).items():
@@ -308,20 +335,20 @@ def gauges_of(counts: dict[str, int], cities: Iterable[str]) -> Gauges:
     )
 
 
-def gauges(incidents: Iterable[dict[str, Any]], now: datetime, cities: Iterable[str]) -> Gauges:
+def gauges(incidents: Iterable[Incident], now: datetime, cities: Iterable[str]) -> Gauges:
     """The emergency gauges as one function of the incidents and the clock (the sum of their labels)."""
     return gauges_of(Counter(label for incident in incidents for label in labels(incident, now)), cities)
 
 
-def unacknowledged(incident: dict[str, Any], past: datetime | None = None) -> dict[str, int]:
+def unacknowledged(incident: Incident, past: datetime | None = None) -> dict[str, int]:
     """Per city, the reports it has yet to acknowledge: of an open incident all of them, of a
     closed one its FINAL report only. With `past`, only those whose deadline had passed by then
     (strictly before it, as `ack_status` says OVERDUE)."""
     out: dict[str, int] = {}
-    for seq, report in incident["reports"].items():
-        if incident["closed"] and int(seq) != incident["last_seq"]:
+    for seq, report in incident.reports.items():
+        if incident.closed and int(seq) != incident.last_seq:
             continue
-        for city, slot in report["recipients"].items():
-            if slot["acked_at"] is None and (past is None or missed(slot, past)):
+        for city, slot in report.recipients.items():
+            if slot.acked_at is None and (past is None or missed(slot, past)):
                 out[city] = out.get(city, 0) + 1
     return out

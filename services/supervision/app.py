@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 import faust
 
+from schemas.events import EnforcementAction, MilestoneReport, ProjectPlan
 from services.common.actions import was_closed
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from services.supervision import rules
+from services.supervision.state import ClosedAction, Project
 from topics.context import Context
 from topics.localtime import day_start, local_date
 from topics.metrics import Metrics
@@ -32,6 +34,7 @@ from topics.settings import Settings
 SERVICE = "supervision"
 ALERT_NS = uuid.UUID("c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e13")
 log = logging.getLogger("tongcheng.supervision")
+E = TypeVar("E", ProjectPlan, MilestoneReport)
 
 
 class SupervisionService(StreamService):
@@ -40,24 +43,26 @@ class SupervisionService(StreamService):
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
         partitions = self.partitions("project.plan")
-        self.projects = self.proc.table("projects", partitions)
-        self.actions = self.proc.table("closed-actions", partitions)
+        self.projects = self.proc.table("projects", partitions, Project)
+        self.actions = self.proc.table("closed-actions", partitions, ClosedAction)
         #: projects counted by their milestones' states, and filed by the next day one changes
         tz = ctx.circle.tz
         self.projects.count_by(lambda project, now: rules.labels(project, local_date(now, tz)))
         self.projects.due_by(lambda project, now: rules.next_look(project, local_date(now, tz)))
-        self.agent("project.plan", self.each_event("project.plan", self.apply_plan))
-        self.agent("project.milestone", self.each_event("project.milestone", self.apply_report))
-        self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action))
+        self.agent("project.plan", self.each_event("project.plan", self.apply_plan, as_struct=True))
+        self.agent("project.milestone", self.each_event("project.milestone", self.apply_report, as_struct=True))
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action, as_struct=True))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
 
-    async def apply_plan(self, event: Record, plan: dict[str, Any]) -> Verdict:
-        return self.update_project(plan["project_id"], rules.apply_plan, plan)
+    async def apply_plan(self, event: Record, plan: ProjectPlan) -> Verdict:
+        return self.update_project(plan.project_id, rules.apply_plan, plan)
 
-    async def apply_report(self, event: Record, report: dict[str, Any]) -> Verdict:
-        return self.update_project(report["project_id"], rules.apply_report, report)
+    async def apply_report(self, event: Record, report: MilestoneReport) -> Verdict:
+        return self.update_project(report.project_id, rules.apply_report, report)
 
-    def update_project(self, project_id: str, apply: Any, event: dict[str, Any]) -> Verdict:
+    def update_project(
+        self, project_id: str, apply: Callable[[Project | None, E], Project | None], event: E
+    ) -> Verdict:
         key = project_id.encode()
         project = apply(self.projects.get(key), event)
         if project is None:
@@ -65,14 +70,14 @@ class SupervisionService(StreamService):
         self.projects[key] = project
         return "applied"
 
-    async def count_action(self, event: Record, action: dict[str, Any]) -> Verdict:
-        if action["status"] != "CLOSED":
+    async def count_action(self, event: Record, action: EnforcementAction) -> Verdict:
+        if action.status != "CLOSED":
             return "applied"
-        key = action["action_id"].encode()
+        key = action.action_id.encode()
         if was_closed(self.actions.get(key)):
             return "duplicate"
-        self.actions[key] = {"domain": action["domain"], "event_id": action["meta"]["event_id"]}
-        self.metrics.enforcement_actions.labels(domain=action["domain"]).inc()
+        self.actions[key] = ClosedAction(domain=action.domain, event_id=action.meta.event_id)
+        self.metrics.enforcement_actions.labels(domain=action.domain).inc()
         return "applied"
 
     async def sweep(self) -> None:
@@ -82,28 +87,30 @@ class SupervisionService(StreamService):
         raised = 0
         for key in self.projects.ready(today):  # only the projects whose next look has come
             project = self.projects.get(key)
-            late = rules.newly_overdue(project, today) if project else []
+            if project is None:
+                continue
+            late = rules.newly_overdue(project, today)
             if late:
-                project = rules.mark_alerted(project, late, now.isoformat())
+                project = rules.mark_alerted(project, late, now)
                 self.projects[key] = project
                 for mid in late:
-                    ref = f"{project['project_id']}/{mid}"
-                    planned = date.fromisoformat(project["milestones"][mid]["planned_date"])
+                    ref = f"{project.project_id}/{mid}"
+                    planned = project.milestones[mid].planned_date
                     await emit_alert(
                         self.proc,
                         ALERT_NS,
                         "MILESTONE_OVERDUE",
                         ref,
-                        city=project["lead_city"],
+                        city=project.lead_city,
                         ref=ref,
                         # a milestone is due from the start of its planned day, local time (DESIGN.md:
                         # planned_date on or before today, a local date)
                         due_at=day_start(planned, self.ctx.circle.tz),
-                        source_city=project["lead_city"],
+                        source_city=project.lead_city,
                         now=now,
                     )
                 raised += len(late)
-            elif project:
+            else:
                 self.projects.touch(key)
         await self.proc.flush()
         if raised:

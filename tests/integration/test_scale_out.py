@@ -43,10 +43,13 @@ from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.convert import to_json
 from schemas.errors import Rejected
+from schemas.events import EmergencyAck, EmergencyNotice, MilestoneReport, ProjectPlan, plain, typed
 from services.emergency import rules as emergency_rules
+from services.emergency.state import Incident
 from services.readmodel.db import make_engine, migrate
 from services.readmodel.tables import PROJECTIONS, metadata
 from services.supervision import rules as supervision_rules
+from services.supervision.state import Project
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import EVENT_TYPES, OWNER
 from topics.context import Context
@@ -139,19 +142,22 @@ def emergency_run(run: Run, producer: KafkaProducer) -> tuple[dict[bytes, dict[s
     for notice in run.before:
         run.after += inputs.acks(notice)
     run.after += [inputs.notice() for _ in range(60)]
-    incidents: dict[str, dict[str, Any]] = {}
+    incidents: dict[str, Incident] = {}
     dispatches: dict[bytes, dict[str, Any]] = {}
     rules, circle = emergency_rules.RULES, run.ctx.circle
     for p in run.decoded(run.before + run.after):  # an incident's acks follow its notice
-        e = p.event
-        known = incidents.get(e["incident_id"])
         if p.event_type == "emergency.notice":
+            e = typed(p.event, EmergencyNotice)
+            known = incidents.get(e.incident_id)
             if emergency_rules.check_order(known, e):
-                incidents[e["incident_id"]] = emergency_rules.apply_notice(known, e, rules, circle)
-                report = incidents[e["incident_id"]]["reports"][str(e["report_seq"])]
-                dispatches[p.key] = to_json(emergency_rules.dispatch_body(e, report))
-        elif (done := emergency_rules.apply_ack(known, e)) is not None:
-            incidents[e["incident_id"]] = done[0]
+                incident = incidents[e.incident_id] = emergency_rules.apply_notice(known, e, rules, circle)
+                report = incident.reports[str(e.report_seq)]
+                dispatch = plain(emergency_rules.dispatch(e, report, e.meta))  # its meta is left out
+                dispatches[p.key] = to_json({k: v for k, v in dispatch.items() if k != "meta"})
+        else:
+            a = typed(p.event, EmergencyAck)
+            if (done := emergency_rules.apply_ack(incidents.get(a.incident_id), a)) is not None:
+                incidents[a.incident_id] = done[0]
     return dispatches, emergency_rules.gauges(incidents.values(), NOW, circle.codes)
 
 
@@ -163,16 +169,24 @@ def supervision_run(run: Run, producer: KafkaProducer) -> dict[str, dict[str, in
     run.before += [inputs.plan() for _ in range(40)] + actions[:80]
     run.after += [inputs.milestone() for _ in range(120)]
     run.after += [inputs.plan() for _ in range(20)] + actions[80:]
-    projects: dict[str, dict[str, Any]] = {}
+    projects: dict[str, Project] = {}
     for p in run.decoded(run.before + run.after):
-        apply = {"project.plan": supervision_rules.apply_plan, "project.milestone": supervision_rules.apply_report}
-        if p.event_type in apply:
-            try:
-                project = apply[p.event_type](projects.get(p.event["project_id"]), p.event)
-            except Rejected:
+        try:
+            if p.event_type == "project.plan":
+                plan = typed(p.event, ProjectPlan)
+                pid, project = plan.project_id, supervision_rules.apply_plan(projects.get(plan.project_id), plan)
+            elif p.event_type == "project.milestone":
+                report = typed(p.event, MilestoneReport)
+                pid, project = (
+                    report.project_id,
+                    supervision_rules.apply_report(projects.get(report.project_id), report),
+                )
+            else:
                 continue
-            if project is not None:
-                projects[p.event["project_id"]] = project
+        except Rejected:
+            continue
+        if project is not None:
+            projects[pid] = project
     return supervision_rules.city_counts(list(projects.values()), local_date(NOW, run.ctx.circle.tz))
 
 

@@ -7,28 +7,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from msgspec import structs
 
 from schemas.errors import Reason, Rejected
+from schemas.events import EmergencyAck, EmergencyNotice
 from services.emergency import rules
 from services.emergency.rules import RULES
+from tests.unit import emsup_events
 from topics.circle import load_circle
 
 CIRCLE = load_circle()
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
 
-def notice(city: str = "340200", level: str = "III", subtype: str = "WATER_POLLUTION", **kw: Any) -> dict[str, Any]:
-    return {
-        "meta": {"source_city": kw.pop("sender", city), "event_id": kw.pop("event_id", "n1"), "published_at": T0},
-        "incident_id": "INC-1",
-        "report_seq": kw.pop("seq", 1),
-        "report_kind": kw.pop("kind", "INITIAL"),
-        "category": "ACCIDENT",
-        "subtype": subtype,
-        "level": level,
-        "location": {"city": city},
-        "affected_cities": kw.pop("declared", []),
-    }
+def notice(city: str = "340200", level: str = "III", subtype: str = "WATER_POLLUTION", **kw: Any) -> EmergencyNotice:
+    return emsup_events.notice(
+        {
+            "meta": {"source_city": kw.pop("sender", city), "event_id": kw.pop("event_id", "n1"), "published_at": T0},
+            "incident_id": "INC-1",
+            "report_seq": kw.pop("seq", 1),
+            "report_kind": kw.pop("kind", "INITIAL"),
+            "category": "ACCIDENT",
+            "subtype": subtype,
+            "level": level,
+            "location": {"city": city},
+            "affected_cities": kw.pop("declared", []),
+        }
+    )
 
 
 def test_water_pollution_at_wuhu_goes_downstream_and_to_its_neighbours() -> None:
@@ -86,14 +91,16 @@ def test_only_the_reporting_city_updates_or_closes_its_incident(kind: str) -> No
     assert rules.check_order(first, notice(seq=2, event_id="n5", kind=kind)) is True
 
 
-def ack(city: str, seq: int = 1, at: datetime = T0 + timedelta(minutes=10)) -> dict[str, Any]:
-    return {
-        "meta": {"source_city": city},
-        "incident_id": "INC-1",
-        "report_seq": seq,
-        "city": city,
-        "acknowledged_at": at,
-    }
+def ack(city: str, seq: int = 1, at: datetime = T0 + timedelta(minutes=10)) -> EmergencyAck:
+    return emsup_events.ack(
+        {
+            "meta": {"source_city": city},
+            "incident_id": "INC-1",
+            "report_seq": seq,
+            "city": city,
+            "acknowledged_at": at,
+        }
+    )
 
 
 def test_acks_and_one_alert_per_silent_recipient() -> None:
@@ -105,7 +112,7 @@ def test_acks_and_one_alert_per_silent_recipient() -> None:
     for bad, reason in (
         (ack("320800"), Reason.NOT_OWNER),
         (ack("320100", seq=9), Reason.UNKNOWN_REPORT),
-        ({**ack("320100"), "city": "340500"}, Reason.NOT_OWNER),
+        (structs.replace(ack("320100"), city="340500"), Reason.NOT_OWNER),
     ):
         with pytest.raises(Rejected) as info:
             rules.apply_ack(incident, bad)

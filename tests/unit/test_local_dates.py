@@ -22,6 +22,8 @@ from services.credit import rules as credit
 from services.readmodel.tables import metadata, project_plans
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from services.supervision.state import Project
+from tests.unit import emsup_events
 from tests.unit.props import META, credit_profile, general, list_entry
 from topics.circle import DATA_DIR, CircleFileError, load_circle
 from topics.clock import ManualClock
@@ -128,7 +130,7 @@ def test_a_closed_action_is_decided_on_its_local_date() -> None:
     assert before["decision_date"] == DAY and after["decision_date"] == DAY + timedelta(days=1)
 
 
-def project(planned: date) -> dict[str, Any]:
+def project(planned: date) -> Project:
     plan = {
         "meta": {"event_id": "p1", "source_city": "320100"},
         "project_id": "P",
@@ -141,7 +143,7 @@ def project(planned: date) -> dict[str, Any]:
         "plan_year": planned.year,
         "milestones": [{"milestone_id": "M1", "title": "t", "planned_date": planned}],
     }
-    found = supervision.apply_plan(None, plan)
+    found = supervision.apply_plan(None, emsup_events.plan(plan))
     assert found is not None
     return found
 

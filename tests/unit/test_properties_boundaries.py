@@ -7,16 +7,22 @@ import calendar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec import structs
 
 from schemas.errors import Rejected
+from schemas.events import EmergencyAck
 from services.credit import rules as credit
 from services.credit.rules import add_months
 from services.emergency import rules as emergency
+from services.emergency.state import Incident
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
+from services.supervision.state import Project
+from tests.unit import emsup_events
 from tests.unit.props import (
     PROPS,
     beijing_instants,
@@ -157,12 +163,14 @@ def test_reasons_decided_on_the_same_day_are_ordered_the_same_whatever_their_ord
 # --- deadlines: acks and feedback -------------------------------------------------------------
 
 
-def incident(level: str, sent: datetime) -> dict[str, Any]:
+def incident(level: str, sent: datetime) -> Incident:
     minutes = emergency.RULES.ack_minutes[level]
     slot = {"reason": "DECLARED", "deadline": (sent + timedelta(minutes=minutes)).isoformat(), "acked_at": None}
-    return {
+    state = {
         "incident_id": "I",
         "sender": "320100",
+        "subtype": "FLOOD",
+        "location_city": "320100",
         "closed": False,
         "last_seq": 1,
         "level": level,
@@ -177,16 +185,19 @@ def incident(level: str, sent: datetime) -> dict[str, Any]:
             },
         },
     }
+    return msgspec.convert(state, Incident)  # as a stored document of ISO strings reads
 
 
-def ack(at: datetime) -> dict[str, Any]:
-    return {
-        "meta": {"source_city": "340500"},
-        "incident_id": "I",
-        "report_seq": 1,
-        "city": "340500",
-        "acknowledged_at": at,
-    }
+def ack(at: datetime) -> EmergencyAck:
+    return emsup_events.ack(
+        {
+            "meta": {"source_city": "340500"},
+            "incident_id": "I",
+            "report_seq": 1,
+            "city": "340500",
+            "acknowledged_at": at,
+        }
+    )
 
 
 @PROPS
@@ -195,7 +206,7 @@ def test_an_ack_exactly_at_its_deadline_is_in_time(level: str, offset: int, skew
     sent = datetime(2026, 11, 22, tzinfo=UTC) + timedelta(seconds=offset)
     deadline = sent + timedelta(minutes=emergency.RULES.ack_minutes[level])
     silent = incident(level, sent)
-    slot = silent["reports"]["1"]["recipients"]["340500"]
+    slot = silent.reports["1"].recipients["340500"]
     # silent: PENDING through the deadline's instant, OVERDUE and alerted just after
     assert emergency.ack_status(slot, deadline) == "PENDING" and emergency.overdue(silent, deadline) == []
     assert emergency.ack_status(slot, deadline + MS) == "OVERDUE"
@@ -254,10 +265,16 @@ def test_two_acks_or_two_feedbacks_at_the_same_instant_count_once(offset: int) -
 # --- milestones: 0, 30 and 31 days overdue -------------------------------------------------------
 
 
-def project(planned: date, status: str = "IN_PROGRESS") -> dict[str, Any]:
-    return {
+def project(planned: date, status: str = "IN_PROGRESS") -> Project:
+    state = {
         "project_id": "P",
+        "name": "n",
+        "category": "TRANSPORT",
         "lead_city": "320100",
+        "participating_cities": [],
+        "responsible_unit": "u",
+        "responsible_person": "p",
+        "plan_year": planned.year,
         "milestones": {
             "M1": {
                 "title": "t",
@@ -269,6 +286,7 @@ def project(planned: date, status: str = "IN_PROGRESS") -> dict[str, Any]:
             }
         },
     }
+    return msgspec.convert(state, Project)  # as a stored document of ISO strings reads
 
 
 @PROPS
@@ -287,6 +305,7 @@ def test_the_light_is_yellow_from_the_planned_day_through_30_days_overdue_and_re
 @given(edge_dates(), st.integers(-3, 3), st.integers(-3, 3))
 def test_done_on_the_planned_day_is_on_time_and_a_day_later_is_late(planned: date, done: int, late: int) -> None:
     p = project(planned, "DONE")
-    p["milestones"]["M1"]["actual_date"] = (planned + timedelta(days=done)).isoformat()
+    done_on = structs.replace(p.milestones["M1"], actual_date=planned + timedelta(days=done))
+    p = structs.replace(p, milestones={"M1": done_on})
     seen = supervision.assess(p, planned + timedelta(days=late))
     assert seen.states["M1"] == ("DONE_ON_TIME" if done <= 0 else "DONE_LATE") and seen.light == "GREEN"

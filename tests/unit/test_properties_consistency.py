@@ -21,11 +21,14 @@ from schemas.events import SanctionFeedback, plain
 from services.api import supervision as api
 from services.credit import rules as credit
 from services.emergency import rules as emergency
+from services.emergency.state import Incident
 from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.sanctions.state import ListEntry
 from services.supervision import rules as supervision
+from services.supervision.state import Project
+from tests.unit import emsup_events
 from tests.unit.props import META, PROPS, black_listing, credit_profile, edge_dates, sanction_feedback
 from topics.circle import load_circle
 from topics.localtime import CIRCLE_TZ as TZ
@@ -77,15 +80,15 @@ def project_history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], date]:
     return events, today
 
 
-def apply_project(events: list[dict[str, Any]]) -> dict[str, Any]:
-    project = supervision.apply_plan(None, events[0])
+def apply_project(events: list[dict[str, Any]]) -> Project:
+    project = supervision.apply_plan(None, emsup_events.plan(events[0]))
     assert project is not None
     for report in events[1:]:
-        project = supervision.apply_report(project, report) or project
+        project = supervision.apply_report(project, emsup_events.report(report)) or project
     return project
 
 
-def api_project(events: list[dict[str, Any]]) -> dict[str, Any]:
+def api_project(events: list[dict[str, Any]]) -> Project:
     """The project as the API rebuilds it from read-model rows: the plan, the newest report per milestone."""
     plan = events[0]
     row = SimpleNamespace(
@@ -111,15 +114,14 @@ def test_a_projects_states_gauges_alerts_view_and_light_agree(history: tuple[lis
     # the alerts: exactly the overdue milestones
     assert set(supervision.newly_overdue(project, today)) == overdue
     # the gauges: one count per milestone, in its state
-    counts = supervision.city_counts([project], today)[project["lead_city"]]
+    counts = supervision.city_counts([project], today)[project.lead_city]
     for state in supervision.STATES:
         assert counts[state] == sum(s == state for s in seen.states.values())
     assert counts["due"] == counts["OVERDUE"] + sum(
-        s.startswith("DONE") and date.fromisoformat(project["milestones"][mid]["planned_date"]) <= today
-        for mid, s in seen.states.items()
+        s.startswith("DONE") and project.milestones[mid].planned_date <= today for mid, s in seen.states.items()
     )
     # the light: GREEN exactly when nothing is overdue or blocked
-    blocked = any(m["status"] == "BLOCKED" for m in project["milestones"].values())
+    blocked = any(m.status == "BLOCKED" for m in project.milestones.values())
     worst = max((seen.days_overdue[mid] for mid in overdue), default=0)
     assert (seen.light == "GREEN") == (not overdue and not blocked)
     assert (seen.light == "RED") == (blocked or worst > supervision.RULES.red_after_days)
@@ -329,14 +331,14 @@ def incident_history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[s
     return notices, acks, now
 
 
-def apply_incident(notices: list[dict[str, Any]], acks: list[dict[str, Any]]) -> dict[str, Any]:
+def apply_incident(notices: list[dict[str, Any]], acks: list[dict[str, Any]]) -> Incident:
     incident = None
     for n in notices:
-        incident = emergency.apply_notice(incident, n, emergency.RULES, CIRCLE)
+        incident = emergency.apply_notice(incident, emsup_events.notice(n), emergency.RULES, CIRCLE)
     assert incident is not None
     for a in acks:
         try:
-            done = emergency.apply_ack(incident, a)
+            done = emergency.apply_ack(incident, emsup_events.ack(a))
         except Rejected:
             continue
         incident = done[0] if done else incident
@@ -356,49 +358,47 @@ def test_an_incidents_statuses_alerts_gauges_and_view_agree(
             incident_id="I",
             report_seq=n["report_seq"],
             report_kind=n["report_kind"],
-            effective_level=r["effective_level"],
+            effective_level=r.effective_level,
             raised_from=None,
             subtype=n["subtype"],
             location_city=n["location"]["city"],
-            sender=incident["sender"],
+            sender=incident.sender,
             dispatched_at=n["meta"]["published_at"],
-            recipients=to_json(emergency.dispatch_body(n, r)["recipients"]),
+            recipients=to_json([plain(x) for x in emergency.dispatch_recipients(r)]),
         )
         for n in notices
-        for r in [incident["reports"][str(n["report_seq"])]]
+        for r in [incident.reports[str(n["report_seq"])]]
     ]
     ack_rows = [
-        SimpleNamespace(
-            incident_id="I", report_seq=int(seq), city=city, acknowledged_at=datetime.fromisoformat(s["acked_at"])
-        )
-        for seq, r in incident["reports"].items()
-        for city, s in r["recipients"].items()
-        if s["acked_at"]
+        SimpleNamespace(incident_id="I", report_seq=int(seq), city=city, acknowledged_at=s.acked_at)
+        for seq, r in incident.reports.items()
+        for city, s in r.recipients.items()
+        if s.acked_at
     ]
     view = api.incident_json(api.incidents(reports, ack_rows)["I"], now)
     shown = {(str(r["report_seq"]), x["city"]): x["status"] for r in view["reports"] for x in r["recipients"]}
     state = {
         (seq, city): emergency.ack_status(slot, now)
-        for seq, r in incident["reports"].items()
-        for city, slot in r["recipients"].items()
+        for seq, r in incident.reports.items()
+        for city, slot in r.recipients.items()
     }
     assert shown == state
     # the alerts: every missed deadline (no ack by it, or an ack after it) once it has passed
     alerts = {(seq, city) for seq, city, _ in emergency.overdue(incident, now)}
     missed = {
         (seq, city)
-        for seq, r in incident["reports"].items()
-        for city, slot in r["recipients"].items()
-        if emergency.missed(slot, now) and datetime.fromisoformat(slot["deadline"]) < now
+        for seq, r in incident.reports.items()
+        for city, slot in r.recipients.items()
+        if emergency.missed(slot, now) and slot.deadline < now
     }
     assert alerts == missed and {k for k, s in state.items() if s == "OVERDUE"} <= alerts
     # the gauges count what the API shows: of an open incident every report, of a closed one its FINAL
     g = emergency.gauges([incident], now, CITIES)
-    counted = {k: s for k, s in state.items() if not incident["closed"] or int(k[0]) == incident["last_seq"]}
+    counted = {k: s for k, s in state.items() if not incident.closed or int(k[0]) == incident.last_seq}
     for city in CITIES:
         assert g.ack_overdue[city] == sum(s == "OVERDUE" for (_, c), s in counted.items() if c == city)
         assert g.unacknowledged[city] == sum(s != "ACKNOWLEDGED" for (_, c), s in counted.items() if c == city)
-    assert view["open"] == (not incident["closed"]) and sum(g.open_incidents.values()) == int(not incident["closed"])
+    assert view["open"] == (not incident.closed) and sum(g.open_incidents.values()) == int(not incident.closed)
 
 
 @PROPS

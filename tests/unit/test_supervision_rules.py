@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from msgspec import structs
 
 from schemas.errors import Reason, Rejected
+from schemas.events import MilestoneReport, ProjectPlan
 from services.supervision import rules
+from services.supervision.state import Project
+from tests.unit import emsup_events
 
 TODAY = date(2026, 11, 22)
 
 
-def plan(*milestones: tuple[str, date]) -> dict[str, Any]:
+def plan_fields(*milestones: tuple[str, date]) -> dict[str, Any]:
     return {
         "meta": {"event_id": "p1", "source_city": "320100"},
         "project_id": "P",
@@ -29,17 +33,23 @@ def plan(*milestones: tuple[str, date]) -> dict[str, Any]:
     }
 
 
-def report(mid: str, status: str, actual: date | None = None, eid: str = "r", city: str = "340500") -> dict[str, Any]:
-    return {
-        "meta": {"event_id": eid + mid, "source_city": city},
-        "project_id": "P",
-        "milestone_id": mid,
-        "status": status,
-        "actual_date": actual,
-    }
+def plan(*milestones: tuple[str, date]) -> ProjectPlan:
+    return emsup_events.plan(plan_fields(*milestones))
 
 
-def three() -> dict[str, Any]:
+def report(mid: str, status: str, actual: date | None = None, eid: str = "r", city: str = "340500") -> MilestoneReport:
+    return emsup_events.report(
+        {
+            "meta": {"event_id": eid + mid, "source_city": city},
+            "project_id": "P",
+            "milestone_id": mid,
+            "status": status,
+            "actual_date": actual,
+        }
+    )
+
+
+def three() -> Project:
     due = TODAY - timedelta(days=10)
     project = rules.apply_plan(None, plan(("M1", due), ("M2", due), ("M3", due)))
     assert project is not None
@@ -51,7 +61,7 @@ def three() -> dict[str, Any]:
 
 def test_one_on_time_one_late_one_overdue() -> None:
     project = three()
-    states = {m: rules.milestone_state(v, TODAY) for m, v in project["milestones"].items()}
+    states = {m: rules.milestone_state(v, TODAY) for m, v in project.milestones.items()}
     assert states == {"M1": "DONE_ON_TIME", "M2": "DONE_LATE", "M3": "OVERDUE"}
     counts = rules.city_counts([project], TODAY)["320100"]
     assert rules.ontime_ratio(counts) == pytest.approx(1 / 3)
@@ -63,7 +73,7 @@ def test_one_on_time_one_late_one_overdue() -> None:
 def test_overdue_is_alerted_once() -> None:
     project = three()
     assert rules.newly_overdue(project, TODAY) == ["M3"]
-    project = rules.mark_alerted(project, ["M3"], "2026-11-22T00:00:00+00:00")
+    project = rules.mark_alerted(project, ["M3"], datetime.fromisoformat("2026-11-22T00:00:00+00:00"))
     assert rules.newly_overdue(project, TODAY + timedelta(days=40)) == []
 
 
@@ -86,24 +96,35 @@ def test_reports_about_unknown_projects_or_milestones_are_refused() -> None:
 
 
 def test_a_replan_keeps_the_reports_of_remaining_milestones() -> None:
-    project = rules.apply_report(three(), {**report("M1", "BLOCKED", eid="b"), "issue": "land"})
+    project = rules.apply_report(three(), structs.replace(report("M1", "BLOCKED", eid="b"), issue="land"))
     assert project is not None
     again = rules.apply_plan(
-        project, {**plan(("M1", TODAY), ("M4", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}
+        project,
+        emsup_events.plan(
+            {**plan_fields(("M1", TODAY), ("M4", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}
+        ),
     )
-    assert again is not None and set(again["milestones"]) == {"M1", "M4"}
-    assert (again["milestones"]["M1"]["status"], again["milestones"]["M1"]["issue"]) == ("BLOCKED", "land")
-    assert rules.apply_plan(again, {**plan(("M1", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}) is None
+    assert again is not None and set(again.milestones) == {"M1", "M4"}
+    assert (again.milestones["M1"].status, again.milestones["M1"].issue) == ("BLOCKED", "land")
+    assert (
+        rules.apply_plan(
+            again,
+            emsup_events.plan({**plan_fields(("M1", TODAY)), "meta": {"event_id": "p2", "source_city": "320100"}}),
+        )
+        is None
+    )
 
 
 def test_only_the_lead_city_plans_and_only_participants_report() -> None:
     """Ownership: a project is planned and re-planned by its lead city; its milestones are reported by
     the lead or a participating city."""
     with pytest.raises(Rejected) as first:
-        rules.apply_plan(None, {**plan(("M1", TODAY)), "meta": {"event_id": "p0", "source_city": "340500"}})
+        rules.apply_plan(
+            None, emsup_events.plan({**plan_fields(("M1", TODAY)), "meta": {"event_id": "p0", "source_city": "340500"}})
+        )
     assert first.value.reason is Reason.NOT_OWNER
     project = three()
-    replan = {**plan(("M1", TODAY)), "meta": {"event_id": "p9", "source_city": "340500"}}
+    replan = emsup_events.plan({**plan_fields(("M1", TODAY)), "meta": {"event_id": "p9", "source_city": "340500"}})
     with pytest.raises(Rejected) as again:
         rules.apply_plan(project, replan)
     assert again.value.reason is Reason.NOT_OWNER and "led by city 320100" in again.value.detail
@@ -124,7 +145,9 @@ def test_the_counts_change_only_on_the_days_the_sweep_looks() -> None:
     assert rules.labels(project, TODAY) == rules.labels(project, look - timedelta(days=1))
     assert rules.labels(project, look) != rules.labels(project, TODAY)  # M1 falls due: OVERDUE, and due
     assert rules.next_look(project, look) == look  # overdue and not alerted yet: look today
-    project = rules.mark_alerted(project, rules.newly_overdue(project, look), "2026-11-27T00:00:00+00:00")
+    project = rules.mark_alerted(
+        project, rules.newly_overdue(project, look), datetime.fromisoformat("2026-11-27T00:00:00+00:00")
+    )
     assert rules.next_look(project, look) == TODAY + timedelta(days=10)
     # the counts of a set of projects are the sum of their labels
     counts = rules.counts_by_city(dict(Counter(rules.labels(project, look))))
