@@ -28,6 +28,7 @@ from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
 from schemas.events import (
     CreditProfile,
+    CreditRecord,
     EmergencyNotice,
     Meta,
     SanctionEntry,
@@ -37,6 +38,7 @@ from schemas.events import (
     typed,
 )
 from services.credit import rules as credit_rules
+from services.credit.state import CreditState
 from services.emergency import rules as emergency_rules
 from services.sanctions import feedback as sanction_feedback
 from services.sanctions import rules as sanction_rules
@@ -77,7 +79,7 @@ class Inputs:
         self.today = local_date(self.now, self.ctx.circle.tz)
         self.n = 0
         # in-process state of the rules (what the processors will hold once they consumed it)
-        self.credit_states: dict[str, dict[str, Any]] = {}
+        self.credit_states: dict[str, CreditState] = {}
         self.entries: dict[str, ListEntry] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, dict[str, Any]] = {}
@@ -121,8 +123,8 @@ class Inputs:
     def profiles(self, records: Iterator[Prepared]) -> Iterator[tuple[Prepared, Prepared | None]]:
         """(record, the CreditProfile the credit processor emits for it, or None for a redelivery)."""
         for record in records:
-            event = record.event
-            key = event["subject"]["subject_id"]
+            event = typed(record.event, CreditRecord)
+            key = event.subject.subject_id
             try:
                 state, applied = credit_rules.apply(self.credit_states.get(key), event, self.ctx.circle.tz)
             except Rejected:  # e.g. a REPAIR before its time: the credit processor dead-letters it
@@ -132,10 +134,10 @@ class Inputs:
                 continue
             state, _ = credit_rules.evaluate(state, self.today, bump=False)
             self.credit_states[key] = state
-            body = credit_rules.profile(state, self.ctx.clock.now())
-            city = event["meta"]["source_city"]
-            pid = self.derived_id("profile", key, state["revision"])
-            body["meta"] = self.meta("credit.profile", pid, city, "credit", event["meta"]["event_id"])
+            as_of = self.ctx.clock.now()
+            pid = self.derived_id("profile", key, state.revision)
+            meta = Meta(**self.meta("credit.profile", pid, event.meta.source_city, "credit", event.meta.event_id))
+            body = plain(credit_rules.profile(state, as_of, meta))
             yield record, self.derived("credit.profile", key, body)
 
     # --- sanctions -------------------------------------------------------------------------------

@@ -23,10 +23,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from ops.bench.workload import credit_records
+from schemas.events import CreditRecord, typed
 from services.common.runtime import app as runtime_app
 from services.common.runtime.tables import StateTable
 from services.credit import rules
-from services.credit.state import SUBJECTS
+from services.credit.state import SUBJECTS, CreditState
 from topics.settings import Settings
 
 CITIES = ("320100", "321100", "321000", "320800", "340200", "340500", "341100", "341800")
@@ -34,22 +35,30 @@ TODAY = date(2026, 12, 1)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def decoded(city: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A workload record as the worker sees it once decoded (Avro dates as dates)."""
+def decoded(city: str, body: dict[str, Any]) -> CreditRecord:
+    """A workload record as the worker sees it once decoded (Avro dates as dates), as its Struct."""
     event = dict(body)
     for field in ("decision_date", "valid_until", "publicity_until"):
         if event.get(field):
             event[field] = date.fromisoformat(event[field])
-    event["meta"] = {**body["meta"], "source_city": city, "occurred_at": datetime(2026, 12, 1, tzinfo=UTC)}
-    return event
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    event["meta"] = {
+        **body["meta"],
+        "event_type": "credit.record",
+        "source_city": city,
+        "source_system": "bench",
+        "occurred_at": at,
+        "published_at": at,
+    }
+    return typed(event, CreditRecord)
 
 
-def subjects_table(data_dir: Path) -> StateTable:
+def subjects_table(data_dir: Path) -> StateTable[CreditState]:
     settings = Settings(data_dir=data_dir, kafka_password="unused")
     app = runtime_app.make_app(SimpleNamespace(settings=settings), "size")  # type: ignore[arg-type]
     raw = app.Table("subjects", default=None, partitions=12, key_type=bytes, value_type=bytes, use_partitioner=True)
     table = StateTable(raw, SUBJECTS)
-    table.count_by(lambda state, now: (state["grade"],) if state["grade"] else ())  # as services/credit/app.py
+    table.count_by(lambda state, now: (state.grade,) if state.grade else ())  # as services/credit/app.py
     table.due_by(lambda state, now: rules.next_change(state))
     return table
 
@@ -61,10 +70,10 @@ def measure(subjects: int, batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         table = subjects_table(Path(tmp))
         for start in range(0, len(records), batch):
-            dirty: dict[bytes, dict[str, Any]] = {}
+            dirty: dict[bytes, CreditState] = {}
             for city, body in records[start : start + batch]:
                 event = decoded(city, body)
-                key = event["subject"]["subject_id"].encode()
+                key = event.subject.subject_id.encode()
                 state = dirty[key] if key in dirty else table.get(key)
                 try:
                     new, applied = rules.apply(state, event, UTC)
@@ -76,13 +85,13 @@ def measure(subjects: int, batch: int) -> dict[str, Any]:
                 state, _ = rules.evaluate(state, TODAY, bump=False)
                 table[key] = state
                 before["records"] += 1
-                before["bytes"] += len(key) + len(_dumps(state).encode())
+                before["bytes"] += len(key) + len(_dumps(SUBJECTS.to_plain(state)).encode())
             for _, _, key, value in table.commit():
                 now["records"] += 1
                 now["bytes"] += len(key) + len(value or b"")
             table.store({})  # into the store, as once the changelog has taken them
         docs = [(key, doc) for key, doc in table.items() if doc is not None]
-        json_bytes = sum(len(_dumps(doc).encode()) for _, doc in docs)
+        json_bytes = sum(len(_dumps(SUBJECTS.to_plain(doc)).encode()) for _, doc in docs)
         stored_bytes = sum(len(table.table.get(key)) for key, _ in docs)
     n = len(docs)
     return {

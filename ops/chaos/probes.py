@@ -28,7 +28,9 @@ from kafka.errors import KafkaError
 
 from schemas.convert import to_json
 from schemas.errors import Rejected
+from schemas.events import CreditRecord, Meta, plain, typed
 from services.credit import rules
+from services.credit.state import CreditState
 from services.readmodel.db import make_engine
 from services.readmodel.tables import credit_profiles
 from topics.context import Context
@@ -258,20 +260,34 @@ def oracle_of(
     events: Iterable[dict[str, Any]], now: datetime, tz: tzinfo = CIRCLE_TZ
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """`oracle` over decoded CreditRecords, in the order given, on the calendar of zone `tz`."""
-    states: dict[str, Any] = {}
+    states: dict[str, CreditState] = {}
     refused = 0
     for event in events:
-        sid = event["subject"]["subject_id"]
+        record = typed(event, CreditRecord)
+        sid = record.subject.subject_id
         try:
-            states[sid], _ = rules.apply(states.get(sid), event, tz)
+            states[sid], _ = rules.apply(states.get(sid), record, tz)
         except Rejected:
             refused += 1
     out = {}
+    meta = oracle_meta(now)
     for sid, state in states.items():
         state, _ = rules.evaluate(state, local_date(now, tz), bump=False)
-        body = to_json(rules.profile(state, now))
+        body = to_json(plain(rules.profile(state, now, meta)))
         out[sid] = {k: v for k, v in body.items() if k != "meta"}
     return out, refused
+
+
+def oracle_meta(now: datetime) -> Meta:
+    """A profile's meta where only its body counts (an oracle compares profiles without meta)."""
+    return Meta(
+        event_id="oracle",
+        event_type="credit.profile",
+        source_city="",
+        source_system="oracle",
+        occurred_at=now,
+        published_at=now,
+    )
 
 
 def _read_all(ctx: Context, topic: str, idle_ms: int = 1500) -> list[Any]:

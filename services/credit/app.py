@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 import faust
 
+from schemas.events import CreditRecord, EnforcementAction, Meta, plain
 from services.common.actions import closes
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.credit import enforcement, rules
-from services.credit.enforcement import records_from_action
-from services.credit.state import SUBJECTS
+from services.credit.enforcement import KeptAction, records_from_action
+from services.credit.state import SUBJECTS, CreditState
 from services.registry import processor
 from topics.context import Context
 from topics.localtime import local_date
@@ -36,39 +36,39 @@ class CreditService(StreamService):
         super().__init__(ctx, metrics, app)
         self.subjects = self.proc.table("subjects", self.partitions("credit.record"), SUBJECTS)
         #: subjects per grade, and by the day their profile next changes on the clock alone
-        self.subjects.count_by(lambda state, now: (state["grade"],) if state["grade"] else ())
+        self.subjects.count_by(lambda state, now: (state.grade,) if state.grade else ())
         self.subjects.due_by(lambda state, now: rules.next_change(state))
-        self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"))
+        self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"), KeptAction)
         self.agent("credit.record", self.apply_batch)
-        self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action))
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action, as_struct=True))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
     async def apply_batch(self, events: list[Record]) -> None:
-        dirty: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
+        dirty: dict[bytes, tuple[CreditState, CreditRecord]] = {}
+        subjects, tz = self.subjects, self.ctx.circle.tz
 
-        async def handle(event: Record, record: dict[str, Any]) -> Verdict:
-            key = record["subject"]["subject_id"].encode()
-            state = dirty[key][0] if key in dirty else self.subjects.get(key)
-            new, applied = rules.apply(state, record, self.ctx.circle.tz)
+        async def handle(event: Record, record: CreditRecord) -> Verdict:
+            key = record.subject.subject_id.encode()
+            state = dirty[key][0] if key in dirty else subjects.get(key)
+            new, applied = rules.apply(state, record, tz)
             if not applied:
                 return "duplicate"
             dirty[key] = (new, record)
             return "applied"
 
-        await self.proc.each(events, "credit.record", handle)
-        today = local_date(self.ctx.clock.now(), self.ctx.circle.tz)
+        await self.proc.each(events, "credit.record", handle, as_struct=True)
+        today = local_date(self.ctx.clock.now(), tz)
         for key, (state, record) in dirty.items():
             state, _ = rules.evaluate(state, today, bump=False)
-            self.subjects[key] = state
-            await self.emit_profile(state, record["meta"]["source_city"], record["meta"]["event_id"])
+            subjects[key] = state
+            await self.emit_profile(state, record.meta.source_city, record.meta.event_id)
 
-    async def emit_profile(self, state: dict[str, Any], city: str, cause: str | None) -> None:
+    async def emit_profile(self, state: CreditState, city: str, cause: str | None) -> None:
         now = self.ctx.clock.now()
-        body = rules.profile(state, now)
-        event_id = str(uuid.uuid5(PROFILE_NS, f"{state['subject_id']}#{state['revision']}"))
-        body["meta"] = self.proc.meta("credit.profile", event_id, city, now, cause)
-        await self.proc.emit("credit.profile", state["subject_id"], body)
+        event_id = str(uuid.uuid5(PROFILE_NS, f"{state.subject_id}#{state.revision}"))
+        meta = Meta(**self.proc.meta("credit.profile", event_id, city, now, cause))
+        await self.proc.emit("credit.profile", state.subject_id, rules.profile(state, now, meta))
 
     async def sweep(self) -> None:
         """Expiry: records whose publicity ended on the clock leave the profile, which is emitted again.
@@ -79,22 +79,25 @@ class CreditService(StreamService):
         changed = 0
         for key in self.subjects.ready(today):
             state = self.subjects.get(key)
-            new, did = rules.evaluate(state, today) if state else (state, False)
+            if state is None:
+                self.subjects.touch(key)
+                continue
+            new, did = rules.evaluate(state, today)
             if not did:  # nothing ended after all: filed again under its next change
                 self.subjects.touch(key)
                 continue
             self.subjects[key] = new
-            city = next(iter(sorted({r["source_city"] for r in new["records"].values()})), self.ctx.circle.codes[0])
+            city = min((r.source_city for r in new.records.values()), default=self.ctx.circle.codes[0])
             await self.emit_profile(new, city, None)
             changed += 1
         await self.proc.flush()
         if changed:
             log.info("expiry sweep: %d profiles changed as of %s", changed, today)
 
-    async def convert_action(self, event: Record, action: dict[str, Any]) -> Verdict:
+    async def convert_action(self, event: Record, action: EnforcementAction) -> Verdict:
         """Judge one enforcement action (its lead city reports it; each event once); a CLOSED one
         becomes credit records on the input topic, once per action."""
-        key = action["action_id"].encode()
+        key = action.action_id.encode()
         known = self.closed.get(key)
         seen = enforcement.seen(known, action)
         if seen is None:
@@ -102,9 +105,9 @@ class CreditService(StreamService):
         if closes(known, action):  # its findings become records once
             records = records_from_action(action, self.ctx.clock.now(), self.ctx.circle.tz)
             for record in records:  # all checked before any is sent: a refused action emits nothing
-                self.ctx.validator.check("credit.record", record)
+                self.ctx.validator.check("credit.record", plain(record))
             for record in records:
-                await self.proc.emit("credit.record", record["subject"]["subject_id"], record)
+                await self.proc.emit("credit.record", record.subject.subject_id, record)
         self.closed[key] = seen
         return "applied"
 

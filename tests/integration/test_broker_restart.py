@@ -62,9 +62,7 @@ def api(restart_stack: Settings) -> Iterator[tuple[str, str]]:
     for name in ("kafka_port", "controller_port", "registry_port", "api_port", "data_dir", "topic_prefix"):
         env[ENV[name]] = str(getattr(settings, name))
     with open(settings.data_dir / "api.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{settings.api_port}"
     try:
         wait_until("the API answers", lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 30)

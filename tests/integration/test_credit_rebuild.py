@@ -20,10 +20,12 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ops.bench.workload import credit_records
-from ops.chaos.probes import stop_worker
+from ops.chaos.probes import oracle_meta, stop_worker
 from schemas.convert import to_json
 from schemas.errors import Rejected
+from schemas.events import CreditRecord, plain, typed
 from services.credit import rules
+from services.credit.state import CreditState
 from services.readmodel.db import make_engine
 from services.readmodel.tables import credit_profiles
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
@@ -59,10 +61,10 @@ class Run:
 
 def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
     """The end state by the pure rules, applying each subject's events in publication order."""
-    states: dict[str, Any] = {}
+    states: dict[str, CreditState] = {}
     for p in prepared:
-        event = ctx.codec.decode(p.value, "CreditRecord")
-        sid = event["subject"]["subject_id"]
+        event = typed(ctx.codec.decode(p.value, "CreditRecord"), CreditRecord)
+        sid = event.subject.subject_id
         try:
             states[sid], _ = rules.apply(states.get(sid), event, ctx.circle.tz)
         except Rejected:
@@ -70,7 +72,7 @@ def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
     out = {}
     for sid, state in states.items():
         state, _ = rules.evaluate(state, local_date(NOW, ctx.circle.tz), bump=False)
-        out[sid] = to_json(rules.profile(state, NOW))
+        out[sid] = body(to_json(plain(rules.profile(state, NOW, oracle_meta(NOW)))))
     return out
 
 

@@ -108,9 +108,7 @@ def served(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port = TEST_PORTS["api_port"]
     env = worker_env(settings, **{ENV["tokens_file"]: str(settings.tokens_file), ENV["api_port"]: str(port)})
     with open(data / "api.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until("the API answers", lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 60)

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from schemas.errors import ConfigError, Reason, Rejected
+from schemas.events import CreditRecord
 from services.credit import rules
+from services.credit.state import CreditState
+from tests.unit.credit_events import credit_record
 from topics.localtime import CIRCLE_TZ as TZ
 
 TODAY = date(2026, 11, 22)
@@ -19,7 +22,7 @@ N = 0
 
 def ev(
     action: str = "PUBLISH", record_id: str = "r1", city: str = "320100", when: date = TODAY, **fields: Any
-) -> dict[str, Any]:
+) -> CreditRecord:
     global N
     N += 1
     base = {
@@ -32,21 +35,23 @@ def ev(
         "valid_until": None,
         "publicity_until": None,
     }
-    return {
-        "meta": {
-            "event_id": f"e{N}",
-            "source_city": city,
-            "occurred_at": datetime(when.year, when.month, when.day, tzinfo=UTC),
-        },
-        "record_id": record_id,
-        "action": action,
-        "subject": {"subject_id": "S", "subject_kind": "ENTERPRISE", "name": "n"},
-        **base,
-        **fields,
-    }
+    return credit_record(
+        {
+            "meta": {
+                "event_id": f"e{N}",
+                "source_city": city,
+                "occurred_at": datetime(when.year, when.month, when.day, tzinfo=UTC),
+            },
+            "record_id": record_id,
+            "action": action,
+            "subject": {"subject_id": "S", "subject_kind": "ENTERPRISE", "name": "n"},
+            **base,
+            **fields,
+        }
+    )
 
 
-def run(*events: dict[str, Any], today: date = TODAY) -> dict[str, Any]:
+def run(*events: CreditRecord, today: date = TODAY) -> CreditState:
     state = None
     for e in events:
         state, _ = rules.apply(state, e, TZ)
@@ -76,7 +81,7 @@ def run(*events: dict[str, Any], today: date = TODAY) -> dict[str, Any]:
 )
 def test_grade(records: list[dict[str, Any]], grade: str) -> None:
     state = run(*(ev(record_id=f"r{i}", **r) for i, r in enumerate(records)))
-    assert state["grade"] == grade
+    assert state.grade == grade
 
 
 @pytest.mark.parametrize(
@@ -97,13 +102,13 @@ def test_grade(records: list[dict[str, Any]], grade: str) -> None:
 )
 def test_publicity_periods(fields: dict[str, Any], until: date | None) -> None:
     state = run(ev(**fields))
-    assert rules.RULES.active_until(state["records"]["r1"]) == until
+    assert rules.RULES.active_until(state.records["r1"]) == until
 
 
 def test_active_until_the_last_day_then_expired() -> None:
     e = ev(severity="MINOR")  # until 2026-09-01
-    assert run(e, today=date(2026, 9, 1))["active"] == ["r1"]
-    assert run(e, today=date(2026, 9, 2))["active"] == []
+    assert run(e, today=date(2026, 9, 1)).active == ("r1",)
+    assert run(e, today=date(2026, 9, 2)).active == ()
 
 
 def test_duplicates() -> None:
@@ -115,9 +120,9 @@ def test_duplicates() -> None:
 
 
 def test_revoke_repair_amend() -> None:
-    assert run(ev(), ev("REVOKE"))["grade"] == "B"
-    assert run(ev(), ev("REPAIR", when=date(2026, 9, 2)))["grade"] == "B"
-    assert run(ev(), ev("AMEND", severity="SERIOUS"))["grade"] == "D"
+    assert run(ev(), ev("REVOKE")).grade == "B"
+    assert run(ev(), ev("REPAIR", when=date(2026, 9, 2))).grade == "B"
+    assert run(ev(), ev("AMEND", severity="SERIOUS")).grade == "D"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +134,7 @@ def test_revoke_repair_amend() -> None:
         ([ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 5, 31))], Reason.REPAIR_TOO_EARLY),
     ],
 )
-def test_rejections(events: list[dict[str, Any]], reason: Reason) -> None:
+def test_rejections(events: list[CreditRecord], reason: Reason) -> None:
     with pytest.raises(Rejected) as info:
         run(*events)
     assert info.value.reason is reason
@@ -139,7 +144,7 @@ def test_repair_allowed_the_day_after_the_minimum_period_ends() -> None:
     # decided 1 June 2026, a safety domain: the 1-year minimum's last day is 1 June 2027, so a
     # REPAIR is accepted from 2 June (it was accepted on 1 June before the period was counted as
     # the Civil Code counts it, arts. 201-203)
-    assert run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 2)))["active"] == []
+    assert run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 2))).active == ()
     with pytest.raises(Rejected) as info:
         run(ev(domain="WORK_SAFETY"), ev("REPAIR", when=date(2027, 6, 1)))
     assert info.value.reason is Reason.REPAIR_TOO_EARLY
@@ -176,9 +181,9 @@ def test_revision_does_not_depend_on_batching() -> None:
         apart, _ = rules.apply(apart, e, TZ)
         assert apart is not None
         apart, _ = rules.evaluate(apart, TODAY, bump=False)
-    assert together == apart and together["revision"] == 3 and together["grade"] == "C"
+    assert together == apart and together.revision == 3 and together.grade == "C"
     expired, changed = rules.evaluate(together, date(2030, 1, 1))  # the clock alone: one more revision
-    assert changed and expired["revision"] == 4 and expired["active"] == []
+    assert changed and expired.revision == 4 and expired.active == ()
 
 
 def test_next_change_is_the_day_after_the_earliest_end_of_publicity() -> None:
@@ -189,10 +194,10 @@ def test_next_change_is_the_day_after_the_earliest_end_of_publicity() -> None:
         ev(record_id="n-2", severity="GENERAL", decision_date=date(2026, 1, 10)),
         today=date(2026, 2, 1),
     )
-    minor_end = rules.RULES.active_until(state["records"]["n-1"])
+    minor_end = rules.RULES.active_until(state.records["n-1"])
     assert minor_end is not None and rules.next_change(state) == minor_end + timedelta(days=1)
     later, changed = rules.evaluate(state, minor_end + timedelta(days=1))
-    assert changed and later["active"] == ["n-2"]
-    general_end = rules.RULES.active_until(later["records"]["n-2"])
+    assert changed and later.active == ("n-2",)
+    general_end = rules.RULES.active_until(later.records["n-2"])
     assert general_end is not None and rules.next_change(later) == general_end + timedelta(days=1)
     assert rules.next_change(run(ev(record_id="h", category="COURT_JUDGMENT_DEFAULTER", severity="NONE"))) is None

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from schemas.errors import Rejected
+from schemas.events import CreditRecord, EnforcementAction
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.credit import enforcement
@@ -24,6 +25,7 @@ from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from services.supervision.state import Project
 from tests.unit import emsup_events
+from tests.unit.credit_events import credit_record, enforcement_action
 from tests.unit.props import META, credit_profile, general, list_entry
 from topics.circle import DATA_DIR, CircleFileError, load_circle
 from topics.clock import ManualClock
@@ -70,7 +72,7 @@ def test_local_dates_and_local_midnights() -> None:
         local_date(datetime(2026, 11, 22, 12, 0), TZ)
 
 
-def record(**over: Any) -> dict[str, Any]:
+def record(**over: Any) -> CreditRecord:
     base = {
         "meta": {"event_id": "e1", "source_city": "320100", "occurred_at": datetime(2026, 1, 1, tzinfo=UTC)},
         "record_id": "r1",
@@ -85,49 +87,51 @@ def record(**over: Any) -> dict[str, Any]:
         "valid_until": None,
         "publicity_until": None,
     }
-    return {**base, **over}
+    return credit_record({**base, **over})
 
 
 def test_publicity_ends_at_local_midnight_after_publicity_until() -> None:
     state, _ = credit.apply(None, record(publicity_until=DAY), TZ)
     before, _ = credit.evaluate(state, local_date(last_second(DAY), TZ))
     after, _ = credit.evaluate(state, local_date(first_second_after(DAY), TZ))
-    assert before["active"] == ["r1"] and after["active"] == []
+    assert before.active == ("r1",) and after.active == ()
     assert credit.next_change(before) == DAY + timedelta(days=1)
 
 
 def test_a_repair_is_judged_on_its_local_date() -> None:
     state, _ = credit.apply(None, record(), TZ)
-    allowed = credit.RULES.repair_allowed_from(state["records"]["r1"])
+    allowed = credit.RULES.repair_allowed_from(state.records["r1"])
     eve = allowed - timedelta(days=1)
 
-    def repair(at: datetime) -> dict[str, Any]:
+    def repair(at: datetime) -> CreditRecord:
         return record(action="REPAIR", meta={"event_id": "e2", "source_city": "320100", "occurred_at": at})
 
     with pytest.raises(Rejected):
         credit.apply(state, repair(last_second(eve)), TZ)  # 23:59:59 local, the day before
     repaired, applied = credit.apply(state, repair(first_second_after(eve)), TZ)  # 00:00 local, the first day
-    assert applied and repaired["records"]["r1"]["status"] == "REPAIRED"
+    assert applied and repaired.records["r1"].status == "REPAIRED"
 
 
-def action(ended_at: datetime) -> dict[str, Any]:
+def action(ended_at: datetime) -> EnforcementAction:
     subject = {"subject_id": "91320106MA1XY31255", "subject_kind": "ENTERPRISE", "name": "n"}
-    return {
-        "meta": {"event_id": "a1", "source_city": "320100", "occurred_at": ended_at},
-        "action_id": "A1",
-        "domain": "ENVIRONMENT",
-        "lead_city": "320100",
-        "status": "CLOSED",
-        "ended_at": ended_at,
-        "findings": [{"subject": subject, "violation": "v", "severity": "GENERAL", "decision_no": "X1"}],
-    }
+    return enforcement_action(
+        {
+            "meta": {"event_id": "a1", "source_city": "320100", "occurred_at": ended_at},
+            "action_id": "A1",
+            "domain": "ENVIRONMENT",
+            "lead_city": "320100",
+            "status": "CLOSED",
+            "ended_at": ended_at,
+            "findings": [{"subject": subject, "violation": "v", "severity": "GENERAL", "decision_no": "X1"}],
+        }
+    )
 
 
 def test_a_closed_action_is_decided_on_its_local_date() -> None:
     now = first_second_after(DAY)
     (before,) = enforcement.records_from_action(action(last_second(DAY)), now, TZ)
     (after,) = enforcement.records_from_action(action(first_second_after(DAY)), now, TZ)
-    assert before["decision_date"] == DAY and after["decision_date"] == DAY + timedelta(days=1)
+    assert before.decision_date == DAY and after.decision_date == DAY + timedelta(days=1)
 
 
 def project(planned: date) -> Project:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from msgspec import structs
 
 from schemas.errors import Rejected
-from schemas.events import EmergencyAck
+from schemas.events import CreditRecord, EmergencyAck
 from services.credit import rules as credit
 from services.credit.rules import add_months
 from services.emergency import rules as emergency
@@ -23,6 +23,7 @@ from services.sanctions import rules as sanctions
 from services.supervision import rules as supervision
 from services.supervision.state import Project
 from tests.unit import emsup_events
+from tests.unit.credit_events import credit_record, record_state
 from tests.unit.props import (
     PROPS,
     beijing_instants,
@@ -40,7 +41,7 @@ DAY = timedelta(days=1)
 PERIODS = {"P3M": 3, "P1Y": 12, "P3Y": 36}
 
 
-def publish(decided: date, **over: Any) -> dict[str, Any]:
+def publish(decided: date, **over: Any) -> CreditRecord:
     base = {
         "meta": {"event_id": "e1", "source_city": "320100", "occurred_at": datetime(2020, 1, 1, tzinfo=UTC)},
         "record_id": "r1",
@@ -55,7 +56,7 @@ def publish(decided: date, **over: Any) -> dict[str, Any]:
         "valid_until": None,
         "publicity_until": None,
     }
-    return {**base, **over}
+    return credit_record({**base, **over})
 
 
 # --- periods: 3 months, 1 year, 3 years ------------------------------------------------------------
@@ -89,10 +90,10 @@ def test_a_record_is_public_through_the_last_day_of_its_period_and_not_a_day_mor
         event = publish(decided, severity=severity, domain=other)
     state, _ = credit.apply(None, event, TZ)
     last = add_months(decided, months)
-    assert credit.RULES.active_until(state["records"]["r1"]) == last
+    assert credit.RULES.active_until(state.records["r1"]) == last
     on_last, _ = credit.evaluate(state, last)
     after, _ = credit.evaluate(state, last + DAY)
-    assert on_last["active"] == ["r1"] and after["active"] == []
+    assert on_last.active == ("r1",) and after.active == ()
     assert credit.next_change(on_last) == last + DAY
 
 
@@ -101,8 +102,8 @@ def test_a_record_is_public_through_the_last_day_of_its_period_and_not_a_day_mor
 def test_publicity_until_names_the_last_day_and_ends_at_the_local_midnight_after_it(decided: date, until: date) -> None:
     state, _ = credit.apply(None, publish(decided, publicity_until=until), TZ)
     last_second = day_after_end(until, TZ) - timedelta(seconds=1)
-    assert credit.evaluate(state, local_date(last_second, TZ))[0]["active"] == ["r1"]
-    assert credit.evaluate(state, local_date(day_after_end(until, TZ), TZ))[0]["active"] == []
+    assert credit.evaluate(state, local_date(last_second, TZ))[0].active == ("r1",)
+    assert credit.evaluate(state, local_date(day_after_end(until, TZ), TZ))[0].active == ()
 
 
 @PROPS
@@ -113,7 +114,7 @@ def test_a_repair_is_refused_through_the_minimum_periods_last_day_and_accepted_a
     state, _ = credit.apply(None, publish(decided, domain=domain), TZ)
     last = add_months(decided, 12 if domain else 3)
 
-    def repair(on: date) -> dict[str, Any]:
+    def repair(on: date) -> CreditRecord:
         at = data.draw(beijing_instants(on))
         return publish(decided, action="REPAIR", meta={"event_id": "e2", "source_city": "320100", "occurred_at": at})
 
@@ -123,7 +124,7 @@ def test_a_repair_is_refused_through_the_minimum_periods_last_day_and_accepted_a
     except Rejected as refused:
         assert refused.reason.value == "repair_too_early"
     repaired, applied = credit.apply(state, repair(last + DAY), TZ)
-    assert applied and repaired["records"]["r1"]["status"] == "REPAIRED"
+    assert applied and repaired.records["r1"].status == "REPAIRED"
 
 
 # --- grade and lists ----------------------------------------------------------------------------
@@ -132,8 +133,8 @@ def test_a_repair_is_refused_through_the_minimum_periods_last_day_and_accepted_a
 @PROPS
 @given(st.integers(0, 5), st.integers(0, 3))
 def test_three_minor_negatives_make_c_and_two_do_not(minors: int, positives: int) -> None:
-    active = [{"polarity": "NEGATIVE", "severity": "MINOR", "category": "ADMIN_PENALTY"}] * minors
-    active += [{"polarity": "POSITIVE", "severity": "NONE", "category": "HONOR"}] * positives
+    active = [record_state(polarity="NEGATIVE", severity="MINOR", category="ADMIN_PENALTY")] * minors
+    active += [record_state(polarity="POSITIVE", severity="NONE", category="HONOR")] * positives
     expected = "C" if minors >= 3 else "B" if minors else "A" if positives else "B"
     assert credit.grade(active) == expected
 

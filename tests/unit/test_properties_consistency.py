@@ -20,6 +20,7 @@ from schemas.errors import Rejected
 from schemas.events import SanctionFeedback, plain
 from services.api import supervision as api
 from services.credit import rules as credit
+from services.credit.state import CreditState
 from services.emergency import rules as emergency
 from services.emergency.state import Incident
 from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
@@ -29,6 +30,7 @@ from services.sanctions.state import ListEntry
 from services.supervision import rules as supervision
 from services.supervision.state import Project
 from tests.unit import emsup_events
+from tests.unit.credit_events import credit_record, profile_body
 from tests.unit.props import META, PROPS, black_listing, credit_profile, edge_dates, sanction_feedback
 from topics.circle import load_circle
 from topics.localtime import CIRCLE_TZ as TZ
@@ -181,11 +183,11 @@ def credit_history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], date]:
     return events, today
 
 
-def apply_credit(events: list[dict[str, Any]], today: date) -> dict[str, Any]:
+def apply_credit(events: list[dict[str, Any]], today: date) -> CreditState:
     state = None
     for e in events:
         try:
-            state, _ = credit.apply(state, e, TZ)
+            state, _ = credit.apply(state, credit_record(e), TZ)
         except Rejected:
             continue
     assert state is not None
@@ -198,24 +200,24 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
     events, today = history
     state = apply_credit(events, today)
     now = datetime(today.year, today.month, today.day, 4, tzinfo=UTC)
-    profile = credit.profile(state, now)
-    active = [state["records"][rid] for rid in state["active"]]
-    assert profile["grade"] == credit.grade(active) == state["grade"]
-    negatives = [r for r in active if r["polarity"] == "NEGATIVE"]
+    profile = profile_body(state, now)
+    active = [state.records[rid] for rid in state.active]
+    assert profile["grade"] == credit.grade(active) == state.grade
+    negatives = [r for r in active if r.polarity == "NEGATIVE"]
     assert profile["counts"]["negative"] == len(negatives)
     assert sum(profile["counts"][s] for s in ("minor", "general", "serious")) == len(
-        [r for r in negatives if r["severity"] != "NONE"]
+        [r for r in negatives if r.severity != "NONE"]
     )
     assert all(r["active_until"] is None or r["active_until"] >= today for r in profile["active_records"])
-    # the gauge counts the state's grade (the subjects table counts state["grade"]); the API shows the profile's
+    # the gauge counts the state's grade (the subjects table counts state.grade); the API shows the profile's
     row = credit_profile_row({**profile, "meta": {"event_id": "x"}}, 0, 0)
-    assert credit_profile_json(SimpleNamespace(**row))["grade"] == state["grade"]
+    assert credit_profile_json(SimpleNamespace(**row))["grade"] == state.grade
     # the list entry follows the grade: BLACK exactly for D, RED only for A
     listed_profile = credit_profile(profile)
     decision = sanctions.RULES.decide(listed_profile, today)
-    assert (decision is not None and decision.list == "BLACK") == (state["grade"] == "D")
+    assert (decision is not None and decision.list == "BLACK") == (state.grade == "D")
     if decision is not None and decision.list == "RED":
-        assert state["grade"] == "A"
+        assert state.grade == "A"
     entry = sanctions.next_entry(None, decision, replace(listed_profile, closed_records=[]), now, CITIES, TZ)
     assert (entry is None) == (decision is None)
     if entry is not None and decision is not None:
@@ -226,7 +228,7 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
         assert view["list"] == decision.list and view["reasons"] == list(decision.reasons)
         if decision.expires_on is not None:  # the listing ends when its last reason leaves the profile
             assert body.expires_at is not None and body.expires_at > now
-            assert credit.evaluate(state, decision.expires_on + DAY)[0]["active"] != state["active"]
+            assert credit.evaluate(state, decision.expires_on + DAY)[0].active != state.active
 
 
 # --- listings: feedback -----------------------------------------------------------------------
@@ -413,7 +415,7 @@ def test_a_list_entry_stays_right_until_the_profile_next_changes(
     events, today = history
     state = apply_credit(events, today)
     now = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    profile = credit.profile(state, now)
+    profile = profile_body(state, now)
     change = credit.next_change(state)
     day = today + timedelta(days=later)
     if change is not None and day >= change:
@@ -451,7 +453,7 @@ def test_a_focus_listing_ends_when_its_reasons_leave_the_365_day_window() -> Non
             }
         )
     state = apply_credit(events, today)
-    profile = credit.profile(state, datetime(2026, 11, 22, tzinfo=UTC))
+    profile = profile_body(state, datetime(2026, 11, 22, tzinfo=UTC))
     listed_profile = credit_profile(profile)
     listed = sanctions.RULES.decide(listed_profile, today)
     assert listed is not None and listed.list == "FOCUS"
