@@ -233,6 +233,7 @@ class SqlSink:
         self._uncommitted = False
         self.faults = 0
 
+    # Any: kafka-python's FutureRecordMetadata (the library is unannotated)
     def _send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
         return self._producer.producer.send(topic, key=key, value=value, headers=headers)
 
