@@ -15,14 +15,16 @@ The pattern is the one any downstream service follows:
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, TypedDict
 
 from schemas.catalogue import FEEDBACK_OUTCOMES
 from schemas.convert import to_json
 from schemas.errors import Rejected, TongchengError
+from schemas.events import ListKind, SanctionEntry, typed
 from topics.acls import city_group_prefix
 from topics.context import Context
 from topics.language import EN, ZH
@@ -70,24 +72,69 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
+Action = Literal["APPLY", "LIFT"]
+
+
+class MeasureNote(TypedDict):
+    """A measure to apply, as the city's departments read it (topics/data/measures.json)."""
+
+    code: str
+    description: str
+    legal_basis: str
+
+
+class FeedbackBody(TypedDict):
+    """One sanction.feedback event as the inbox publishes it (the publisher adds the meta)."""
+
+    subject_id: str
+    list_revision: int
+    city: str
+    measure_code: str
+    outcome: str
+    business_ref: str
+    reported_at: str
+
+
+class WorkItemJson(TypedDict):
+    """A work item as `tongcheng inbox --json` prints it."""
+
+    action: Action
+    subject_id: str
+    name: str
+    revision: int
+    initiated_by: str
+    measures: builtins.list[MeasureNote]
+    removal_reason: str | None
+    feedback_sent: builtins.list[str]
+    list: ListKind
+
+
 @dataclass
 class WorkItem:
     """What one city's departments must do about one list entry."""
 
-    action: str  # APPLY or LIFT
+    action: Action
     subject_id: str
     name: str
-    list_kind: str  # RED, FOCUS or BLACK
+    list_kind: ListKind
     revision: int
     initiated_by: str
-    measures: list[dict[str, Any]] = field(default_factory=list)  # code, description, legal_basis
+    measures: list[MeasureNote] = field(default_factory=list)
     removal_reason: str | None = None
     feedback_sent: list[str] = field(default_factory=list)  # event_ids
 
-    def as_json(self) -> dict[str, Any]:
-        body = dict(self.__dict__)
-        body["list"] = body.pop("list_kind")
-        return to_json(body)
+    def as_json(self) -> WorkItemJson:
+        return {
+            "action": self.action,
+            "subject_id": self.subject_id,
+            "name": self.name,
+            "revision": self.revision,
+            "initiated_by": self.initiated_by,
+            "measures": [MeasureNote(**m) for m in self.measures],
+            "removal_reason": self.removal_reason,
+            "feedback_sent": list(self.feedback_sent),
+            "list": self.list_kind,
+        }
 
     def text(self, city_name: Callable[[str], str], lang: str = EN) -> str:
         """For a person at a terminal, in zh-CN or en (a measure's description is kept in both,
@@ -113,32 +160,37 @@ class WorkItem:
         return "\n".join(lines)
 
 
-def work_item(entry: dict[str, Any], city: str) -> WorkItem | None:
+def work_item(entry: SanctionEntry, city: str) -> WorkItem | None:
     """The work item for `city` from one entry, or None when no measure of it applies there."""
-    mine = [m["code"] for m in entry["measures"] if city in m["applies_in"]]
+    mine = [m.code for m in entry.measures if city in m.applies_in]
     if not mine:
         return None
-    common = {
-        "subject_id": entry["subject_id"],
-        "name": entry["name"],
-        "list_kind": entry["list"],
-        "revision": entry["revision"],
-        "initiated_by": entry["initiated_by"],
-    }
-    if entry["status"] == "REMOVED":
-        return WorkItem("LIFT", removal_reason=entry["removal_reason"], **common)
-    measures = []
-    known_measures = catalogue()
-    for code in mine:
-        known = known_measures.get(code)
-        measures.append(
-            {
-                "code": code,
-                "description": known.description if known else "(not in this catalogue)",
-                "legal_basis": known.legal_basis if known else "",
-            }
-        )
-    return WorkItem("APPLY", measures=measures, **common)
+    if entry.status == "REMOVED":
+        action: Action = "LIFT"
+        measures: list[MeasureNote] = []
+    else:
+        action = "APPLY"
+        known_measures = catalogue()
+        measures = []
+        for code in mine:
+            known = known_measures.get(code)
+            measures.append(
+                {
+                    "code": code,
+                    "description": known.description if known else "(not in this catalogue)",
+                    "legal_basis": known.legal_basis if known else "",
+                }
+            )
+    return WorkItem(
+        action,
+        entry.subject_id,
+        entry.name,
+        entry.list,
+        entry.revision,
+        entry.initiated_by,
+        measures=measures,
+        removal_reason=entry.removal_reason if action == "LIFT" else None,
+    )
 
 
 def inbox_group(prefix: str, city: str) -> str:
@@ -171,23 +223,26 @@ class Inbox:
         self.undecodable = 0
 
     def handle(self, deliveries: list[Delivery]) -> list[WorkItem]:
-        newest: dict[str, dict[str, Any]] = {}
+        newest: dict[str, SanctionEntry] = {}
         for d in deliveries:
             if d.event is None:  # a derived topic should not carry these; say so and go on
                 self.undecodable += 1
                 log.warning("%s[%d]@%d undecodable: %s", d.topic, d.partition, d.offset, d.error)
                 continue
-            prev = newest.get(d.event["subject_id"])
-            if prev is None or d.event["revision"] > prev["revision"]:
-                newest[d.event["subject_id"]] = d.event
+            entry = typed(d.event, SanctionEntry)
+            prev = newest.get(entry.subject_id)
+            if prev is None or entry.revision > prev.revision:
+                newest[entry.subject_id] = entry
         items = [item for entry in newest.values() if (item := work_item(entry, self.city)) is not None]
         if self.outcome and self.publisher is not None:
             self.send_feedback(items)
         return items
 
     def send_feedback(self, items: list[WorkItem]) -> None:
-        now = self.ctx.clock.now()
-        bodies, owners = [], []
+        assert self.outcome is not None and self.publisher is not None
+        outcome, now = self.outcome, self.ctx.clock.now()
+        bodies: list[FeedbackBody] = []
+        owners: list[WorkItem] = []
         for item in items:
             if item.action != "APPLY":
                 continue
@@ -198,19 +253,18 @@ class Inbox:
                         "list_revision": item.revision,
                         "city": self.city,
                         "measure_code": m["code"],
-                        "outcome": self.outcome,
+                        "outcome": outcome,
                         "business_ref": f"inbox-{self.city}-{item.subject_id}-r{item.revision}-{m['code']}",
                         "reported_at": to_json(now),
                     }
                 )
                 owners.append(item)
-        assert self.publisher is not None
-        for outcome in self.publisher.publish_many("sanction.feedback", bodies):
-            if outcome.error is not None:  # e.g. the broker is unreachable: stop before committing
-                if isinstance(outcome.error, Rejected):
-                    raise TongchengError(f"feedback refused: {outcome.error}")
-                raise outcome.error
-            owners[outcome.index].feedback_sent.append(str(outcome.event_id))
+        for sent in self.publisher.publish_many("sanction.feedback", bodies):
+            if sent.error is not None:  # e.g. the broker is unreachable: stop before committing
+                if isinstance(sent.error, Rejected):
+                    raise TongchengError(f"feedback refused: {sent.error}")
+                raise sent.error
+            owners[sent.index].feedback_sent.append(str(sent.event_id))
 
     def run(self, show: Callable[[WorkItem], None], stop: Callable[[], bool], once: bool = False) -> int:
         """Poll, handle, show, commit until `stop()`; with `once`, until caught up. Returns items shown."""

@@ -13,9 +13,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 Policy = Literal["always", "on-failure", "never"]
+State = Literal["starting", "running", "backoff", "exited", "failed", "stopped"]
+
+
+class ChildStatus(TypedDict):
+    """One child's line of the status (the table `show` prints, `children` of the status file)."""
+
+    child: str
+    pid: int | None
+    state: State
+    uptime_s: float | None
+    restarts: int
+    last_exit: str | None
+    restart_in_s: float | None
+    log: str
+
+
+class StatusFile(TypedDict):
+    """The status file (`up-status.json` in the log directory), for other tools."""
+
+    updated: str
+    supervisor_pid: int
+    children: list[ChildStatus]
 
 
 @dataclass(frozen=True)
@@ -45,7 +67,7 @@ class Backoff:
 class _Run:
     spec: Child
     proc: subprocess.Popen[bytes] | None = None
-    state: str = "starting"  # running, backoff, exited (0, not restarted), failed, stopped
+    state: State = "starting"  # running, backoff, exited (0, not restarted), failed, stopped
     started: float = 0.0
     restarts: int = 0
     streak: int = 0  # crashes in a row without a long enough run between them
@@ -162,7 +184,7 @@ class Supervisor:
 
     # --- status ----------------------------------------------------------------------------
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[ChildStatus]:
         now = self.clock()
         return [
             {
@@ -190,9 +212,9 @@ class Supervisor:
         self.shown = self.clock()
         self.write_status(rows)
 
-    def write_status(self, rows: list[dict[str, Any]] | None = None) -> None:
+    def write_status(self, rows: list[ChildStatus] | None = None) -> None:
         """The status as JSON for other tools, replaced atomically so a reader never sees half of it."""
-        body = {
+        body: StatusFile = {
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             "supervisor_pid": os.getpid(),
             "children": rows if rows is not None else self.status(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypedDict
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -24,10 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.convert import JsonObject
 from schemas.errors import PublishError, Rejected, Unavailable
 from schemas.jsonschema import JsonSchemas
 from schemas.registry import RegistryError
 from services.api.auth import Auth, Caller, RateLimiter
+from services.api.bodies import ANY_JSON, OBJECT
 from services.api.privacy import Audit
 from services.api.problems import (
     Problem,
@@ -38,7 +40,7 @@ from services.api.problems import (
     problem_response,
 )
 from services.api.readiness import BrokerProbe
-from services.api.tokens import TokenStore
+from services.api.tokens import PublicToken, TokenStore
 from topics import kafka_auth
 from topics.catalog import EVENT_TYPES, INPUT_TYPES
 from topics.context import Context
@@ -49,7 +51,31 @@ from topics.validation import MAX_PAYLOAD_BYTES, loads_event
 log = logging.getLogger(__name__)
 #: what a 503 asks the caller to wait before trying again
 RETRY_AFTER = "5"
-PUBLIC: dict[str, Any] = {"security": []}
+#: the OpenAPI fragment of an operation without a token
+PUBLIC: JsonObject = {"security": []}
+
+
+class Accepted(TypedDict):
+    """The answer to a published event: its id and the topic it went to."""
+
+    event_id: str
+    topic: str
+
+
+class TokenList(TypedDict):
+    items: list[PublicToken]
+
+
+class Health(TypedDict):
+    status: str
+    circle: str
+    topics: str
+    event_types: list[str]
+
+
+class Ready(TypedDict):
+    status: str
+    broker: str
 
 
 def unavailable(title: str, detail: str) -> Problem:
@@ -133,7 +159,7 @@ class Ingestion:
         if self._producer is not None:
             self._producer.close(timeout)
 
-    async def ingest(self, event_type: str, request: Request, caller: Caller) -> dict[str, str]:
+    async def ingest(self, event_type: str, request: Request, caller: Caller) -> Accepted:
         city = caller.city
         try:
             body = loads_event(await request.body())
@@ -176,7 +202,7 @@ class Ingestion:
         return {"event_id": prepared.event_id, "topic": prepared.topic}
 
 
-def _event_body(schemas: JsonSchemas, event_type: str) -> dict[str, Any]:
+def _event_body(schemas: JsonSchemas, event_type: str) -> JsonObject:
     schema = schemas.event(EVENT_TYPES[event_type].schema)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
@@ -189,7 +215,7 @@ ACCEPTED = {
 
 
 def _add_ingest_route(app: FastAPI, ingestion: Ingestion, auth: Auth, schemas: JsonSchemas, event_type: str) -> None:
-    async def ingest(request: Request, caller: Caller = Depends(auth.require("publish"))) -> dict[str, str]:
+    async def ingest(request: Request, caller: Caller = Depends(auth.require("publish"))) -> Accepted:
         return await ingestion.ingest(event_type, request, caller)
 
     app.add_api_route(
@@ -197,6 +223,7 @@ def _add_ingest_route(app: FastAPI, ingestion: Ingestion, auth: Auth, schemas: J
         ingest,
         methods=["POST"],
         status_code=202,
+        response_model=dict[str, str],
         openapi_extra=_event_body(schemas, event_type),
         summary=f"Publish one {event_type} event as the token's city",
         operation_id=f"publish_{event_type.replace('.', '_')}",
@@ -270,13 +297,13 @@ def create_app(
         ):
             app.include_router(router)
 
-    @app.get("/v1/tokens", summary="The API's tokens (never their secrets)")
-    async def list_tokens(caller: Caller = Depends(auth.require("admin"))) -> dict[str, Any]:
+    @app.get("/v1/tokens", summary="The API's tokens (never their secrets)", response_model=OBJECT)
+    async def list_tokens(caller: Caller = Depends(auth.require("admin"))) -> TokenList:
         now = auth.now()
         return {"items": [t.public(now) for t in tokens.tokens()]}
 
-    @app.get("/healthz", summary="Health", openapi_extra=PUBLIC)
-    async def healthz() -> dict[str, Any]:
+    @app.get("/healthz", summary="Health", openapi_extra=PUBLIC, response_model=OBJECT)
+    async def healthz() -> Health:
         return {
             "status": "ok",
             "circle": ctx.circle.code,
@@ -289,8 +316,9 @@ def create_app(
         summary="Readiness: 200 while the broker answers, 503 problem+json while it does not",
         responses={503: {"description": "the broker does not answer"}},
         openapi_extra=PUBLIC,
+        response_model=ANY_JSON,
     )
-    async def readyz(request: Request) -> Any:
+    async def readyz(request: Request) -> Response | Ready:
         ready, why = await run_in_threadpool(ingestion.probe.state)
         if not ready:
             return problem_response(
@@ -298,8 +326,8 @@ def create_app(
             )
         return {"status": "ready", "broker": ctx.settings.bootstrap}
 
-    @app.get("/asyncapi.json", include_in_schema=False)
-    async def asyncapi() -> dict[str, Any]:
+    @app.get("/asyncapi.json", include_in_schema=False, response_model=OBJECT)
+    async def asyncapi() -> JsonObject:
         """The AsyncAPI 3.0 document of the topics (topics/asyncapi.py): public, like /openapi.json."""
         from topics.asyncapi import document
 

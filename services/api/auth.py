@@ -15,7 +15,6 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import unquote
 
 from fastapi import Header, Security
@@ -124,7 +123,7 @@ class Auth:
             )
         return token
 
-    def require(self, scope: str) -> Callable[..., Any]:
+    def require(self, scope: str) -> Callable[[HTTPAuthorizationCredentials | None], Caller]:
         """A dependency: the caller, with `scope`."""
 
         def dependency(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Caller:
@@ -132,7 +131,7 @@ class Auth:
 
         return dependency
 
-    def reader_of_subjects(self) -> Callable[..., Any]:
+    def reader_of_subjects(self) -> Callable[[HTTPAuthorizationCredentials | None, str | None], Caller]:
         """A dependency for reads that may show natural persons: `read`, and with `pii` the purpose."""
 
         def dependency(

@@ -13,20 +13,27 @@ before the data is sent: a read that cannot be audited is not answered (503).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from kafka.errors import KafkaError
 
 from schemas.errors import PublishError, Unavailable
+from schemas.events import AuditRead, Meta, plain
 from services.api.auth import Caller
 from services.api.problems import Problem
+from services.readmodel.tables import SubjectBody
 from topics import cloudevents
 from topics.context import Context
 from topics.identifiers import PERSON_ID_RE
+from topics.publisher import HealingProducer
 
 AUDIT_TYPE = "audit.read"
 AUDIT_SOURCE = "tongcheng-api"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: an answer about one subject: a credit profile, a list entry (services/readmodel/tables.py)
+B = TypeVar("B", bound=SubjectBody)
 
 
 def is_person(subject_id: str) -> bool:
@@ -47,9 +54,9 @@ def mask_id_number(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
-def masked(body: dict[str, Any]) -> dict[str, Any]:
+def masked(body: B) -> B:
     """A subject's answer with a natural person's name (and ID number, if present) masked."""
-    out = dict(body)
+    out = body.copy()
     if "name" in out:
         out["name"] = mask_name(str(out["name"]))
     if out.get("id_number"):
@@ -61,48 +68,48 @@ def masked(body: dict[str, Any]) -> dict[str, Any]:
 class Audit:
     """Writes AuditRead records with the API's producer, and waits for the broker's acknowledgement."""
 
-    def __init__(self, ctx: Context, producer: Any) -> None:
+    def __init__(self, ctx: Context, producer: Callable[[], HealingProducer]) -> None:
         self.ctx = ctx
-        self._producer = producer  # a HealingProducer, made at the first use
+        self._producer = producer  # the API's HealingProducer, made at the first use
         self.topic = ctx.topics.topic(AUDIT_TYPE)
 
     def record(self, caller: Caller, subject_ids: Iterable[str], endpoint: str, timeout: float = 15.0) -> None:
         assert caller.purpose is not None
-        now_ms = int(self.ctx.clock.now().timestamp() * 1000)
-        events: list[dict[str, Any]] = [
-            {
-                "meta": {
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": AUDIT_TYPE,
-                    "source_city": caller.city,
-                    "source_system": AUDIT_SOURCE,
-                    "occurred_at": now_ms,
-                    "published_at": now_ms,
-                    "correlation_id": None,
-                    "causation_id": None,
-                },
-                "token_id": caller.token.id,
-                "city": caller.city,
-                "subject_id": sid,
-                "purpose": caller.purpose,
-                "endpoint": endpoint,
-                "read_at": now_ms,
-            }
+        # to the millisecond, as the record keeps it
+        now = EPOCH + timedelta(milliseconds=int(self.ctx.clock.now().timestamp() * 1000))
+        reads = [
+            AuditRead(
+                meta=Meta(
+                    event_id=str(uuid.uuid4()),
+                    event_type=AUDIT_TYPE,
+                    source_city=caller.city,
+                    source_system=AUDIT_SOURCE,
+                    occurred_at=now,
+                    published_at=now,
+                ),
+                token_id=caller.token.id,
+                city=caller.city,
+                subject_id=sid,
+                purpose=caller.purpose,
+                endpoint=endpoint,
+                read_at=now,
+            )
             for sid in subject_ids
         ]
-        if not events:
+        if not reads:
             return
+        events = [plain(r) for r in reads]
         try:
             values = self.ctx.codec.encode_many(f"{self.topic}-value", "AuditRead", events)
             producer = self._producer()
             futures = [
                 producer.send(
                     self.topic,
-                    key=e["subject_id"].encode(),
+                    key=r.subject_id.encode(),
                     value=v,
                     headers=cloudevents.event_headers(self.ctx.topics.prefix, AUDIT_TYPE, e, "api"),
                 )
-                for e, v in zip(events, values, strict=True)
+                for r, e, v in zip(reads, events, values, strict=True)
             ]
             for future in futures:
                 future.get(timeout=timeout)
@@ -115,7 +122,7 @@ class Audit:
             ) from exc
 
 
-def shown(caller: Caller, subject_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def shown(caller: Caller, subject_id: str, body: B) -> B:
     """The body as this caller may see it (the audit is the caller's job: `Audit.record` first)."""
     if not is_person(subject_id) or caller.unmasked:
         return body

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.convert import Json, JsonObject
 from topics.language import EN, ZH, negotiate
 
 PROBLEM = "application/problem+json"
@@ -27,7 +27,7 @@ class Problem(Exception):
         detail: str,
         type_: str = "about:blank",
         headers: dict[str, str] | None = None,
-        **extra: Any,
+        **extra: Json,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.type, self.extra = status, title, detail, type_, extra
@@ -40,7 +40,7 @@ class ProblemJSON(JSONResponse):
 
     media_type = PROBLEM
 
-    def render(self, content: Any) -> bytes:
+    def render(self, content: object) -> bytes:
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
@@ -51,9 +51,16 @@ def problem_response(
     instance: str,
     type_: str = "about:blank",
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    **extra: Json,
 ) -> JSONResponse:
-    body = {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance, **extra}
+    body: JsonObject = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
     return ProblemJSON(body, status_code=status, headers=headers)
 
 

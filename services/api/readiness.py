@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from kafka.admin import KafkaAdminClient
+
+from topics.kafka_auth import ClientAuth
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,10 @@ class BrokerProbe:
         ttl: float = 1.0,
         timeout_ms: int = 2_000,
         clock: Callable[[], float] = time.monotonic,
-        auth: Mapping[str, Any] | None = None,
+        auth: ClientAuth | None = None,
     ) -> None:
         self.bootstrap = bootstrap
-        self.auth = dict(auth or {})  # topics/kafka_auth.py client_config
+        self.auth = auth  # topics/kafka_auth.py client_config
         self.ttl = ttl
         self.timeout_ms = timeout_ms
         self._clock = clock
@@ -52,12 +53,13 @@ class BrokerProbe:
     def _ask(self) -> tuple[bool, str]:
         try:
             if self._admin is None:
+                auth: Mapping[str, object] = self.auth or {}
                 self._admin = KafkaAdminClient(
                     bootstrap_servers=self.bootstrap,
                     client_id="tongcheng-api-readiness",
                     request_timeout_ms=self.timeout_ms,
                     bootstrap_timeout_ms=self.timeout_ms,
-                    **self.auth,
+                    **auth,
                 )
             self._admin.describe_cluster()
             return True, ""

@@ -8,13 +8,13 @@ English to a reader whose Accept-Language prefers it.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from schemas.convert import to_json
+from services.api.bodies import CityScore, IncidentBody
 from services.api.supervision import Supervision
 from topics.circle import Circle
 from topics.language import EN, LANGUAGES, ZH, negotiate
@@ -98,8 +98,8 @@ def pct(value: float) -> str:
 
 
 def render(
-    board: list[dict[str, Any]],
-    emergencies: list[dict[str, Any]],
+    board: list[CityScore],
+    emergencies: list[IncidentBody],
     lists: dict[str, int],
     as_of: str,
     circle: Circle,

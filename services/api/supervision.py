@@ -8,22 +8,38 @@ the injected clock, so any number of API processes answer alike, whatever the nu
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from schemas.convert import to_json
-from schemas.events import Milestone
+from schemas.convert import JsonObject, to_json
+from schemas.events import Milestone, ReportKind
 from services.api.auth import Auth
+from services.api.bodies import (
+    ANY_JSON,
+    OBJECT,
+    CityScore,
+    IncidentBody,
+    IncidentsBody,
+    RecipientBody,
+    ReportBody,
+    ScoreboardBody,
+)
 from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.emergency import rules as emergency
 from services.emergency.state import Incident, Report, Slot
 from services.readmodel.tables import (
+    EmergencyAckRow,
+    EmergencyReportRow,
+    MilestoneReportRow,
+    ProjectPlanRow,
+    SanctionTrackingRow,
     emergency_acks,
     emergency_reports,
     milestone_reports,
@@ -40,10 +56,10 @@ from topics.clock import Clock
 from topics.localtime import local_date
 
 
-def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, Incident]:
+def incidents(report_rows: Sequence[EmergencyReportRow], ack_rows: Sequence[EmergencyAckRow]) -> dict[str, Incident]:
     """Incidents as the processor keeps them (services/emergency/state.py) from read-model rows."""
     acked = {(a.incident_id, a.report_seq, a.city): utc(a.acknowledged_at) for a in ack_rows}
-    rows: dict[str, list[Any]] = defaultdict(list)
+    rows: dict[str, list[EmergencyReportRow]] = defaultdict(list)
     for r in sorted(report_rows, key=lambda r: (r.incident_id, r.report_seq)):
         rows[r.incident_id].append(r)
     out: dict[str, Incident] = {}
@@ -56,7 +72,8 @@ def incidents(report_rows: list[Any], ack_rows: list[Any]) -> dict[str, Incident
             location_city=first.location_city,
             reports={
                 str(r.report_seq): Report(
-                    kind=r.report_kind,
+                    # the dispatch's report_kind is its notice's (a string in emergency.dispatch's schema)
+                    kind=cast(ReportKind | None, r.report_kind),
                     level=r.raised_from or r.effective_level,
                     effective_level=r.effective_level,
                     sent_at=utc(r.dispatched_at),
@@ -82,11 +99,11 @@ def ack_status(slot: Slot, now: datetime) -> str:
     return emergency.ack_status(slot, now)
 
 
-def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
+def incident_json(inc: Incident, now: datetime) -> IncidentBody:
     cities: dict[str, list[str]] = defaultdict(list)
-    reports = []
+    reports: list[ReportBody] = []
     for seq, report in sorted(inc.reports.items(), key=lambda kv: int(kv[0])):
-        recipients = []
+        recipients: list[RecipientBody] = []
         for city, slot in report.recipients.items():
             status = ack_status(slot, now)
             cities[city].append(status)
@@ -125,7 +142,7 @@ def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
     }
 
 
-def project_state(plan: Any, report_rows: list[Any]) -> Project:
+def project_state(plan: ProjectPlanRow, report_rows: Sequence[MilestoneReportRow]) -> Project:
     """A project as the processor keeps it (services/supervision/state.py) from read-model rows:
     the plan's row, and the newest report's row per milestone."""
     reported = {r.milestone_id: r for r in report_rows}
@@ -158,32 +175,34 @@ class Supervision:
             closed = sa.select(emergency_reports.c.incident_id).where(emergency_reports.c.report_kind == "FINAL")
             reports = reports.where(emergency_reports.c.incident_id.not_in(closed))
             acks = acks.where(emergency_acks.c.incident_id.not_in(closed))
-        return incidents(self.model.all(reports), self.model.all(acks))
+        return incidents(self.model.rows(reports, EmergencyReportRow), self.model.rows(acks, EmergencyAckRow))
 
-    def emergencies(self, open_only: bool) -> list[dict[str, Any]]:
+    def emergencies(self, open_only: bool) -> list[IncidentBody]:
         now = self.clock.now()
         items = [incident_json(inc, now) for inc in self.incidents(open_only).values()]
         items.sort(key=lambda i: i["reports"][0]["dispatched_at"], reverse=True)
         return items
 
-    def project(self, project_id: str) -> dict[str, Any] | None:
-        plan = self.model.one(project_plans, project_plans.c.project_id == project_id)
+    def project(self, project_id: str) -> JsonObject | None:
+        plan = self.model.one(project_plans, project_plans.c.project_id == project_id, ProjectPlanRow)
         if plan is None:
             return None
-        reports = self.model.all(sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id))
+        reports = self.model.rows(
+            sa.select(milestone_reports).where(milestone_reports.c.project_id == project_id), MilestoneReportRow
+        )
         today = local_date(self.clock.now(), self.circle.tz)
         return supervision.project_view(project_state(plan, reports), today, total_investment=plan.total_investment)
 
     def list_counts(self) -> dict[str, int]:
         t = sanction_entries
-        rows = self.model.all(sa.select(t.c.list, sa.func.count()).where(t.c.status == "LISTED").group_by(t.c.list))
+        rows = self.model.tuples(sa.select(t.c.list, sa.func.count()).where(t.c.status == "LISTED").group_by(t.c.list))
         return {"BLACK": 0, "FOCUS": 0, "RED": 0, **{r[0]: r[1] for r in rows}}
 
-    def scoreboard(self) -> list[dict[str, Any]]:
+    def scoreboard(self) -> list[CityScore]:
         now = self.clock.now()
-        plans = self.model.all(sa.select(project_plans))
-        reports: dict[str, list[Any]] = defaultdict(list)
-        for r in self.model.all(sa.select(milestone_reports)):
+        plans = self.model.rows(sa.select(project_plans), ProjectPlanRow)
+        reports: dict[str, list[MilestoneReportRow]] = defaultdict(list)
+        for r in self.model.rows(sa.select(milestone_reports), MilestoneReportRow):
             reports[r.project_id].append(r)
         today = local_date(now, self.circle.tz)
         counts = supervision.city_counts([project_state(p, reports[p.project_id]) for p in plans], today)
@@ -191,9 +210,9 @@ class Supervision:
         for inc in self.incidents(False).values():
             for city, n in emergency.unacknowledged(inc).items():
                 waiting[city] += n
-        rows = self.model.all(sa.select(sanction_tracking.c.cities))
+        rows = self.model.rows(sa.select(sanction_tracking), SanctionTrackingRow)
         answered = feedback.count(((c["city"], c["status"]) for row in rows for c in row.cities), self.circle.codes)
-        board = []
+        board: list[CityScore] = []
         for code, member in self.circle.cities.items():
             mine = counts.get(code)
             board.append(
@@ -216,19 +235,29 @@ class Supervision:
 def supervision_router(figures: Supervision, auth: Auth) -> APIRouter:
     router = APIRouter(dependencies=[Depends(auth.require("read"))])
 
-    @router.get("/v1/emergencies", summary="Incidents, with the acknowledgement status of every recipient city")
-    async def emergencies(open: bool = Query(False, description="only incidents without a FINAL report")) -> Any:
+    @router.get(
+        "/v1/emergencies",
+        summary="Incidents, with the acknowledgement status of every recipient city",
+        response_model=ANY_JSON,
+    )
+    async def emergencies(
+        open: bool = Query(False, description="only incidents without a FINAL report"),
+    ) -> IncidentsBody:
         return {"items": await run_in_threadpool(figures.emergencies, open)}
 
-    @router.get("/v1/projects/{project_id}", summary="A project, with its milestones, their states and its light")
-    async def project(project_id: str = Path(max_length=128)) -> dict[str, Any]:
+    @router.get(
+        "/v1/projects/{project_id}",
+        summary="A project, with its milestones, their states and its light",
+        response_model=OBJECT,
+    )
+    async def project(project_id: str = Path(max_length=128)) -> JsonObject:
         found = await run_in_threadpool(figures.project, project_id)
         if found is None:
             raise Problem(404, "Unknown project", f"no project {project_id!r} on the cooperation-project list")
         return found
 
-    @router.get("/v1/supervision/cities", summary="The per-city scoreboard")
-    async def cities() -> dict[str, Any]:
+    @router.get("/v1/supervision/cities", summary="The per-city scoreboard", response_model=OBJECT)
+    async def cities() -> ScoreboardBody:
         return {"as_of": to_json(figures.clock.now()), "cities": await run_in_threadpool(figures.scoreboard)}
 
     return router

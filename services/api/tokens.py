@@ -28,10 +28,10 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from schemas.errors import ConfigError
 
@@ -53,13 +53,42 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _parse_time(value: Any, where: str) -> datetime:
+def _parse_time(value: object, where: str) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"{where}: expected an ISO-8601 time")
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError(f"{where}: the time needs a UTC offset")
     return parsed
+
+
+class TokenDoc(TypedDict):
+    """A token as the token file stores it: its hash, never the token."""
+
+    id: str
+    city: str
+    sha256: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str
+    label: str
+    revoked_at: str | None
+    rate_per_s: float
+
+
+class PublicToken(TypedDict):
+    """A token as `token list` and GET /v1/tokens show it: everything but the hash, and its state."""
+
+    id: str
+    city: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str
+    label: str
+    revoked_at: str | None
+    rate_per_s: float
+    #: active, expired or revoked
+    state: str
 
 
 @dataclass(frozen=True)
@@ -79,23 +108,36 @@ class Token:
             return "revoked"
         return "expired" if now >= self.expires_at else "active"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> TokenDoc:
         """The stored form (the hash, never the token)."""
-        out = asdict(self)
-        out["scopes"] = list(self.scopes)
-        for key in ("created_at", "expires_at", "revoked_at"):
-            out[key] = _iso(out[key]) if out[key] is not None else None
-        return out
+        return {
+            "id": self.id,
+            "city": self.city,
+            "sha256": self.sha256,
+            "scopes": list(self.scopes),
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "label": self.label,
+            "revoked_at": _iso(self.revoked_at) if self.revoked_at is not None else None,
+            "rate_per_s": self.rate_per_s,
+        }
 
-    def public(self, now: datetime) -> dict[str, Any]:
+    def public(self, now: datetime) -> PublicToken:
         """What `token list` and GET /v1/tokens show: everything but the hash."""
-        out = self.as_json()
-        del out["sha256"]
-        out["state"] = self.state(now)
-        return out
+        return {
+            "id": self.id,
+            "city": self.city,
+            "scopes": list(self.scopes),
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "label": self.label,
+            "revoked_at": _iso(self.revoked_at) if self.revoked_at is not None else None,
+            "rate_per_s": self.rate_per_s,
+            "state": self.state(now),
+        }
 
     @classmethod
-    def from_json(cls, entry: Any, where: str) -> Token:
+    def from_json(cls, entry: object, where: str) -> Token:
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: expected an object")
         missing = [k for k in ("id", "city", "sha256", "scopes", "created_at", "expires_at") if k not in entry]

@@ -37,7 +37,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     """One report of an incident (a notice, as routed) and its recipients by city, in the circle's order."""
 
     event_id: str | None = None  # the notice's; None in the API's incidents
-    kind: ReportKind
+    kind: ReportKind | None  # None in the API's incidents, for a dispatch from before it carried it
     level: EmergencyLevel  # as the notice declared it
     effective_level: EmergencyLevel
     sent_at: datetime  # the notice's meta.published_at
@@ -56,8 +56,9 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     incident_id: str
     sender: str
     category: EmergencyCategory | None = None  # None in the API's incidents
-    subtype: str
-    location_city: str
+    #: None in the API's incidents, for a dispatch from before it carried them
+    subtype: str | None
+    location_city: str | None
     reports: dict[str, Report]
     closed: bool = False
     last_seq: int = 0

@@ -8,7 +8,6 @@ the sink writes). Any SQLAlchemy URL for PostgreSQL works the same way, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -16,13 +15,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from schemas.errors import ConfigError, TongchengError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, **kwargs: object) -> Engine:
     """An engine for `url`; SQLite gets its directory created, WAL and a busy timeout."""
     try:
         parsed = sa.engine.make_url(url)
@@ -34,7 +35,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -2,7 +2,8 @@
 
 One poll of up to `batch_size` records becomes one database transaction:
 
-1. decode every record; an undecodable one goes to its topic's DLQ with the reason, and counts;
+1. decode every record and make it its row (`Projection.row`: the event as its Struct, then the
+   table's row Struct); an undecodable one goes to its topic's DLQ with the reason, and counts;
 2. keep the newest row per key (by the projection's version column) within the batch;
 3. read the stored versions of those keys in one query, and upsert only rows that are newer, in
    one multi-row `INSERT .. ON CONFLICT DO UPDATE .. WHERE stored.version < new.version` per table;
@@ -27,13 +28,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from kafka import KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import TopicPartition
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -46,7 +51,16 @@ from topics.subscriber import Delivery, Subscriber
 
 log = logging.getLogger("tongcheng.sink")
 
-RowFn = Callable[[dict[str, Any], int, int], dict[str, Any]]
+
+class TableRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of a read-model table: a subclass's fields are its table's columns, by name. The sink
+    writes it (`upsert`); the API reads it back (services/api/reads.py, `ReadModel.rows`)."""
+
+
+#: the row of one decoded event (the codec's mapping), from its partition and offset
+RowFn = Callable[[Mapping[str, object], int, int], TableRow]
+#: a row's key: its key columns' values, in the projection's order
+Key = tuple[object, ...]
 KEY_CHUNK = 500  # keys per IN (...) lookup, well under SQLite's bound-parameter limit
 FIRST_PAUSE = 0.5  # after a transient fault; doubled after each fault in a row
 MAX_PAUSE = 30.0
@@ -86,7 +100,8 @@ def transient(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Projection:
-    """How one topic becomes rows of one table: row(event, partition, offset), its key and version."""
+    """How one topic becomes rows of one table: row(decoded event, partition, offset), its key and
+    version (services/readmodel/tables.py `projected` makes `row` of a function of the event's Struct)."""
 
     event_type: str
     table: sa.Table
@@ -94,13 +109,13 @@ class Projection:
     keys: tuple[str, ...]
     version: str | None = "revision"
     #: the row key of a tombstone's message key; by default the key is the one key column
-    tombstone_key: Callable[[bytes], tuple[Any, ...]] | None = None
+    tombstone_key: Callable[[bytes], Key] | None = None
 
-    def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[k] for k in self.keys)
+    def key_of(self, row: TableRow) -> Key:
+        return tuple(getattr(row, k) for k in self.keys)
 
 
-def _insert(conn: Connection, table: sa.Table) -> Any:
+def _insert(conn: Connection, table: sa.Table) -> PostgresInsert | SqliteInsert:
     name = conn.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -114,7 +129,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 
 
 def upsert(
-    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], version: str | None
+    conn: Connection, table: sa.Table, rows: Sequence[TableRow], keys: Sequence[str], version: str | None
 ) -> None:
     """Insert or update `rows` in one statement; with `version`, never replace a newer stored row."""
     if not rows:
@@ -125,20 +140,20 @@ def upsert(
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys], set_={c: stmt.excluded[c] for c in columns}, where=guard
     )
-    conn.execute(stmt, list(rows))
+    conn.execute(stmt, [msgspec.structs.asdict(row) for row in rows])
 
 
-def _key_clause(table: sa.Table, keys: Sequence[str], values: Sequence[tuple[Any, ...]]) -> Any:
+def _key_clause(table: sa.Table, keys: Sequence[str], values: Sequence[Key]) -> sa.ColumnElement[bool]:
     if len(keys) == 1:
         return table.c[keys[0]].in_([v[0] for v in values])
     return sa.tuple_(*(table.c[k] for k in keys)).in_(values)
 
 
 def stored_versions(
-    conn: Connection, table: sa.Table, keys: Sequence[str], version: str, wanted: Iterable[tuple[Any, ...]]
-) -> dict[tuple[Any, ...], int]:
+    conn: Connection, table: sa.Table, keys: Sequence[str], version: str, wanted: Iterable[Key]
+) -> dict[Key, int]:
     wanted = list(wanted)
-    found: dict[tuple[Any, ...], int] = {}
+    found: dict[Key, int] = {}
     cols = [table.c[k] for k in keys]
     for i in range(0, len(wanted), KEY_CHUNK):
         chunk = wanted[i : i + KEY_CHUNK]
@@ -148,7 +163,7 @@ def stored_versions(
     return found
 
 
-def delete_keys(conn: Connection, table: sa.Table, keys: Sequence[str], values: Sequence[tuple[Any, ...]]) -> None:
+def delete_keys(conn: Connection, table: sa.Table, keys: Sequence[str], values: Sequence[Key]) -> None:
     for i in range(0, len(values), KEY_CHUNK):
         conn.execute(sa.delete(table).where(_key_clause(table, keys, values[i : i + KEY_CHUNK])))
 
@@ -158,15 +173,15 @@ class _Pending:
 
     def __init__(self, projection: Projection) -> None:
         self.projection = projection
-        self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        self.versions: list[tuple[tuple[Any, ...], int | None]] = []
+        self.rows: dict[Key, TableRow | None] = {}
+        self.versions: list[tuple[Key, int | None]] = []
 
-    def put(self, key: tuple[Any, ...], row: dict[str, Any] | None) -> None:
+    def put(self, key: Key, row: TableRow | None) -> None:
         v = self.projection.version
         current = self.rows.get(key)
-        if row is None or current is None or not v or row[v] >= current[v]:
+        if row is None or current is None or not v or getattr(row, v) >= getattr(current, v):
             self.rows[key] = row
-        self.versions.append((key, row[v] if (row is not None and v) else None))
+        self.versions.append((key, getattr(row, v) if (row is not None and v) else None))
 
 
 class SqlSink:
@@ -213,11 +228,12 @@ class SqlSink:
         #: the subscriber's consumer, polled here directly so a batch's first offsets are known
         self._consumer = self.subscriber._consumer
         #: the batch in hand: per partition, its first offset (where a transient fault seeks back to)
-        self._batch_start: dict[Any, int] = {}
+        self._batch_start: dict[TopicPartition, int] = {}
         #: rows written but their offsets not committed (the commit failed): commit before going on
         self._uncommitted = False
         self.faults = 0
 
+    # Any: kafka-python's FutureRecordMetadata (the library is unannotated)
     def _send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
         return self._producer.producer.send(topic, key=key, value=value, headers=headers)
 
@@ -316,7 +332,8 @@ class SqlSink:
         deletes = [k for k, row in batch.rows.items() if row is None]
         rows = {k: row for k, row in batch.rows.items() if row is not None}
         stored = stored_versions(conn, p.table, p.keys, p.version, rows) if p.version else {}
-        fresh = [row for k, row in rows.items() if p.version is None or k not in stored or stored[k] < row[p.version]]
+        v = p.version
+        fresh = [row for k, row in rows.items() if v is None or k not in stored or stored[k] < getattr(row, v)]
         upsert(conn, p.table, fresh, p.keys, p.version)
         delete_keys(conn, p.table, p.keys, deletes)
         applied = duplicate = 0

@@ -1,24 +1,82 @@
 """The SQL read model: tables (SQLAlchemy Core) and the projections that fill them from topics.
 
 Alembic owns the schema (services/readmodel/migrations); these table objects describe the newest head and
-are what the sink and the API read and write. Each projection maps one decoded event to one row.
+are what the sink and the API read and write. Each projection maps one event, as its Struct
+(schemas/events.py), to one row: a `TableRow` Struct whose fields are the table's columns, which the
+sink writes and the API reads back (`ReadModel.rows`). A JSON column holds a document typed here
+(`CountsDoc`, `MeasureDoc`, ...): the event's nested records as JSON, as `schemas.convert.to_json`
+writes them (instants ISO-8601 UTC to the millisecond, dates ISO).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import builtins
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import NotRequired, TypedDict, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from schemas.convert import to_json
-from services.readmodel.sql import Projection
+from schemas.events import (
+    CreditCategory,
+    CreditProfile,
+    EmergencyAck,
+    EmergencyDispatch,
+    EmergencyLevel,
+    Event,
+    FeedbackStatus,
+    Grade,
+    ListingStatus,
+    ListKind,
+    MilestoneReport,
+    MilestoneStatus,
+    Polarity,
+    ProjectCategory,
+    ProjectPlan,
+    RecipientReason,
+    SanctionEntry,
+    SanctionTracking,
+    Severity,
+    SubjectKind,
+    typed,
+)
+from services.readmodel.sql import Projection, RowFn, TableRow
 
 #: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
 JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
 
 metadata = sa.MetaData()
+
+E = TypeVar("E", bound=Event)
+R = TypeVar("R", bound=TableRow)
+
+
+def projected(schema: type[E], row: Callable[[E, int, int], R]) -> RowFn:
+    """`row` of the decoded event (the codec's mapping), made its Struct first: one conversion."""
+
+    def project(decoded: Mapping[str, object], partition: int, offset: int) -> TableRow:
+        return row(typed(decoded, schema), partition, offset)
+
+    return project
+
+
+def instant(value: datetime) -> str:
+    """An instant in a JSON document, as `schemas.convert.to_json` writes it: UTC, to the millisecond."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- credit ------------------------------------------------------------------------------------
 
 credit_profiles = sa.Table(
     "credit_profiles",
@@ -39,30 +97,106 @@ credit_profiles = sa.Table(
 )
 
 
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+class CountsDoc(TypedDict):
+    positive: int
+    neutral: int
+    negative: int
+    minor: int
+    general: int
+    serious: int
 
 
-def credit_profile_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
-    return {
-        "subject_id": event["subject_id"],
-        "subject_kind": event["subject_kind"],
-        "name": event["name"],
-        "grade": event["grade"],
-        "counts": dict(event["counts"]),
-        "cities": list(event["cities"]),
-        "active_records": to_json(event["active_records"]),
-        "revision": event["revision"],
-        "as_of": event["as_of"],
-        "event_id": event["meta"]["event_id"],
-        "source_partition": partition,
-        "source_offset": offset,
-        "updated_at": datetime.now(UTC),
-    }
+class ActiveRecordDoc(TypedDict):
+    record_id: str
+    source_city: str
+    category: CreditCategory
+    polarity: Polarity
+    severity: Severity
+    domain: str | None
+    decision_no: str
+    decision_date: str
+    active_until: str | None
 
 
-def credit_profile_json(row: Any) -> dict[str, Any]:
+class CreditProfileRow(TableRow, frozen=True, kw_only=True):
+    subject_id: str
+    subject_kind: SubjectKind
+    name: str
+    grade: Grade
+    counts: CountsDoc
+    cities: list[str]
+    active_records: list[ActiveRecordDoc]
+    revision: int
+    as_of: datetime
+    event_id: str
+    source_partition: int
+    source_offset: int
+    updated_at: datetime
+
+
+class SubjectBody(TypedDict):
+    """What the API answers about one subject. A natural person's is `masked` unless the caller may
+    see it in full (services/api/privacy.py)."""
+
+    subject_id: str
+    name: str
+    #: the resident ID number a natural person was looked up by (POST /v1/credit/lookup)
+    id_number: NotRequired[str]
+    masked: NotRequired[bool]
+
+
+class CreditProfileBody(SubjectBody):
+    """The CreditProfile fields, without meta."""
+
+    subject_kind: SubjectKind
+    grade: Grade
+    counts: CountsDoc
+    cities: list[str]
+    active_records: list[ActiveRecordDoc]
+    revision: int
+    as_of: str
+
+
+def credit_profile_row(event: CreditProfile, partition: int, offset: int) -> CreditProfileRow:
+    c = event.counts
+    return CreditProfileRow(
+        subject_id=event.subject_id,
+        subject_kind=event.subject_kind,
+        name=event.name,
+        grade=event.grade,
+        counts={
+            "positive": c.positive,
+            "neutral": c.neutral,
+            "negative": c.negative,
+            "minor": c.minor,
+            "general": c.general,
+            "serious": c.serious,
+        },
+        cities=list(event.cities),
+        active_records=[
+            {
+                "record_id": r.record_id,
+                "source_city": r.source_city,
+                "category": r.category,
+                "polarity": r.polarity,
+                "severity": r.severity,
+                "domain": r.domain,
+                "decision_no": r.decision_no,
+                "decision_date": r.decision_date.isoformat(),
+                "active_until": day(r.active_until),
+            }
+            for r in event.active_records
+        ],
+        revision=event.revision,
+        as_of=event.as_of,
+        event_id=event.meta.event_id,
+        source_partition=partition,
+        source_offset=offset,
+        updated_at=datetime.now(UTC),
+    )
+
+
+def credit_profile_json(row: CreditProfileRow) -> CreditProfileBody:
     """One credit_profiles row as the API's JSON (the CreditProfile fields, without meta)."""
     return {
         "subject_id": row.subject_id,
@@ -77,7 +211,11 @@ def credit_profile_json(row: Any) -> dict[str, Any]:
     }
 
 
-CREDIT_PROFILES = Projection("credit.profile", credit_profiles, credit_profile_row, keys=("subject_id",))
+CREDIT_PROFILES = Projection(
+    "credit.profile", credit_profiles, projected(CreditProfile, credit_profile_row), keys=("subject_id",)
+)
+
+# --- sanctions ---------------------------------------------------------------------------------
 
 sanction_entries = sa.Table(
     "sanction_entries",
@@ -117,29 +255,94 @@ sanction_tracking = sa.Table(
 )
 
 
-def sanction_entry_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
-    cities = sorted({c for m in event["measures"] for c in m["applies_in"]})
-    return {
-        "subject_id": event["subject_id"],
-        "name": event["name"],
-        "list": event["list"],
-        "status": event["status"],
-        "measures": to_json(event["measures"]),
-        "applies_in": "," + ",".join(cities) + ",",
-        "reasons": list(event["reasons"]),
-        "initiated_by": event["initiated_by"],
-        "effective_from": event["effective_from"],
-        "expires_at": event["expires_at"],
-        "revision": event["revision"],
-        "removal_reason": event["removal_reason"],
-        "event_id": event["meta"]["event_id"],
-        "source_partition": partition,
-        "source_offset": offset,
-        "updated_at": datetime.now(UTC),
-    }
+class MeasureDoc(TypedDict):
+    code: str
+    applies_in: list[str]
 
 
-def sanction_entry_json(row: Any) -> dict[str, Any]:
+class MeasureOutcomeDoc(TypedDict):
+    measure_code: str
+    outcome: str
+    reported_at: str
+    list_revision: int
+
+
+class CityFeedbackDoc(TypedDict):
+    city: str
+    status: FeedbackStatus
+    answered_at: str | None
+    alerted_at: str | None
+    outcomes: list[MeasureOutcomeDoc]
+
+
+class SanctionEntryRow(TableRow, frozen=True, kw_only=True):
+    subject_id: str
+    name: str
+    list: ListKind
+    status: ListingStatus
+    measures: builtins.list[MeasureDoc]
+    applies_in: str
+    reasons: builtins.list[str]
+    initiated_by: str
+    effective_from: datetime
+    expires_at: datetime | None
+    revision: int
+    removal_reason: str | None
+    event_id: str
+    source_partition: int
+    source_offset: int
+    updated_at: datetime
+
+
+class SanctionTrackingRow(TableRow, frozen=True, kw_only=True):
+    subject_id: str
+    list: str
+    status: str
+    list_revision: int
+    listed_revision: int
+    due_at: datetime | None
+    cities: builtins.list[CityFeedbackDoc]
+    version: int
+    updated_at: datetime
+
+
+class SanctionEntryBody(SubjectBody):
+    """The SanctionEntry fields, without meta."""
+
+    list: ListKind
+    status: ListingStatus
+    measures: builtins.list[MeasureDoc]
+    reasons: builtins.list[str]
+    initiated_by: str
+    effective_from: str
+    expires_at: str | None
+    revision: int
+    removal_reason: str | None
+
+
+def sanction_entry_row(event: SanctionEntry, partition: int, offset: int) -> SanctionEntryRow:
+    cities = sorted({c for m in event.measures for c in m.applies_in})
+    return SanctionEntryRow(
+        subject_id=event.subject_id,
+        name=event.name,
+        list=event.list,
+        status=event.status,
+        measures=[{"code": m.code, "applies_in": list(m.applies_in)} for m in event.measures],
+        applies_in="," + ",".join(cities) + ",",
+        reasons=list(event.reasons),
+        initiated_by=event.initiated_by,
+        effective_from=event.effective_from,
+        expires_at=event.expires_at,
+        revision=event.revision,
+        removal_reason=event.removal_reason,
+        event_id=event.meta.event_id,
+        source_partition=partition,
+        source_offset=offset,
+        updated_at=datetime.now(UTC),
+    )
+
+
+def sanction_entry_json(row: SanctionEntryRow) -> SanctionEntryBody:
     """One sanction_entries row as the API's JSON (the SanctionEntry fields, without meta)."""
     return {
         "subject_id": row.subject_id,
@@ -156,24 +359,49 @@ def sanction_entry_json(row: Any) -> dict[str, Any]:
     }
 
 
-def sanction_tracking_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
-    return {
-        "subject_id": event["subject_id"],
-        "list": event["list"],
-        "status": event["status"],
-        "list_revision": event["list_revision"],
-        "listed_revision": event["listed_revision"],
-        "due_at": event["due_at"],
-        "cities": to_json(event["cities"]),
-        "version": event["version"],
-        "updated_at": datetime.now(UTC),
-    }
+def sanction_tracking_row(event: SanctionTracking, partition: int, offset: int) -> SanctionTrackingRow:
+    return SanctionTrackingRow(
+        subject_id=event.subject_id,
+        list=event.list,
+        status=event.status,
+        list_revision=event.list_revision,
+        listed_revision=event.listed_revision,
+        due_at=event.due_at,
+        cities=[
+            {
+                "city": c.city,
+                "status": c.status,
+                "answered_at": instant(c.answered_at) if c.answered_at is not None else None,
+                "alerted_at": instant(c.alerted_at) if c.alerted_at is not None else None,
+                "outcomes": [
+                    {
+                        "measure_code": o.measure_code,
+                        "outcome": o.outcome,
+                        "reported_at": instant(o.reported_at),
+                        "list_revision": o.list_revision,
+                    }
+                    for o in c.outcomes
+                ],
+            }
+            for c in event.cities
+        ],
+        version=event.version,
+        updated_at=datetime.now(UTC),
+    )
 
 
-SANCTION_ENTRIES = Projection("sanction.list", sanction_entries, sanction_entry_row, keys=("subject_id",))
-SANCTION_TRACKING = Projection(
-    "sanction.tracking", sanction_tracking, sanction_tracking_row, keys=("subject_id",), version="version"
+SANCTION_ENTRIES = Projection(
+    "sanction.list", sanction_entries, projected(SanctionEntry, sanction_entry_row), keys=("subject_id",)
 )
+SANCTION_TRACKING = Projection(
+    "sanction.tracking",
+    sanction_tracking,
+    projected(SanctionTracking, sanction_tracking_row),
+    keys=("subject_id",),
+    version="version",
+)
+
+# --- emergencies and projects ------------------------------------------------------------------
 
 emergency_reports = sa.Table(
     "emergency_reports",
@@ -231,72 +459,151 @@ milestone_reports = sa.Table(
 )
 
 
-def emergency_report_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
-    return {
-        "incident_id": event["incident_id"],
-        "report_seq": event["report_seq"],
-        "report_kind": event.get("report_kind"),
-        "effective_level": event["effective_level"],
-        "raised_from": event["raised_from"],
-        "subtype": event.get("subtype"),
-        "location_city": event.get("location_city"),
-        "sender": event["meta"]["source_city"],
-        "recipients": to_json(event["recipients"]),
-        "dispatched_at": event["meta"]["published_at"],
-        "updated_at": datetime.now(UTC),
-    }
+class RecipientDoc(TypedDict):
+    city: str
+    reason: RecipientReason
+    ack_deadline: str
 
 
-def emergency_ack_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+class MilestoneDoc(TypedDict):
+    milestone_id: str
+    title: str
+    planned_date: str
+
+
+class EmergencyReportRow(TableRow, frozen=True, kw_only=True):
+    incident_id: str
+    report_seq: int
+    report_kind: str | None
+    effective_level: EmergencyLevel
+    raised_from: EmergencyLevel | None
+    subtype: str | None
+    location_city: str | None
+    sender: str
+    recipients: list[RecipientDoc]
+    dispatched_at: datetime
+    updated_at: datetime
+
+
+class EmergencyAckRow(TableRow, frozen=True, kw_only=True):
+    incident_id: str
+    report_seq: int
+    city: str
+    acknowledged_at: datetime
+    updated_at: datetime
+
+
+class ProjectPlanRow(TableRow, frozen=True, kw_only=True):
+    project_id: str
+    name: str
+    category: ProjectCategory
+    lead_city: str
+    participating_cities: list[str]
+    responsible_unit: str
+    responsible_person: str
+    #: the decimal amount as its text
+    total_investment: str
+    plan_year: int
+    milestones: list[MilestoneDoc]
+    updated_at: datetime
+
+
+class MilestoneReportRow(TableRow, frozen=True, kw_only=True):
+    project_id: str
+    milestone_id: str
+    status: MilestoneStatus
+    actual_date: date | None
+    progress_pct: int | None
+    issue: str | None
+    reported_at: datetime
+    updated_at: datetime
+
+
+def emergency_report_row(event: EmergencyDispatch, partition: int, offset: int) -> EmergencyReportRow:
+    return EmergencyReportRow(
+        incident_id=event.incident_id,
+        report_seq=event.report_seq,
+        report_kind=event.report_kind,
+        effective_level=event.effective_level,
+        raised_from=event.raised_from,
+        subtype=event.subtype,
+        location_city=event.location_city,
+        sender=event.meta.source_city,
+        recipients=[
+            {"city": r.city, "reason": r.reason, "ack_deadline": instant(r.ack_deadline)} for r in event.recipients
+        ],
+        dispatched_at=event.meta.published_at,
+        updated_at=datetime.now(UTC),
+    )
+
+
+def emergency_ack_row(event: EmergencyAck, partition: int, offset: int) -> EmergencyAckRow:
     """Every ack as sent; only those from a report's recipients count (the API joins on them)."""
-    return {
-        "incident_id": event["incident_id"],
-        "report_seq": event["report_seq"],
-        "city": event["city"],
-        "acknowledged_at": event["acknowledged_at"],
-        "updated_at": datetime.now(UTC),
-    }
+    return EmergencyAckRow(
+        incident_id=event.incident_id,
+        report_seq=event.report_seq,
+        city=event.city,
+        acknowledged_at=event.acknowledged_at,
+        updated_at=datetime.now(UTC),
+    )
 
 
-def project_plan_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
-    return {
-        "project_id": event["project_id"],
-        "name": event["name"],
-        "category": event["category"],
-        "lead_city": event["lead_city"],
-        "participating_cities": list(event["participating_cities"]),
-        "responsible_unit": event["responsible_unit"],
-        "responsible_person": event["responsible_person"],
-        "total_investment": str(event["total_investment"]),
-        "plan_year": event["plan_year"],
-        "milestones": to_json(event["milestones"]),
-        "updated_at": datetime.now(UTC),
-    }
+def project_plan_row(event: ProjectPlan, partition: int, offset: int) -> ProjectPlanRow:
+    return ProjectPlanRow(
+        project_id=event.project_id,
+        name=event.name,
+        category=event.category,
+        lead_city=event.lead_city,
+        participating_cities=list(event.participating_cities),
+        responsible_unit=event.responsible_unit,
+        responsible_person=event.responsible_person,
+        total_investment=str(event.total_investment),
+        plan_year=event.plan_year,
+        milestones=[
+            {"milestone_id": m.milestone_id, "title": m.title, "planned_date": m.planned_date.isoformat()}
+            for m in event.milestones
+        ],
+        updated_at=datetime.now(UTC),
+    )
 
 
-def milestone_report_row(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any]:
+def milestone_report_row(event: MilestoneReport, partition: int, offset: int) -> MilestoneReportRow:
     """The newest report per milestone; reports of unknown milestones join nothing."""
-    return {
-        "project_id": event["project_id"],
-        "milestone_id": event["milestone_id"],
-        "status": event["status"],
-        "actual_date": event["actual_date"],
-        "progress_pct": event["progress_pct"],
-        "issue": event["issue"],
-        "reported_at": event["meta"]["published_at"],
-        "updated_at": datetime.now(UTC),
-    }
+    return MilestoneReportRow(
+        project_id=event.project_id,
+        milestone_id=event.milestone_id,
+        status=event.status,
+        actual_date=event.actual_date,
+        progress_pct=event.progress_pct,
+        issue=event.issue,
+        reported_at=event.meta.published_at,
+        updated_at=datetime.now(UTC),
+    )
 
 
 EMERGENCY_REPORTS = Projection(
-    "emergency.dispatch", emergency_reports, emergency_report_row, keys=("incident_id", "report_seq"), version=None
+    "emergency.dispatch",
+    emergency_reports,
+    projected(EmergencyDispatch, emergency_report_row),
+    keys=("incident_id", "report_seq"),
+    version=None,
 )
 EMERGENCY_ACKS = Projection(
-    "emergency.ack", emergency_acks, emergency_ack_row, keys=("incident_id", "report_seq", "city"), version=None
+    "emergency.ack",
+    emergency_acks,
+    projected(EmergencyAck, emergency_ack_row),
+    keys=("incident_id", "report_seq", "city"),
+    version=None,
 )
-PROJECT_PLANS = Projection("project.plan", project_plans, project_plan_row, keys=("project_id",), version=None)
+PROJECT_PLANS = Projection(
+    "project.plan", project_plans, projected(ProjectPlan, project_plan_row), keys=("project_id",), version=None
+)
 MILESTONE_REPORTS = Projection(
-    "project.milestone", milestone_reports, milestone_report_row, keys=("project_id", "milestone_id"), version=None
+    "project.milestone",
+    milestone_reports,
+    projected(MilestoneReport, milestone_report_row),
+    keys=("project_id", "milestone_id"),
+    version=None,
 )
 
 #: every projection the read-model worker runs, by event type

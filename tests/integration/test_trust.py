@@ -21,7 +21,7 @@ from ops.chaos.probes import stop_worker, wait_until
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.readmodel.db import make_engine
-from services.readmodel.tables import credit_profiles
+from services.readmodel.tables import CreditProfileRow, credit_profiles
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import INPUT_TYPES, OWNER
@@ -188,7 +188,7 @@ def test_forgeries_and_ownership_violations_are_one_dead_letter_each_and_never_s
             lambda: (
                 "INC-TRUST" in figures.incidents(False)
                 and figures.project("P-TRUST") is not None
-                and model.one(credit_profiles, credit_profiles.c.subject_id == SUBJECT) is not None
+                and model.one(credit_profiles, credit_profiles.c.subject_id == SUBJECT, CreditProfileRow) is not None
             ),
             60,
         )
@@ -200,7 +200,7 @@ def test_forgeries_and_ownership_violations_are_one_dead_letter_each_and_never_s
         project = figures.project("P-TRUST")
         assert project is not None and (project["name"], project["lead_city"]) == ("Ningwu rail link", "320100")
         assert {m["status"] for m in project["milestones"]} == {"NOT_STARTED"}  # Huai'an's report is not served
-        profile = model.one(credit_profiles, credit_profiles.c.subject_id == SUBJECT)
+        profile = model.one(credit_profiles, credit_profiles.c.subject_id == SUBJECT, CreditProfileRow)
         assert [r["record_id"] for r in profile.active_records] == ["r-trust-1"] and profile.revision == 1
     finally:
         engine.dispose()

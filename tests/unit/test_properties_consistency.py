@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +17,7 @@ from msgspec.structs import replace
 
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import SanctionFeedback, plain
+from schemas.events import CreditProfile, Event, SanctionEntry, SanctionFeedback, plain, typed
 from services.api import supervision as api
 from services.credit import rules as credit
 from services.credit.state import CreditState
@@ -194,6 +194,24 @@ def apply_credit(events: list[dict[str, Any]], today: date) -> CreditState:
     return credit.evaluate(state, today, bump=False)[0]
 
 
+READ_META = {
+    "event_id": "x",
+    "event_type": "derived",
+    "source_city": CITIES[0],
+    "source_system": "test",
+    "occurred_at": datetime(2026, 1, 1, tzinfo=UTC),
+    "published_at": datetime(2026, 1, 1, tzinfo=UTC),
+}
+Derived = TypeVar("Derived", bound=Event)
+
+
+def derived(body: Any, kind: type[Derived]) -> Derived:
+    """A derived event as the read model projects it: a rule's body (its Struct or its mapping)
+    with a meta, as its Struct."""
+    fields = plain(body) if isinstance(body, Event) else body
+    return typed({**fields, "meta": READ_META}, kind)
+
+
 @PROPS
 @given(credit_history())
 def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[dict[str, Any]], date]) -> None:
@@ -210,8 +228,8 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
     )
     assert all(r["active_until"] is None or r["active_until"] >= today for r in profile["active_records"])
     # the gauge counts the state's grade (the subjects table counts state.grade); the API shows the profile's
-    row = credit_profile_row({**profile, "meta": {"event_id": "x"}}, 0, 0)
-    assert credit_profile_json(SimpleNamespace(**row))["grade"] == state.grade
+    row = credit_profile_row(derived(profile, CreditProfile), 0, 0)
+    assert credit_profile_json(row)["grade"] == state.grade
     # the list entry follows the grade: BLACK exactly for D, RED only for A
     listed_profile = credit_profile(profile)
     decision = sanctions.RULES.decide(listed_profile, today)
@@ -224,7 +242,7 @@ def test_a_subjects_grade_profile_view_and_list_entry_agree(history: tuple[list[
         listed, _ = sanctions.gauges([entry], CITIES, now)
         assert listed == {name: int(name == decision.list) for name in sanctions.LISTS}
         body = sanctions.list_body(entry, TZ, replace(META, event_id="x"))
-        view = sanction_entry_json(SimpleNamespace(**sanction_entry_row(plain(body), 0, 0)))
+        view = sanction_entry_json(sanction_entry_row(derived(body, SanctionEntry), 0, 0))
         assert view["list"] == decision.list and view["reasons"] == list(decision.reasons)
         if decision.expires_on is not None:  # the listing ends when its last reason leaves the profile
             assert body.expires_at is not None and body.expires_at > now

@@ -196,19 +196,39 @@ def test_removal_says_why_the_listing_ended(closed: list[dict], today: str, reas
 def test_the_rules_and_the_inbox_read_one_measure_catalogue() -> None:
     """The inbox describes a measure from the SDK's catalogue, the one the list rules are checked
     against, without importing the processor's rules."""
+    from datetime import UTC, datetime
+
     from consumers.inbox import work_item
+    from schemas.events import SanctionEntry, typed
     from topics.measures import catalogue
 
     assert rules.RULES.measures == catalogue()
-    entry = {
-        "subject_id": "91320106MA1XY31255",
-        "name": "南京示例化工有限公司",
-        "list": "BLACK",
-        "revision": 1,
-        "initiated_by": "320100",
-        "status": "LISTED",
-        "measures": [{"code": "HONOR_BAN", "applies_in": ["340500"]}, {"code": "NOT_A_CODE", "applies_in": ["340500"]}],
-    }
+    listed = datetime(2026, 11, 22, tzinfo=UTC)
+    entry = typed(
+        {
+            "meta": {
+                "event_id": "e",
+                "event_type": "sanction.list",
+                "source_city": "320100",
+                "source_system": "sanctions",
+                "occurred_at": listed,
+                "published_at": listed,
+            },
+            "subject_id": "91320106MA1XY31255",
+            "name": "南京示例化工有限公司",
+            "list": "BLACK",
+            "revision": 1,
+            "initiated_by": "320100",
+            "status": "LISTED",
+            "measures": [
+                {"code": "HONOR_BAN", "applies_in": ["340500"]},
+                {"code": "NOT_A_CODE", "applies_in": ["340500"]},
+            ],
+            "reasons": ["r"],
+            "effective_from": listed,
+        },
+        SanctionEntry,
+    )
     item = work_item(entry, "340500")
     assert item is not None and item.action == "APPLY"
     honor = catalogue()["HONOR_BAN"]
