@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from schemas.events import AlertKind, Meta, SupervisionAlert
+from schemas.events import AlertKind, SupervisionAlert
 
 if TYPE_CHECKING:
     from services.common.runtime import Processor
@@ -30,7 +30,7 @@ async def emit_alert(
     and its `meta` names `source_city`, the city the late thing came from."""
     alert_id = str(uuid.uuid5(namespace, f"{kind}/{about}"))
     alert = SupervisionAlert(
-        meta=Meta(**proc.meta("supervision.alert", alert_id, source_city, now, None)),
+        meta=proc.meta("supervision.alert", alert_id, source_city, now, None),
         alert_id=alert_id,
         kind=kind,
         city=city,

@@ -12,7 +12,7 @@ import uuid
 
 import faust
 
-from schemas.events import CreditRecord, EnforcementAction, Meta, plain
+from schemas.events import CreditRecord, EnforcementAction, plain
 from services.common.actions import closes
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.credit import enforcement, rules
@@ -40,7 +40,7 @@ class CreditService(StreamService):
         self.subjects.due_by(lambda state, now: rules.next_change(state))
         self.closed = self.proc.table("closed-actions", self.partitions("enforcement.action"), KeptAction)
         self.agent("credit.record", self.apply_batch)
-        self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action, as_struct=True))
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.convert_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
 
@@ -57,7 +57,7 @@ class CreditService(StreamService):
             dirty[key] = (new, record)
             return "applied"
 
-        await self.proc.each(events, "credit.record", handle, as_struct=True)
+        await self.proc.each(events, "credit.record", handle)
         today = local_date(self.ctx.clock.now(), tz)
         for key, (state, record) in dirty.items():
             state, _ = rules.evaluate(state, today, bump=False)
@@ -67,7 +67,7 @@ class CreditService(StreamService):
     async def emit_profile(self, state: CreditState, city: str, cause: str | None) -> None:
         now = self.ctx.clock.now()
         event_id = str(uuid.uuid5(PROFILE_NS, f"{state.subject_id}#{state.revision}"))
-        meta = Meta(**self.proc.meta("credit.profile", event_id, city, now, cause))
+        meta = self.proc.meta("credit.profile", event_id, city, now, cause)
         await self.proc.emit("credit.profile", state.subject_id, rules.profile(state, now, meta))
 
     async def sweep(self) -> None:

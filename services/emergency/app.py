@@ -18,7 +18,7 @@ import uuid
 
 import faust
 
-from schemas.events import EmergencyAck, EmergencyNotice, Meta
+from schemas.events import EmergencyAck, EmergencyNotice
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.emergency import rules
@@ -42,8 +42,8 @@ class EmergencyService(StreamService):
         super().__init__(ctx, metrics, app)
         self.rules = rules.RULES
         self.incidents = self.proc.table("incidents", self.partitions("emergency.notice"), Incident)
-        self.agent("emergency.notice", self.each_event("emergency.notice", self.apply_notice, as_struct=True))
-        self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack, as_struct=True))
+        self.agent("emergency.notice", self.each_event("emergency.notice", self.apply_notice))
+        self.agent("emergency.ack", self.each_event("emergency.ack", self.apply_ack))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
         self.timer(ctx.settings.sweep_seconds, self.refresh_gauges)
         #: incidents counted by level and unacknowledged reports, and filed by their earliest
@@ -67,7 +67,7 @@ class EmergencyService(StreamService):
             self.ctx.clock.now(),
             notice.meta.event_id,
         )
-        await self.proc.emit("emergency.dispatch", notice.incident_id, rules.dispatch(notice, report, Meta(**meta)))
+        await self.proc.emit("emergency.dispatch", notice.incident_id, rules.dispatch(notice, report, meta))
         return "applied"
 
     async def apply_ack(self, event: Record, ack: EmergencyAck) -> Verdict:

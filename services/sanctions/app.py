@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import faust
 from msgspec.structs import replace
 
-from schemas.events import CreditProfile, Meta, SanctionFeedback
+from schemas.events import CreditProfile, SanctionFeedback
 from services.common.alerts import emit_alert
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
@@ -77,7 +77,7 @@ class SanctionService(StreamService):
             await self.emit_tracking(entry, profile.meta.event_id, now)
             return "applied"
 
-        await self.proc.each(events, "credit.profile", handle, as_struct=True)
+        await self.proc.each(events, "credit.profile", handle)
 
     def watch_until(self, entry: ListEntry) -> datetime | None:
         """When the sweep must look at a listing: the end of its feedback window, while some city
@@ -107,7 +107,7 @@ class SanctionService(StreamService):
             causes[key] = fb.meta.event_id
             return "applied"
 
-        await self.proc.each(events, "sanction.feedback", handle, as_struct=True)
+        await self.proc.each(events, "sanction.feedback", handle)
         for key, entry in changed.items():  # one tracking event per subject per batch
             await self.emit_tracking(entry, causes[key], now)
 
@@ -162,14 +162,14 @@ class SanctionService(StreamService):
 
     async def emit_tracking(self, entry: ListEntry, cause: str | None, now: datetime) -> None:
         event_id = str(uuid.uuid5(TRACKING_NS, f"{entry.subject_id}#{entry.tracking_version}"))
-        meta = Meta(**self.proc.meta("sanction.tracking", event_id, entry.initiated_by, now, cause))
+        meta = self.proc.meta("sanction.tracking", event_id, entry.initiated_by, now, cause)
         await self.proc.emit(
             "sanction.tracking", entry.subject_id, feedback.tracking_body(entry, self.cities, now, meta)
         )
 
     async def emit(self, entry: ListEntry, cause: str | None, now: datetime) -> None:
         event_id = str(uuid.uuid5(ENTRY_NS, f"{entry.subject_id}#{entry.revision}"))
-        meta = Meta(**self.proc.meta("sanction.list", event_id, entry.initiated_by, now, cause))
+        meta = self.proc.meta("sanction.list", event_id, entry.initiated_by, now, cause)
         await self.proc.emit("sanction.list", entry.subject_id, rules.list_body(entry, self.ctx.circle.tz, meta))
 
     async def refresh_gauges(self) -> None:

@@ -49,9 +49,9 @@ class SupervisionService(StreamService):
         tz = ctx.circle.tz
         self.projects.count_by(lambda project, now: rules.labels(project, local_date(now, tz)))
         self.projects.due_by(lambda project, now: rules.next_look(project, local_date(now, tz)))
-        self.agent("project.plan", self.each_event("project.plan", self.apply_plan, as_struct=True))
-        self.agent("project.milestone", self.each_event("project.milestone", self.apply_report, as_struct=True))
-        self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action, as_struct=True))
+        self.agent("project.plan", self.each_event("project.plan", self.apply_plan))
+        self.agent("project.milestone", self.each_event("project.milestone", self.apply_report))
+        self.agent("enforcement.action", self.each_event("enforcement.action", self.count_action))
         self.timer(ctx.settings.sweep_seconds, self.sweep)
 
     async def apply_plan(self, event: Record, plan: ProjectPlan) -> Verdict:

@@ -85,7 +85,7 @@ class ToyService(StreamService):
     def __init__(self, ctx: Context, metrics: Metrics, app: faust.App | None = None) -> None:
         super().__init__(ctx, metrics, app)
         self.pings = self.proc.table("pings", self.partitions("toy.ping"), PingTotal)
-        self.agent("toy.ping", self.each_event("toy.ping", self.count, as_struct=True))
+        self.agent("toy.ping", self.each_event("toy.ping", self.count))
 
     async def count(self, event: Record, ping: ToyPing) -> Verdict:
         key = ping.ping_id.encode()

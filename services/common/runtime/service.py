@@ -17,8 +17,7 @@ from faust.types import TP
 
 from schemas.catalogue import AvroRecord
 from schemas.errors import Reason, Rejected, Unavailable
-from schemas.events import BY_SCHEMA, Event, plain, typed
-from schemas.meta import EventMeta
+from schemas.events import BY_SCHEMA, Event, Meta, plain, typed
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout, Typed
@@ -56,7 +55,7 @@ class Record(Protocol):
 
 D = TypeVar("D")
 S = TypeVar("S", bound=msgspec.Struct)
-E = TypeVar("E")  # bound=Event once every processor takes Structs
+E = TypeVar("E", bound=Event)
 #: what a processor does with one decoded input event (the Struct of its type): the outcome to count
 Handle = Callable[[Record, E], Awaitable[Verdict]]
 OnBatch = Callable[[list[Record]], Awaitable[None]]
@@ -178,18 +177,17 @@ class Processor:
         for topic, progress in self._progress.items():
             self.progress_seen[topic] = dict(progress.documents())
 
-    def meta(self, event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> EventMeta:
+    def meta(self, event_type: str, event_id: str, city: str, now: datetime, cause: str | None) -> Meta:
         """`meta` of a derived event: its id derived from what it says, so a replay emits the same id."""
-        return {
-            "event_id": event_id,
-            "event_type": event_type,
-            "source_city": city,
-            "source_system": f"tongcheng-{self.service}",
-            "occurred_at": now,
-            "published_at": now,
-            "correlation_id": None,
-            "causation_id": cause,
-        }
+        return Meta(
+            event_id=event_id,
+            event_type=event_type,
+            source_city=city,
+            source_system=f"tongcheng-{self.service}",
+            occurred_at=now,
+            published_at=now,
+            causation_id=cause,
+        )
 
     # --- per event --------------------------------------------------------------------------
 
@@ -260,9 +258,7 @@ class Processor:
         ]
         self.outputs.add(self.judged[record.topic], record.key, record.value, record.partition, headers)
 
-    async def each(
-        self, records: Sequence[Record], event_type: str, handle: Handle[E], *, as_struct: bool = False
-    ) -> None:
+    async def each(self, records: Sequence[Record], event_type: str, handle: Handle[E]) -> None:
         """Run `handle` on every decodable record of a batch, as the Struct of `event_type`
         (schemas/events.py); handle returns the outcome to count."""
         started = time.perf_counter()
@@ -270,7 +266,7 @@ class Processor:
         for record in records:
             try:
                 decoded = self.decode(record, event_type)
-                event = cast(E, typed(decoded, kind)) if as_struct else cast(E, decoded)
+                event = cast(E, typed(decoded, kind))  # the handler's type is its event type's Struct
                 outcome = await handle(record, event)
             except Rejected as exc:
                 self.reject(record, exc.reason, exc.detail)
@@ -287,12 +283,12 @@ class Processor:
         if records:
             self.metrics.processing_seconds.observe((time.perf_counter() - started) / len(records))
 
-    async def emit(self, event_type: str, key: str, event: Event | dict[str, Any]) -> None:
+    async def emit(self, event_type: str, key: str, event: Event) -> None:
         """Queue one output event; `flush` sends a batch's outputs as one record batch per partition.
 
         An input event this service derives (credit records of a closed enforcement action) is signed
         with the service's own roster key, so that it passes the owner's provenance check."""
-        body = plain(event) if isinstance(event, Event) else event
+        body = plain(event)
         topic = self.ctx.topics.topic(event_type)
         value = self.ctx.codec.encode(f"{topic}-value", EVENT_TYPES[event_type].schema, body)
         headers = cloudevents.event_headers(self.ctx.topics.prefix, event_type, body, self.service)

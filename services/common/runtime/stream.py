@@ -65,6 +65,6 @@ class StreamService:
 
         self.app.timer(seconds, name=f"{self.SERVICE}.{work.__name__}")(tick)
 
-    def each_event(self, event_type: str, handle: Handle[E], *, as_struct: bool = False) -> OnBatch:
+    def each_event(self, event_type: str, handle: Handle[E]) -> OnBatch:
         """A batch handler that applies `handle` to each record, decoded as `event_type`'s Struct."""
-        return functools.partial(self.proc.each, event_type=event_type, handle=handle, as_struct=as_struct)
+        return functools.partial(self.proc.each, event_type=event_type, handle=handle)
