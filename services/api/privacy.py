@@ -23,7 +23,7 @@ from schemas.errors import PublishError, Unavailable
 from schemas.events import AuditRead, Meta, plain
 from services.api.auth import Caller
 from services.api.problems import Problem
-from services.readmodel.tables import SubjectBody
+from services.readmodel.rows import SubjectBody
 from topics import cloudevents
 from topics.context import Context
 from topics.identifiers import PERSON_ID_RE

@@ -22,8 +22,7 @@ from services.api.auth import Auth, Caller
 from services.api.bodies import OBJECT
 from services.api.privacy import Audit, is_person, shown
 from services.api.problems import Problem
-from services.readmodel.sql import TableRow
-from services.readmodel.tables import (
+from services.readmodel.rows import (
     CityFeedbackDoc,
     CreditProfileBody,
     CreditProfileRow,
@@ -33,13 +32,12 @@ from services.readmodel.tables import (
     SanctionTrackingRow,
     SubjectBody,
     credit_profile_json,
-    credit_profiles,
     instant,
-    sanction_entries,
     sanction_entry_json,
-    sanction_tracking,
     utc,
 )
+from services.readmodel.sql import TableRow
+from services.readmodel.tables import credit_profiles, sanction_entries, sanction_tracking
 from services.sanctions.rules import RULES
 from topics.context import Context
 from topics.identifiers import PERSON_ID_RE, is_valid_uscc, person_subject_id

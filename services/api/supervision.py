@@ -34,19 +34,21 @@ from services.api.problems import Problem
 from services.api.reads import ReadModel
 from services.emergency import rules as emergency
 from services.emergency.state import Incident, Report, Slot
-from services.readmodel.tables import (
+from services.readmodel.rows import (
     EmergencyAckRow,
     EmergencyReportRow,
     MilestoneReportRow,
     ProjectPlanRow,
     SanctionTrackingRow,
+    utc,
+)
+from services.readmodel.tables import (
     emergency_acks,
     emergency_reports,
     milestone_reports,
     project_plans,
     sanction_entries,
     sanction_tracking,
-    utc,
 )
 from services.sanctions import feedback
 from services.supervision import rules as supervision

@@ -21,7 +21,8 @@ from ops.chaos.probes import stop_worker, wait_until
 from services.api.reads import ReadModel
 from services.api.supervision import Supervision
 from services.readmodel.db import make_engine
-from services.readmodel.tables import CreditProfileRow, credit_profiles
+from services.readmodel.rows import CreditProfileRow
+from services.readmodel.tables import credit_profiles
 from tests.conftest import example
 from tests.integration.conftest import PORT_SHIFT, clocked_settings, provisioned, spawn_worker
 from topics.catalog import INPUT_TYPES, OWNER

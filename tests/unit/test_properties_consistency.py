@@ -23,7 +23,8 @@ from services.credit import rules as credit
 from services.credit.state import CreditState
 from services.emergency import rules as emergency
 from services.emergency.state import Incident
-from services.readmodel.tables import credit_profile_json, credit_profile_row, sanction_entry_json, sanction_entry_row
+from services.readmodel.rows import credit_profile_json, sanction_entry_json
+from services.readmodel.tables import credit_profile_row, sanction_entry_row
 from services.sanctions import feedback
 from services.sanctions import rules as sanctions
 from services.sanctions.state import ListEntry
