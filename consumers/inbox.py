@@ -24,7 +24,8 @@ from typing import Literal, TypedDict
 from schemas.catalogue import FEEDBACK_OUTCOMES
 from schemas.convert import to_json
 from schemas.errors import Rejected, TongchengError
-from schemas.events import ListKind, SanctionEntry, typed
+from schemas.events import ListKind, SanctionEntry
+from schemas.structs import typed
 from topics.acls import city_group_prefix
 from topics.context import Context
 from topics.language import EN, ZH

@@ -30,7 +30,8 @@ from kafka import KafkaProducer
 from ops.bench import workload
 from ops.bench.workload import credit_records, subject_ids
 from schemas.errors import Rejected
-from schemas.events import EmergencyNotice, Meta, typed
+from schemas.events import EmergencyNotice, Meta
+from schemas.structs import typed
 from services.emergency.rules import RULES as EMERGENCY_RULES
 from topics.context import Context
 from topics.localtime import local_date

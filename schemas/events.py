@@ -1,8 +1,8 @@
 """The events of the contract as typed values: one frozen msgspec Struct per Avro record of `avro/`.
 
-The codec decodes Avro into plain mappings (fastavro's form); `typed` turns one into its Struct, and
-`plain` turns a Struct back into the mapping the codec encodes. A processor's rules take and give
-these Structs, so that an event's fields are checked by mypy where they are read.
+A processor's rules take and give these Structs (`schemas.structs.typed` makes one from the codec's
+mapping, `plain` the mapping from one), so that an event's fields are checked by mypy where they
+are read.
 
 Each Struct mirrors its `.avsc` field for field: enums are `Literal`s of their symbols, a
 `["null", T]` union is `T | None`, and a field with a default in the schema has the same default
@@ -14,25 +14,11 @@ from __future__ import annotations
 import builtins
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
-from schemas.catalogue import AvroRecord
-
-#: the Struct of each Avro record, by the record's name (`EventType.schema`); a Struct registers
-#: itself by subclassing `Event`, so a family's module may declare its own
-BY_SCHEMA: dict[str, type[Event]] = {}
-
-
-class Event(msgspec.Struct, frozen=True, kw_only=True):
-    """A record of the contract; immutable (use `msgspec.structs.replace` for a changed copy).
-    A subclass is named as its Avro record."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        BY_SCHEMA[cls.__name__] = cls
-
+from schemas.structs import Event
 
 SubjectKind = Literal[
     "ENTERPRISE", "INDIVIDUAL_BUSINESS", "SOCIAL_ORG", "PUBLIC_INSTITUTION", "GOVERNMENT_ORGAN", "NATURAL_PERSON"
@@ -397,19 +383,3 @@ class SupervisionAlert(Event, frozen=True, kw_only=True):
     ref: str
     due_at: datetime
     raised_at: datetime
-
-
-E = TypeVar("E", bound=Event)
-_PASSED = (datetime, date, Decimal)
-
-
-def typed(record: Any, kind: type[E]) -> E:
-    """The decoded record (the codec's mapping) as its Struct; `msgspec.ValidationError` if it is
-    not one (the codec's reader schema makes that a bug, not bad input)."""
-    return msgspec.convert(record, kind)
-
-
-def plain(event: Event) -> AvroRecord:
-    """The Struct as the mapping the codec encodes: instants, dates and decimals kept as they are."""
-    body: AvroRecord = msgspec.to_builtins(event, builtin_types=_PASSED)
-    return body

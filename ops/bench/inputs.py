@@ -34,9 +34,8 @@ from schemas.events import (
     SanctionEntry,
     SanctionFeedback,
     SanctionTracking,
-    plain,
-    typed,
 )
+from schemas.structs import plain, typed
 from services.credit import rules as credit_rules
 from services.credit.state import CreditState
 from services.emergency import rules as emergency_rules

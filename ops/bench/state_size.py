@@ -23,7 +23,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from ops.bench.workload import credit_records
-from schemas.events import CreditRecord, typed
+from schemas.events import CreditRecord
+from schemas.structs import typed
 from services.common.runtime import app as runtime_app
 from services.common.runtime.tables import StateTable
 from services.credit import rules

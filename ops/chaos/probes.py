@@ -28,7 +28,8 @@ from kafka.errors import KafkaError
 
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import CreditRecord, Meta, plain, typed
+from schemas.events import CreditRecord, Meta
+from schemas.structs import plain, typed
 from services.credit import rules
 from services.credit.state import CreditState
 from services.readmodel.db import make_engine

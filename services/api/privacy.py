@@ -20,7 +20,8 @@ from typing import TypeVar
 from kafka.errors import KafkaError
 
 from schemas.errors import PublishError, Unavailable
-from schemas.events import AuditRead, Meta, plain
+from schemas.events import AuditRead, Meta
+from schemas.structs import plain
 from services.api.auth import Caller
 from services.api.problems import Problem
 from services.readmodel.rows import SubjectBody

@@ -12,7 +12,8 @@ import uuid
 
 import faust
 
-from schemas.events import CreditRecord, EnforcementAction, plain
+from schemas.events import CreditRecord, EnforcementAction
+from schemas.structs import plain
 from services.common.actions import closes
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.credit import enforcement, rules

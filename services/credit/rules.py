@@ -16,16 +16,7 @@ from typing import Literal, TypeAlias
 from msgspec.structs import replace
 
 from schemas.errors import ConfigError, Reason, Rejected
-from schemas.events import (
-    ActiveCounts,
-    ActiveRecord,
-    ClosedRecord,
-    CreditProfile,
-    CreditRecord,
-    Grade,
-    Meta,
-    Subject,
-)
+from schemas.events import ActiveCounts, ActiveRecord, ClosedRecord, CreditProfile, CreditRecord, Grade, Meta, Subject
 from services.credit.state import CreditRecordState, CreditState, packed_id
 from topics.datafile import check_sources, read_json
 from topics.localtime import local_date

@@ -20,13 +20,12 @@ from schemas.events import (
     CreditProfile,
     EmergencyAck,
     EmergencyDispatch,
-    Event,
     MilestoneReport,
     ProjectPlan,
     SanctionEntry,
     SanctionTracking,
-    typed,
 )
+from schemas.structs import Event, typed
 from services.readmodel.rows import (
     CreditProfileRow,
     EmergencyAckRow,

@@ -23,7 +23,8 @@ from ops.bench.workload import credit_records
 from ops.chaos.probes import oracle_meta, stop_worker
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import CreditRecord, plain, typed
+from schemas.events import CreditRecord
+from schemas.structs import plain, typed
 from services.credit import rules
 from services.credit.state import CreditState
 from services.readmodel.db import make_engine

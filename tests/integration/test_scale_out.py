@@ -43,7 +43,8 @@ from ops.bench.plans import METRICS_OFFSETS, build
 from ops.chaos.probes import Offsets, gauge_samples, latest_by_key, state_counts, stop_worker, wait_until
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import EmergencyAck, EmergencyNotice, MilestoneReport, ProjectPlan, plain, typed
+from schemas.events import EmergencyAck, EmergencyNotice, MilestoneReport, ProjectPlan
+from schemas.structs import plain, typed
 from services.emergency import rules as emergency_rules
 from services.emergency.state import Incident
 from services.readmodel.db import make_engine, migrate

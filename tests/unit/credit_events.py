@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from schemas.events import CreditRecord, EnforcementAction, Meta, plain, typed
+from schemas.events import CreditRecord, EnforcementAction, Meta
+from schemas.structs import plain, typed
 from services.credit import rules
 from services.credit.state import CreditRecordState, CreditState
 

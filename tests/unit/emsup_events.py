@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from schemas.events import EmergencyAck, EmergencyNotice, Event, MilestoneReport, ProjectPlan, typed
+from schemas.events import EmergencyAck, EmergencyNotice, MilestoneReport, ProjectPlan
+from schemas.structs import Event, typed
 
 E = TypeVar("E", bound=Event)
 _AT = datetime(2026, 1, 1, tzinfo=UTC)

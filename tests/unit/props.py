@@ -12,7 +12,8 @@ import msgspec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from schemas.events import CreditProfile, Meta, SanctionFeedback, typed
+from schemas.events import CreditProfile, Meta, SanctionFeedback
+from schemas.structs import typed
 from services.sanctions import feedback
 from services.sanctions.state import ListEntry
 

@@ -10,7 +10,8 @@ from typing import cast
 
 from schemas.catalogue import SchemaCatalogue
 from schemas.codec import encode_payload
-from schemas.events import SupervisionAlert, plain
+from schemas.events import SupervisionAlert
+from schemas.structs import plain
 from services.common.alerts import emit_alert
 from services.common.runtime import Processor
 from topics.catalog import EVENT_TYPES

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 import pytest
 
-from schemas import events
+from schemas import structs
 from schemas.catalogue import SCHEMA_DIR, SchemaCatalogue
 from schemas.codec import encode_payload
 from services.registry import PROCESSORS
@@ -81,7 +81,7 @@ def _agrees(avro: Any, hint: Any) -> bool:
     if kind == "array":
         return typing.get_origin(hint) is list and _agrees(avro["items"], typing.get_args(hint)[0])
     if kind == "record":
-        return hint is events.BY_SCHEMA[avro["name"]]
+        return hint is structs.BY_SCHEMA[avro["name"]]
     return _agrees(kind, hint)
 
 
@@ -92,7 +92,7 @@ def _without_none(args: tuple[Any, ...]) -> Any:
 
 @pytest.mark.parametrize("name", sorted(n for n, s in NAMED.items() if s["type"] == "record"))
 def test_each_struct_has_its_record_s_fields_types_and_defaults(name: str) -> None:
-    schema, struct = NAMED[name], events.BY_SCHEMA[name]
+    schema, struct = NAMED[name], structs.BY_SCHEMA[name]
     hints = typing.get_type_hints(struct)
     fields = {f.name: f for f in msgspec.structs.fields(struct)}
     assert list(fields) == [f["name"] for f in schema["fields"]]
@@ -108,7 +108,7 @@ def test_each_struct_has_its_record_s_fields_types_and_defaults(name: str) -> No
 
 
 def test_every_event_type_has_its_struct() -> None:
-    assert {e.schema for e in EVENT_TYPES.values()} <= set(events.BY_SCHEMA)
+    assert {e.schema for e in EVENT_TYPES.values()} <= set(structs.BY_SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -127,8 +127,8 @@ def test_an_example_event_survives_the_struct_unchanged(clock: ManualClock, even
         "published_at": int(clock.now().timestamp() * 1000),
     }
     decoded = validator.from_json(event_type, body)
-    kind = events.BY_SCHEMA[EVENT_TYPES[event_type].schema]
-    event = events.typed(decoded, kind)
+    kind = structs.BY_SCHEMA[EVENT_TYPES[event_type].schema]
+    event = structs.typed(decoded, kind)
     assert isinstance(event, kind)
     schema = catalogue.parsed(EVENT_TYPES[event_type].schema)
-    assert encode_payload(schema, events.plain(event)) == encode_payload(schema, decoded)
+    assert encode_payload(schema, structs.plain(event)) == encode_payload(schema, decoded)

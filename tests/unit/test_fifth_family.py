@@ -43,7 +43,8 @@ from __future__ import annotations
 import faust
 import msgspec
 
-from schemas.events import Event, Meta
+from schemas.events import Meta
+from schemas.structs import Event
 from services.common.runtime import Record, StreamService, Verdict, run_worker
 from services.registry import processor
 from topics.context import Context
@@ -171,7 +172,7 @@ decoded = codec.decode(wire, kind.schema)
 assert decoded == event and kind.key_of(decoded) == "PING-1"
 validator.check("toy.ping", decoded)
 rules = importlib.import_module(spec.rules)
-from schemas.events import BY_SCHEMA, typed
+from schemas.structs import BY_SCHEMA, typed
 ping = typed(decoded, BY_SCHEMA[kind.schema])
 assert type(ping) is rules.ToyPing
 state, applied = rules.apply(None, ping)

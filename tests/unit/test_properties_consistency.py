@@ -17,7 +17,8 @@ from msgspec.structs import replace
 
 from schemas.convert import to_json
 from schemas.errors import Rejected
-from schemas.events import CreditProfile, Event, SanctionEntry, SanctionFeedback, plain, typed
+from schemas.events import CreditProfile, SanctionEntry, SanctionFeedback
+from schemas.structs import Event, plain, typed
 from services.api import supervision as api
 from services.credit import rules as credit
 from services.credit.state import CreditState

@@ -199,7 +199,8 @@ def test_the_rules_and_the_inbox_read_one_measure_catalogue() -> None:
     from datetime import UTC, datetime
 
     from consumers.inbox import work_item
-    from schemas.events import SanctionEntry, typed
+    from schemas.events import SanctionEntry
+    from schemas.structs import typed
     from topics.measures import catalogue
 
     assert rules.RULES.measures == catalogue()

@@ -17,7 +17,8 @@ from faust.types import TP
 
 from schemas.catalogue import AvroRecord
 from schemas.errors import Reason, Rejected, Unavailable
-from schemas.events import BY_SCHEMA, Event, Meta, plain, typed
+from schemas.events import Meta
+from schemas.structs import BY_SCHEMA, Event, plain, typed
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout, Typed
