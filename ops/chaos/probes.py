@@ -271,24 +271,13 @@ def oracle_of(
         except Rejected:
             refused += 1
     out = {}
-    meta = oracle_meta(now)
+    # only the body counts: an oracle compares profiles without their meta
+    meta = Meta(event_id="", event_type="", source_city="", source_system="", occurred_at=now, published_at=now)
     for sid, state in states.items():
         state, _ = rules.evaluate(state, local_date(now, tz), bump=False)
         body = to_json(plain(rules.profile(state, now, meta)))
         out[sid] = {k: v for k, v in body.items() if k != "meta"}
     return out, refused
-
-
-def oracle_meta(now: datetime) -> Meta:
-    """A profile's meta where only its body counts (an oracle compares profiles without meta)."""
-    return Meta(
-        event_id="oracle",
-        event_type="credit.profile",
-        source_city="",
-        source_system="oracle",
-        occurred_at=now,
-        published_at=now,
-    )
 
 
 def _read_all(ctx: Context, topic: str, idle_ms: int = 1500) -> list[Any]:

@@ -20,19 +20,13 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ops.bench.workload import credit_records
-from ops.chaos.probes import oracle_meta, stop_worker
+from ops.chaos.probes import oracle_of, stop_worker
 from schemas.convert import to_json
-from schemas.errors import Rejected
-from schemas.events import CreditRecord
-from schemas.structs import plain, typed
-from services.credit import rules
-from services.credit.state import CreditState
 from services.readmodel.db import make_engine
 from services.readmodel.tables import credit_profiles
 from tests.integration.conftest import clocked_settings, provisioned, spawn_worker
 from topics.context import Context
 from topics.kafka_auth import client_config
-from topics.localtime import local_date
 from topics.publisher import Prepared, Publisher, producer_config
 from topics.settings import Settings
 
@@ -62,19 +56,8 @@ class Run:
 
 def oracle(ctx: Context, prepared: list[Prepared]) -> dict[str, dict[str, Any]]:
     """The end state by the pure rules, applying each subject's events in publication order."""
-    states: dict[str, CreditState] = {}
-    for p in prepared:
-        event = typed(ctx.codec.decode(p.value, "CreditRecord"), CreditRecord)
-        sid = event.subject.subject_id
-        try:
-            states[sid], _ = rules.apply(states.get(sid), event, ctx.circle.tz)
-        except Rejected:
-            continue
-    out = {}
-    for sid, state in states.items():
-        state, _ = rules.evaluate(state, local_date(NOW, ctx.circle.tz), bump=False)
-        out[sid] = body(to_json(plain(rules.profile(state, NOW, oracle_meta(NOW)))))
-    return out
+    decoded = (ctx.codec.decode(p.value, "CreditRecord") for p in prepared)
+    return oracle_of(decoded, NOW, ctx.circle.tz)[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,13 @@
-"""What became of the input records: a handler's verdict, the outcomes counted, and the progress
-document each input partition keeps in the state (`tables.Progress`)."""
+"""What a handler takes and what became of the input records: the consumed record, the handler's
+verdict, the outcomes counted, and the progress document each input partition keeps in the state
+(`tables.Progress`)."""
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol, TypedDict, TypeVar
+
+from schemas.structs import Event
 
 #: what a handler makes of a decodable record (services/common/runtime/service.py, `Handle`)
 Verdict = Literal["applied", "duplicate"]
@@ -22,3 +26,26 @@ class ProgressDoc(TypedDict):
     duplicate: int
     rejected: int
     reasons: dict[str, int]
+
+
+class Record(Protocol):
+    """One consumed record, as aiokafka's ConsumerRecord carries it (aiokafka is unannotated)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+E = TypeVar("E", bound=Event)
+#: what a processor does with one decoded input event (the Struct of its type): the outcome to count
+Handle = Callable[[Record, E], Awaitable[Verdict]]
+OnBatch = Callable[[list[Record]], Awaitable[None]]

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import faust
 import msgspec
@@ -22,7 +22,7 @@ from schemas.structs import BY_SCHEMA, Event, plain, typed
 from services.common.runtime.app import CHANGELOG_CONFIG, store_options
 from services.common.runtime.delivery import Abandoned, Outputs
 from services.common.runtime.encoding import Layout, Typed
-from services.common.runtime.outcomes import Outcome, ProgressDoc, Verdict
+from services.common.runtime.outcomes import E, Handle, OnBatch, Outcome, ProgressDoc, Record, Verdict
 from services.common.runtime.progress import ProgressCollector
 from services.common.runtime.tables import Progress, StateTable
 from services.common.runtime.transport import Consumer
@@ -37,29 +37,8 @@ from topics.provenance import Signer
 log = logging.getLogger("tongcheng")
 
 
-class Record(Protocol):
-    """One consumed record, as aiokafka's ConsumerRecord carries it (aiokafka is unannotated)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
 D = TypeVar("D")
 S = TypeVar("S", bound=msgspec.Struct)
-E = TypeVar("E", bound=Event)
-#: what a processor does with one decoded input event (the Struct of its type): the outcome to count
-Handle = Callable[[Record, E], Awaitable[Verdict]]
-OnBatch = Callable[[list[Record]], Awaitable[None]]
 
 
 class Processor:

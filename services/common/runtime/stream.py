@@ -11,7 +11,8 @@ import faust
 from schemas.errors import Unavailable
 from services.common.runtime.app import make_app
 from services.common.runtime.delivery import Abandoned
-from services.common.runtime.service import E, Handle, OnBatch, Processor
+from services.common.runtime.outcomes import E, Handle, OnBatch
+from services.common.runtime.service import Processor
 from services.common.runtime.transport import install_batch_handlers
 from topics.catalog import OWNER
 from topics.context import Context
