@@ -11,29 +11,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, get_args
 
 from msgspec.structs import replace
 
 from schemas.errors import ConfigError, Reason, Rejected
-from schemas.events import ActiveCounts, ActiveRecord, ClosedRecord, CreditProfile, CreditRecord, Grade, Meta, Subject
+from schemas.events import (
+    ActiveCounts,
+    ActiveRecord,
+    ClosedRecord,
+    CreditCategory,
+    CreditProfile,
+    CreditRecord,
+    Grade,
+    Meta,
+    Severity,
+    Subject,
+)
 from services.credit.state import CreditRecordState, CreditState, packed_id
 from topics.datafile import check_sources, read_json
 from topics.localtime import local_date
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "credit_rules.json"
-CATEGORIES = {
-    "ADMIN_LICENSE",
-    "ADMIN_PENALTY",
-    "SERIOUS_DISHONESTY_LIST",
-    "COURT_JUDGMENT_DEFAULTER",
-    "ABNORMAL_OPERATION",
-    "CREDIT_COMMITMENT",
-    "CREDIT_EVALUATION",
-    "HONOR",
-    "CONTRACT_PERFORMANCE",
-}
-SEVERITIES = ("NONE", "MINOR", "GENERAL", "SERIOUS")
+#: the categories and severities of the contract (schemas/avro/CreditRecord.avsc, Severity.avsc)
+CATEGORIES: frozenset[str] = frozenset(get_args(CreditCategory))
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 _DURATION = re.compile(r"^P(\d+)([YM])$")
 MAX_EVENT_IDS = 1000  # per subject: redelivery arrives within this horizon
 #: a category's period of publicity: months; months by severity; until the record's `valid_until`;
@@ -82,9 +84,9 @@ class CreditRules:
                 if category not in CATEGORIES:
                     raise ConfigError(f"{where}: unknown category")
                 if isinstance(value, dict):
-                    missing = set(SEVERITIES) - set(value)
-                    if missing:
-                        raise ConfigError(f"{where}: no period for severity {', '.join(sorted(missing))}")
+                    unrated = set(SEVERITIES) - set(value)
+                    if unrated:
+                        raise ConfigError(f"{where}: no period for severity {', '.join(sorted(unrated))}")
                     publicity[category] = {s: _months(v, f"{where}.{s}") for s, v in value.items()}
                 elif value is None or value == "valid_until":
                     publicity[category] = value

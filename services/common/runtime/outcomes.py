@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol, TypedDict, TypeVar
 
 from schemas.structs import Event
+from topics.dlq import Consumed
 
 #: what a handler makes of a decodable record (services/common/runtime/service.py, `Handle`)
 Verdict = Literal["applied", "duplicate"]
@@ -28,19 +29,9 @@ class ProgressDoc(TypedDict):
     reasons: dict[str, int]
 
 
-class Record(Protocol):
+class Record(Consumed, Protocol):
     """One consumed record, as aiokafka's ConsumerRecord carries it (aiokafka is unannotated)."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
