@@ -213,32 +213,11 @@ class SubjectLayout:
     # --- the JSON document format that came before the stored form --------------------------
 
     def to_plain(self, state: CreditState) -> PlainSubject:
-        """The state as the JSON document the subjects table held before its stored form."""
-        return {
-            "subject_id": state.subject_id,
-            "subject_kind": state.subject_kind,
-            "name": state.name,
-            "records": {
-                rid: {
-                    "record_id": r.record_id,
-                    "source_city": r.source_city,
-                    "category": r.category,
-                    "polarity": r.polarity,
-                    "severity": r.severity,
-                    "domain": r.domain,
-                    "decision_no": r.decision_no,
-                    "decision_date": r.decision_date.isoformat(),
-                    "valid_until": r.valid_until.isoformat() if r.valid_until is not None else None,
-                    "publicity_until": r.publicity_until.isoformat() if r.publicity_until is not None else None,
-                    "status": r.status,
-                }
-                for rid, r in state.records.items()
-            },
-            "event_ids": [event_id_of(e) for e in state.event_ids],
-            "revision": state.revision,
-            "grade": state.grade,
-            "active": list(state.active),
-        }
+        """The state as the JSON document the subjects table held before its stored form: its fields
+        in order, dates as ISO strings, event ids as their strings."""
+        ids = tuple(event_id_of(e) for e in state.event_ids)
+        doc: PlainSubject = msgspec.to_builtins(msgspec.structs.replace(state, event_ids=ids))
+        return doc
 
     def from_plain(self, doc: PlainSubject) -> CreditState:
         """A JSON document of the format before the stored form (`to_plain`), as the state."""
